@@ -1,0 +1,27 @@
+#include "map_source.h"
+
+namespace anomalyncd::binding {
+
+io::MapSource mapSourceArg(Job& job, const Napi::Value& value, const std::string& label) {
+  io::MapSource source;
+  source.label = label;
+  if (value.IsString()) {
+    source.path = value.As<Napi::String>().Utf8Value();
+    source.label = "anomaly map '" + source.path + "'";
+    return source;
+  }
+  TensorView view = tensorView(value, label);
+  if (view.shape.size() != 2)
+    throwError(value.Env(), code::kInvalidArgument, label + " must have shape [H, W] (got " +
+                                                        std::to_string(view.shape.size()) + " dimensions)");
+  if (view.shape[0] < 1 || view.shape[1] < 1 || view.shape[0] > (1 << 30) / view.shape[1])
+    throwError(value.Env(), code::kInvalidArgument, label + " must be non-empty and under 2^30 pixels");
+  source.data = view.data;
+  source.dtype = view.dtype;
+  source.height = static_cast<int>(view.shape[0]);
+  source.width = static_cast<int>(view.shape[1]);
+  job.keepAlive(view.owner);
+  return source;
+}
+
+}  // namespace anomalyncd::binding

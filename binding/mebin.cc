@@ -1,0 +1,112 @@
+// binarize(): MEBin over a batch of maps on a worker thread.
+#include <chrono>
+#include <filesystem>
+
+#include "common/parallel.h"
+#include "io/image_io.h"
+#include "map_source.h"
+#include "mebin_options.h"
+
+namespace anomalyncd::binding {
+namespace {
+
+class MebinJob : public Job {
+ public:
+  MebinJob(Napi::Env env, const Napi::Array& maps, const Napi::Object& options) : Job(env, "anomalyncd.mebin") {
+    args_ = mebinArgs(options);
+    wantBinary_ = optBool(options, "returnBinary", true);
+    oracle_ = optBool(options, "oracle", false);
+    writeDir_ = optString(options, "writeDir", "");
+    Napi::Value names = options.Get("names");
+    if (names.IsArray())
+      for (uint32_t i = 0; i < names.As<Napi::Array>().Length(); ++i) names_.push_back(names.As<Napi::Array>().Get(i).ToString().Utf8Value());
+    if (!writeDir_.empty() && names_.size() != maps.Length())
+      throwError(env, code::kInvalidArgument, "writeDir needs one relative file name per map in 'names'");
+    for (uint32_t i = 0; i < maps.Length(); ++i)
+      sources_.push_back(mapSourceArg(*this, maps.Get(i), "maps[" + std::to_string(i) + "]"));
+    if (sources_.empty()) throwError(env, code::kInvalidArgument, "binarize() needs at least one map");
+  }
+
+ protected:
+  void run() override {
+    LoadedMaps loaded = loadMapsForMebin(*this, args_, sources_);
+    maps_ = std::move(loaded.maps);
+    range_ = loaded.range;
+    const std::vector<mebin::MapView>& views = loaded.views;
+    results_.resize(views.size());
+    computeMs_.assign(views.size(), 0.0);
+    std::atomic<size_t> done{0};
+    parallelFor(views.size(), args_.threads, &cancelToken(), [&](size_t i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      results_[i] = oracle_ ? mebin::binarizeOracle(views[i], range_, args_.options)
+                            : mebin::binarize(views[i], range_, args_.options);
+      computeMs_[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (!writeDir_.empty()) writeBinary(i);
+      progress(static_cast<double>(++done), static_cast<double>(views.size()), "mebin");
+    });
+  }
+
+  Napi::Value resolve(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Array range = Napi::Array::New(env, 2);
+    range.Set(0u, range_.minTh);
+    range.Set(1u, range_.maxTh);
+    out.Set("searchRange", range);
+    Napi::Array items = Napi::Array::New(env, results_.size());
+    double totalMs = 0;
+    for (size_t i = 0; i < results_.size(); ++i) {
+      auto& r = results_[i];
+      Napi::Object item = Napi::Object::New(env);
+      item.Set("threshold", r.threshold);
+      item.Set("count", r.count);
+      Napi::Array seq = Napi::Array::New(env, r.sequence.size());
+      for (size_t k = 0; k < r.sequence.size(); ++k) seq.Set(static_cast<uint32_t>(k), r.sequence[k]);
+      item.Set("sequence", seq);
+      item.Set("foreground", static_cast<double>(r.foreground));
+      item.Set("height", maps_[i].rows);
+      item.Set("width", maps_[i].cols);
+      if (wantBinary_) item.Set("binary", externalBuffer(env, std::move(r.binary)));
+      items.Set(static_cast<uint32_t>(i), item);
+      totalMs += computeMs_[i];
+    }
+    out.Set("maps", items);
+    out.Set("msPerMap", totalMs / static_cast<double>(results_.size()));
+    out.Set("warnings", warningsArray(env));
+    return out;
+  }
+
+ private:
+  void writeBinary(size_t i) {
+    const std::filesystem::path path = std::filesystem::path(writeDir_) / names_[i];
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) throw Error(code::kIo, "Cannot create '" + path.parent_path().string() + "': " + ec.message());
+    io::writePngGray(path.string(), cv::Mat(maps_[i].rows, maps_[i].cols, CV_8UC1, results_[i].binary.data()));
+  }
+
+  MebinArgs args_;
+  std::string writeDir_;
+  std::vector<std::string> names_;
+  bool wantBinary_ = true;
+  bool oracle_ = false;
+  std::vector<io::MapSource> sources_;
+  std::vector<cv::Mat> maps_;
+  mebin::Range range_;
+  std::vector<mebin::Result> results_;
+  std::vector<double> computeMs_;
+};
+
+}  // namespace
+
+// mebin(maps: (string|Tensor)[], options, onProgress?) -> {promise, cancel}
+Napi::Value Mebin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throwError(env, code::kInvalidArgument, "maps must be an array");
+  Napi::Object options = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  auto job = std::make_unique<MebinJob>(env, info[0].As<Napi::Array>(), options);
+  Napi::Object handle = job->start(info[2]);
+  job.release();  // the queued AsyncWorker deletes itself when it settles
+  return handle;
+}
+
+}  // namespace anomalyncd::binding

@@ -1,0 +1,212 @@
+#include "napi_util.h"
+
+#include <cmath>
+
+namespace anomalyncd::binding {
+
+Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message) {
+  auto* data = env.GetInstanceData<AddonData>();
+  if (data && !data->errorClass.IsEmpty()) {
+    Napi::Value err = data->errorClass.Call({Napi::String::New(env, code), Napi::String::New(env, message)});
+    if (err.IsObject()) return Napi::Error(env, err);
+  }
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+void throwError(Napi::Env env, const std::string& code, const std::string& message) {
+  throw makeError(env, code, message);
+}
+
+namespace {
+const char* dtypeOf(napi_typedarray_type t) {
+  switch (t) {
+    case napi_uint8_array: return "uint8";
+    case napi_float32_array: return "float32";
+    case napi_float64_array: return "float64";
+    case napi_int32_array: return "int32";
+    case napi_bigint64_array: return "int64";
+    default: return nullptr;
+  }
+}
+}  // namespace
+
+TensorView tensorView(const Napi::Value& value, const std::string& argName) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject()) throwError(env, code::kInvalidArgument, argName + " must be a Tensor");
+  Napi::Object obj = value.As<Napi::Object>();
+  Napi::Value data = obj.Get("data");
+  Napi::Value shape = obj.Get("shape");
+  Napi::Value dtype = obj.Get("dtype");
+  if (!data.IsTypedArray() || !shape.IsArray() || !dtype.IsString())
+    throwError(env, code::kInvalidArgument, argName + " must be a Tensor {dtype, shape, data: TypedArray}");
+  Napi::TypedArray array = data.As<Napi::TypedArray>();
+  TensorView view;
+  const char* actual = dtypeOf(array.TypedArrayType());
+  view.dtype = dtype.As<Napi::String>().Utf8Value();
+  if (!actual || view.dtype != actual)
+    throwError(env, code::kInvalidArgument, argName + ": dtype '" + view.dtype + "' does not match its data array");
+  Napi::Array dims = shape.As<Napi::Array>();
+  int64_t elements = 1;
+  for (uint32_t i = 0; i < dims.Length(); ++i) {
+    Napi::Value d = dims.Get(i);
+    const double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
+    if (!(v >= 0) || std::floor(v) != v) throwError(env, code::kInvalidArgument, argName + ": shape must hold non-negative integers");
+    view.shape.push_back(static_cast<int64_t>(v));
+    elements *= static_cast<int64_t>(v);
+  }
+  if (static_cast<size_t>(elements) != array.ElementLength())
+    throwError(env, code::kInvalidArgument, argName + ": shape holds " + std::to_string(elements) +
+                                                " elements but data has " + std::to_string(array.ElementLength()));
+  view.byteLength = array.ByteLength();
+  view.data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  view.owner = data;
+  return view;
+}
+
+Napi::ArrayBuffer externalBuffer(Napi::Env env, std::vector<uint8_t>&& bytes) {
+  return externalBufferOf<uint8_t>(env, std::move(bytes));
+}
+
+namespace {
+Napi::Value optValue(const Napi::Object& o, const char* key) {
+  return o.Has(key) ? o.Get(key) : o.Env().Undefined();
+}
+}  // namespace
+
+int32_t optInt(const Napi::Object& o, const char* key, int32_t fallback) {
+  Napi::Value v = optValue(o, key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!std::isfinite(d) || std::floor(d) != d || std::fabs(d) > 2147483647.0)
+    throwError(o.Env(), code::kInvalidArgument, std::string("Option '") + key + "' must be an integer");
+  return static_cast<int32_t>(d);
+}
+
+double optDouble(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = optValue(o, key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()))
+    throwError(o.Env(), code::kInvalidArgument, std::string("Option '") + key + "' must be a finite number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool optBool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = optValue(o, key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throwError(o.Env(), code::kInvalidArgument, std::string("Option '") + key + "' must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string optString(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = optValue(o, key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsString()) throwError(o.Env(), code::kInvalidArgument, std::string("Option '") + key + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// ---------------------------------------------------------------------------
+
+Job::Job(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+Job::~Job() = default;
+
+void Job::keepAlive(const Napi::Value& value) { keptAlive_.push_back(Napi::Persistent(value)); }
+
+Napi::Object Job::start(const Napi::Value& onProgress) {
+  Napi::Env env = Env();
+  if (onProgress.IsFunction()) {
+    progress_ = Napi::ThreadSafeFunction::New(env, onProgress.As<Napi::Function>(), "anomalyncd.progress", 0, 1);
+    hasProgress_ = true;
+  }
+  Napi::Object handle = Napi::Object::New(env);
+  handle.Set("promise", deferred_.Promise());
+  // The cancel function owns its own reference to the token, so calling it
+  // after the job has settled (and been deleted) is harmless.
+  CancelTokenPtr token = cancel_;
+  handle.Set("cancel", Napi::Function::New(env, [token](const Napi::CallbackInfo& info) {
+               token->cancel();
+               return info.Env().Undefined();
+             }, "cancel"));
+  Queue();
+  return handle;
+}
+
+void Job::progress(double done, double total, const std::string& stage) {
+  if (!hasProgress_) return;
+  struct Event { double done, total; std::string stage; };
+  auto* event = new Event{done, total, stage};
+  const napi_status status = progress_.NonBlockingCall(event, [](Napi::Env env, Napi::Function cb, Event* e) {
+    try {
+      if (env != nullptr && cb != nullptr)
+        cb.Call({Napi::Number::New(env, e->done), Napi::Number::New(env, e->total), Napi::String::New(env, e->stage)});
+    } catch (...) {
+      // A throwing progress listener must not take the job down with it.
+    }
+    delete e;
+  });
+  if (status != napi_ok) delete event;
+}
+
+Napi::Array Job::warningsArray(Napi::Env env) const {
+  Napi::Array out = Napi::Array::New(env, warnings_.size());
+  for (size_t i = 0; i < warnings_.size(); ++i) out.Set(static_cast<uint32_t>(i), warnings_[i]);
+  return out;
+}
+
+void Job::Execute() {
+  try {
+    cancel_->throwIfCancelled();
+    run();
+  } catch (const Error& e) {
+    errorCode_ = e.code();
+    SetError(e.what());
+  } catch (const std::bad_alloc&) {
+    errorCode_ = code::kInternal;
+    SetError("Out of memory");
+  } catch (const std::exception& e) {
+    // libtorch/OpenCV messages carry backtraces after the first line.
+    std::string message = e.what();
+    const auto cut = message.find("\nException raised from");
+    if (cut != std::string::npos) message.resize(cut);
+    errorCode_ = code::kInternal;
+    SetError(message);
+  } catch (...) {
+    errorCode_ = code::kInternal;
+    SetError("Unknown native error");
+  }
+}
+
+void Job::settle() {
+  if (hasProgress_) {
+    progress_.Release();
+    hasProgress_ = false;
+  }
+  keptAlive_.clear();
+}
+
+void Job::OnOK() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  try {
+    Napi::Value result = resolve(env);
+    settle();
+    deferred_.Resolve(result);
+  } catch (const Napi::Error& e) {
+    settle();
+    deferred_.Reject(e.Value());
+  } catch (const std::exception& e) {
+    settle();
+    deferred_.Reject(makeError(env, code::kInternal, e.what()).Value());
+  }
+}
+
+void Job::OnError(const Napi::Error& e) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  settle();
+  deferred_.Reject(makeError(env, errorCode_.empty() ? code::kInternal : errorCode_, e.Message()).Value());
+}
+
+}  // namespace anomalyncd::binding

@@ -1,0 +1,98 @@
+// N-API plumbing shared by the wrappers: the JS-owned error class, typed
+// tensor views, external result buffers and a Promise-returning job base.
+// Nothing here is called off the main thread except Job::Execute's body.
+#pragma once
+#include <napi.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/error.h"
+
+namespace anomalyncd::binding {
+
+struct AddonData {
+  Napi::FunctionReference errorClass;  // (code, message) => AnomalyNCDError, from ts/errors.ts
+};
+
+// The TS error for `code` when TS has registered its factory, else a plain Error with .code.
+Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message);
+[[noreturn]] void throwError(Napi::Env env, const std::string& code, const std::string& message);
+
+// A borrowed view of a TS Tensor ({dtype, shape, data: TypedArray}). The data
+// stay owned by JS; a Job keeps the TypedArray referenced while it runs.
+struct TensorView {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  void* data = nullptr;
+  size_t byteLength = 0;
+  Napi::Value owner;  // the TypedArray, to be referenced by the job
+};
+TensorView tensorView(const Napi::Value& value, const std::string& argName);
+
+// Hands `bytes` to JS as an ArrayBuffer without copying; V8 is told about the
+// native memory so its GC pressure accounts for it.
+Napi::ArrayBuffer externalBuffer(Napi::Env env, std::vector<uint8_t>&& bytes);
+template <typename T>
+Napi::ArrayBuffer externalBufferOf(Napi::Env env, std::vector<T>&& values) {
+  // The vector moves into a holder that the ArrayBuffer's finalizer frees.
+  struct Holder { std::vector<T> v; };
+  auto* holder = new Holder{std::move(values)};
+  const size_t length = holder->v.size() * sizeof(T);
+  if (length == 0) { delete holder; return Napi::ArrayBuffer::New(env, 0); }
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(length));
+  return Napi::ArrayBuffer::New(env, holder->v.data(), length, [length](Napi::Env e, void*, Holder* h) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(length));
+    delete h;
+  }, holder);
+}
+
+// Options readers that name the option in their errors.
+int32_t optInt(const Napi::Object& o, const char* key, int32_t fallback);
+double optDouble(const Napi::Object& o, const char* key, double fallback);
+bool optBool(const Napi::Object& o, const char* key, bool fallback);
+std::string optString(const Napi::Object& o, const char* key, const std::string& fallback);
+
+// Base of every Promise-returning native call. Derived classes copy their
+// inputs into plain members in the constructor (main thread), do the work in
+// run() (worker thread, no N-API), and build the JS result in resolve().
+class Job : public Napi::AsyncWorker {
+ public:
+  Job(Napi::Env env, const char* name);
+  ~Job() override;
+
+  // {promise, cancel} handed back to TS; queues the job.
+  Napi::Object start(const Napi::Value& onProgress);
+  // Keeps a JS value (an input's owner) alive until the job settles.
+  void keepAlive(const Napi::Value& value);
+  const CancelToken& cancelToken() const { return *cancel_; }
+  // From run(): a note returned with the result (reference behaviours worth knowing).
+  void addWarning(std::string w) { warnings_.push_back(std::move(w)); }
+
+ protected:
+  virtual void run() = 0;
+  virtual Napi::Value resolve(Napi::Env env) = 0;
+  // From run(): report progress to the TS callback, if any (non-blocking).
+  void progress(double done, double total, const std::string& stage = {});
+  Napi::Array warningsArray(Napi::Env env) const;
+
+ private:
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& e) override;
+  void settle();
+
+  Napi::Promise::Deferred deferred_;
+  CancelTokenPtr cancel_ = std::make_shared<CancelToken>();
+  Napi::ThreadSafeFunction progress_;
+  bool hasProgress_ = false;
+  std::vector<Napi::Reference<Napi::Value>> keptAlive_;
+  std::vector<std::string> warnings_;
+  std::string errorCode_;
+};
+
+}  // namespace anomalyncd::binding

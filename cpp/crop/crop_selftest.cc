@@ -1,0 +1,403 @@
+// Standalone check of cpp/crop + cpp/imgproc/pillow_resample against the
+// golden vectors of test/fixtures/make_crop_goldens.py (not part of the library).
+//
+//   g++ -O2 -std=c++17 -I cpp cpp/imgproc/pillow_resample.cc cpp/crop/crop.cc
+//       cpp/crop/crop_selftest.cc $(pkg-config --cflags --libs opencv4) -o /tmp/crop_selftest
+//   /tmp/crop_selftest [test/fixtures/crop_goldens.txt] [--bench]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "common/error.h"
+#include "crop/crop.h"
+#include "imgproc/pillow_resample.h"
+
+using anomalyncd::crop::Box;
+namespace crop = anomalyncd::crop;
+namespace imgproc = anomalyncd::imgproc;
+
+namespace {
+
+int failures = 0;
+int checks = 0;
+
+void fail(const std::string& where, const std::string& what) {
+  ++failures;
+  if (failures <= 50) std::cerr << "FAIL " << where << ": " << what << "\n";
+}
+
+std::vector<uint8_t> fromBase64(const std::string& s) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::vector<uint8_t> out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (char c : s) {
+    const int v = val(c);
+    if (v < 0) continue;  // '=' padding
+    buf = (buf << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<uint8_t>((buf >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+cv::Mat decodePng(const std::string& b64) {
+  const std::vector<uint8_t> bytes = fromBase64(b64);
+  cv::Mat m = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
+  if (m.empty()) throw std::runtime_error("bad PNG in goldens");
+  return m;
+}
+
+std::vector<uint8_t> fromHex(const std::string& s) {
+  std::vector<uint8_t> out(s.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<uint8_t>(std::stoul(s.substr(2 * i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+std::vector<uint32_t> fromHexWords(const std::string& s) {
+  std::vector<uint32_t> out(s.size() / 8);
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<uint32_t>(std::stoul(s.substr(8 * i, 8), nullptr, 16));
+  }
+  return out;
+}
+
+uint32_t bitsOf(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float floatOf(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint64_t fnv1a64(const cv::Mat& m) {
+  uint64_t h = 0xCBF29CE484222325ULL;
+  const cv::Mat c = m.isContinuous() ? m : m.clone();
+  const size_t n = c.total() * c.elemSize();
+  for (size_t i = 0; i < n; ++i) {
+    h ^= c.data[i];
+    h *= 0x100000001B3ULL;
+  }
+  return h;
+}
+
+int64_t byteSum(const cv::Mat& m) {
+  const cv::Mat c = m.isContinuous() ? m : m.clone();
+  int64_t s = 0;
+  const size_t n = c.total() * c.elemSize();
+  for (size_t i = 0; i < n; ++i) s += c.data[i];
+  return s;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string boxStr(const Box& b) {
+  std::ostringstream o;
+  o.precision(17);
+  o << "(" << b.left << "," << b.top << "," << b.right << "," << b.bottom << ")";
+  return o.str();
+}
+
+std::vector<Box> readBoxes(std::istream& in) {
+  size_t n = 0;
+  in >> n;
+  std::vector<Box> boxes(n);
+  for (auto& b : boxes) {
+    std::string t[4];
+    in >> t[0] >> t[1] >> t[2] >> t[3];
+    b = {std::strtod(t[0].c_str(), nullptr), std::strtod(t[1].c_str(), nullptr),
+         std::strtod(t[2].c_str(), nullptr), std::strtod(t[3].c_str(), nullptr)};
+  }
+  return boxes;
+}
+
+void compareBoxes(const std::string& where, const std::vector<Box>& got,
+                  const std::vector<Box>& want) {
+  ++checks;
+  bool same = got.size() == want.size();
+  for (size_t i = 0; same && i < got.size(); ++i) same = got[i] == want[i];
+  if (!same) {
+    std::string g, w;
+    for (const auto& b : got) g += boxStr(b);
+    for (const auto& b : want) w += boxStr(b);
+    fail(where, "boxes " + g + " != " + w);
+  }
+}
+
+bool sameDouble(double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+bool sameFloat(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || bitsOf(a) == bitsOf(b);
+}
+
+void checkBicubic(std::istringstream& in, int index) {
+  int ih, iw, oh, ow;
+  std::string src, dst;
+  in >> ih >> iw >> oh >> ow >> src >> dst;
+  const std::string where = "bicubic#" + std::to_string(index) + " " + std::to_string(ih) + "x" +
+                            std::to_string(iw) + "->" + std::to_string(oh) + "x" +
+                            std::to_string(ow);
+  const std::vector<uint32_t> srcBits = fromHexWords(src), dstBits = fromHexWords(dst);
+  std::vector<float> input(srcBits.size());
+  for (size_t i = 0; i < input.size(); ++i) input[i] = floatOf(srcBits[i]);
+  const std::vector<float> out = imgproc::resizeBicubicF32(input.data(), ih, iw, oh, ow);
+  ++checks;
+  if (out.size() != dstBits.size()) return fail(where, "size");
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (bitsOf(out[i]) != dstBits[i] && bad++ == 0) first = i;
+  }
+  if (bad) {
+    fail(where, std::to_string(bad) + " values differ; first at " + std::to_string(first) +
+                    ": " + std::to_string(out[first]) + " vs " +
+                    std::to_string(floatOf(dstBits[first])));
+  }
+}
+
+void checkBilinear(std::istringstream& in, int index) {
+  int ih, iw, ch, oh, ow;
+  std::string src, kind;
+  in >> ih >> iw >> ch >> oh >> ow >> src >> kind;
+  const std::string where = "bilinear#" + std::to_string(index) + " c" + std::to_string(ch) + " " +
+                            std::to_string(ih) + "x" + std::to_string(iw) + "->" +
+                            std::to_string(oh) + "x" + std::to_string(ow);
+  const cv::Mat img = decodePng(src);
+  if (img.rows != ih || img.cols != iw || img.channels() != ch || !img.isContinuous()) {
+    return fail(where, "decoded input shape");
+  }
+  const std::vector<uint8_t> out = imgproc::resizeBilinearU8(img.data, ih, iw, ch, oh, ow);
+  ++checks;
+  if (kind == "full") {
+    std::string dst;
+    in >> dst;
+    const std::vector<uint8_t> want = fromHex(dst);
+    if (out != want) {
+      size_t i = 0;
+      while (i < out.size() && i < want.size() && out[i] == want[i]) ++i;
+      fail(where, "differs at byte " + std::to_string(i));
+    }
+  } else {
+    std::string fnv;
+    int64_t sum = 0;
+    in >> fnv >> sum;
+    const cv::Mat m(oh, ow, CV_8UC(ch), const_cast<uint8_t*>(out.data()));
+    if (hex64(fnv1a64(m)) != fnv || byteSum(m) != sum) {
+      fail(where, "digest " + hex64(fnv1a64(m)) + "/" + std::to_string(byteSum(m)) + " vs " + fnv +
+                      "/" + std::to_string(sum));
+    }
+  }
+}
+
+void checkMerge(std::istringstream& in) {
+  std::string name, bar;
+  int S;
+  in >> name >> S;
+  const std::vector<Box> boxes = readBoxes(in);
+  in >> bar;
+  const std::vector<Box> want = readBoxes(in);
+  compareBoxes("merge " + name, crop::mergeBoxes(boxes, S), want);
+}
+
+void checkExtract(std::istringstream& head, std::istream& file) {
+  std::string name, imgB64, binB64, rawB64;
+  int minTh, maxTh, est;
+  head >> name >> minTh >> maxTh >> est >> imgB64 >> binB64 >> rawB64;
+  const std::string where = "extract " + name;
+  const cv::Mat image = decodePng(imgB64), binary = decodePng(binB64), raw = decodePng(rawB64);
+
+  std::vector<Box> regions, merged, kept;
+  struct WantCrop {
+    int h, w;
+    int64_t area;
+    std::string maxF32, score, imgFnv, maskFnv;
+    int64_t imgSum, maskSum;
+  };
+  std::vector<WantCrop> crops;
+  std::string line;
+  while (std::getline(file, line) && line != "end") {
+    std::istringstream in(line);
+    std::string tag;
+    in >> tag;
+    if (tag == "regions") regions = readBoxes(in);
+    else if (tag == "merged") merged = readBoxes(in);
+    else if (tag == "kept") kept = readBoxes(in);
+    else if (tag == "crop") {
+      WantCrop c;
+      in >> c.h >> c.w >> c.area >> c.maxF32 >> c.score >> c.imgFnv >> c.imgSum >> c.maskFnv >>
+          c.maskSum;
+      crops.push_back(c);
+    }
+  }
+
+  // Stage by stage first, so a failure points at the step.
+  const cv::Mat full = crop::storageRoundTrip(crop::resizeNearest(binary, image.rows, image.cols));
+  const std::vector<Box> gotRegions = crop::regionBoxes(full);
+  compareBoxes(where + " regions", gotRegions, regions);
+  const int S = std::max({image.rows, image.cols, 3});
+  const std::vector<Box> gotMerged = crop::mergeBoxes(gotRegions, S);
+  compareBoxes(where + " merged", gotMerged, merged);
+  compareBoxes(where + " kept", crop::keepMain(gotMerged, est), kept);
+
+  const crop::Regions r = crop::extractRegions(image, binary, raw, minTh, maxTh, est);
+  compareBoxes(where + " boxes", r.boxes, kept);
+  ++checks;
+  if (r.crops.size() != crops.size()) return fail(where, "crop count");
+  for (size_t i = 0; i < crops.size(); ++i) {
+    const crop::Crop& g = r.crops[i];
+    const WantCrop& w = crops[i];
+    const std::string at = where + " crop" + std::to_string(i);
+    ++checks;
+    if (g.image.rows != w.h || g.image.cols != w.w || g.mask.rows != w.h || g.mask.cols != w.w) {
+      fail(at, "size " + std::to_string(g.image.rows) + "x" + std::to_string(g.image.cols));
+      continue;
+    }
+    if (!g.image.isContinuous() || !g.mask.isContinuous() || g.image.type() != image.type() ||
+        g.mask.type() != CV_8UC1 || g.image.data == image.data) {
+      fail(at, "crop storage");
+    }
+    if (g.maskArea != w.area) fail(at, "maskArea " + std::to_string(g.maskArea));
+    if (hex64(fnv1a64(g.image)) != w.imgFnv || byteSum(g.image) != w.imgSum) fail(at, "image");
+    if (hex64(fnv1a64(g.mask)) != w.maskFnv || byteSum(g.mask) != w.maskSum) fail(at, "mask");
+    const float wantMax = floatOf(static_cast<uint32_t>(std::stoul(w.maxF32, nullptr, 16)));
+    const double wantScore = std::strtod(w.score.c_str(), nullptr);
+    if (!sameFloat(g.score, wantMax / 255.0f)) fail(at, "score " + std::to_string(g.score));
+    if (!sameDouble(g.scoreF64, wantScore)) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.17g vs %.17g", g.scoreF64, wantScore);
+      fail(at, std::string("scoreF64 ") + buf);
+    }
+  }
+}
+
+void checkErrors() {
+  auto expectThrow = [](const char* what, auto fn) {
+    ++checks;
+    try {
+      fn();
+      fail(what, "no exception");
+    } catch (const anomalyncd::Error& e) {
+      if (e.code() != anomalyncd::code::kInvalidArgument) fail(what, "code " + e.code());
+    }
+  };
+  const float f = 0;
+  const uint8_t u = 0;
+  expectThrow("bicubic 0 size", [&] { imgproc::resizeBicubicF32(&f, 1, 1, 0, 1); });
+  expectThrow("bilinear 0 size", [&] { imgproc::resizeBilinearU8(&u, 0, 1, 1, 1, 1); });
+  expectThrow("bilinear channels 4", [&] { imgproc::resizeBilinearU8(&u, 1, 1, 4, 1, 1); });
+  expectThrow("bilinear channels 2", [&] { imgproc::resizeBilinearU8(&u, 1, 1, 2, 1, 1); });
+  const cv::Mat img(10, 10, CV_8UC3, cv::Scalar::all(0)), map(5, 5, CV_8UC1, cv::Scalar(0));
+  expectThrow("range", [&] { crop::extractRegions(img, map, map, 10, 5, 0); });
+  expectThrow("est", [&] { crop::extractRegions(img, map, map, 0, 5, -1); });
+  const cv::Mat three = (cv::Mat_<uint8_t>(1, 3) << 0, 1, 2);
+  expectThrow("3-valued", [&] { crop::storageRoundTrip(three); });
+}
+
+void bench() {
+  const int H = 1024, W = 1024, M = 256;
+  cv::Mat image(H, W, CV_8UC3);
+  cv::randu(image, 0, 256);
+  cv::Mat raw(M, M, CV_8UC1);
+  cv::GaussianBlur([&] {
+    cv::Mat n(M, M, CV_8UC1);
+    cv::randu(n, 0, 60);
+    return n;
+  }(), raw, cv::Size(9, 9), 3);
+  cv::Mat binary = cv::Mat::zeros(M, M, CV_8UC1);
+  const int blobs[][3] = {{40, 50, 12}, {180, 60, 20}, {120, 200, 8}, {200, 210, 15}, {60, 140, 5}};
+  for (const auto& b : blobs) {
+    cv::circle(binary, cv::Point(b[1], b[0]), b[2], cv::Scalar(255), cv::FILLED);
+    cv::circle(raw, cv::Point(b[1], b[0]), b[2] + 3, cv::Scalar(230), cv::FILLED);
+  }
+  std::vector<double> ms;
+  size_t crops = 0;
+  for (int i = 0; i < 15; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const crop::Regions r = crop::extractRegions(image, binary, raw, 40, 255, 5);
+    const auto t1 = std::chrono::steady_clock::now();
+    crops = r.crops.size();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::vector<float> f(static_cast<size_t>(M) * M, 1.0f);
+  std::vector<double> rs;
+  for (int i = 0; i < 15; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    volatile float sink = imgproc::resizeBicubicF32(f.data(), M, M, H, W)[0];
+    (void)sink;
+    rs.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                     .count());
+  }
+  std::sort(rs.begin(), rs.end());
+  std::printf("bench extractRegions 1024x1024 RGB, 256x256 map, %zu crops: median %.2f ms "
+              "(min %.2f, max %.2f); bicubic 256->1024 alone: median %.2f ms\n",
+              crops, ms[ms.size() / 2], ms.front(), ms.back(), rs[rs.size() / 2]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string path = "test/fixtures/crop_goldens.txt";
+  bool doBench = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--bench") doBench = true;
+    else path = argv[i];
+  }
+  std::ifstream file(path);
+  if (!file) {
+    std::cerr << "cannot open " << path << "\n";
+    return 2;
+  }
+  int nBicubic = 0, nBilinear = 0, nMerge = 0, nExtract = 0;
+  std::string line;
+  try {
+    while (std::getline(file, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream in(line);
+      std::string tag;
+      in >> tag;
+      if (tag == "bicubic") checkBicubic(in, nBicubic++);
+      else if (tag == "bilinear") checkBilinear(in, nBilinear++);
+      else if (tag == "merge") ++nMerge, checkMerge(in);
+      else if (tag == "extract") ++nExtract, checkExtract(in, file);
+      else throw std::runtime_error("unknown record " + tag);
+    }
+    checkErrors();
+  } catch (const std::exception& e) {
+    std::cerr << "exception: " << e.what() << "\n";
+    return 1;
+  }
+  std::printf("cases: %d bicubic, %d bilinear, %d merge, %d extract; %d checks, %d failures\n",
+              nBicubic, nBilinear, nMerge, nExtract, checks, failures);
+  if (doBench) bench();
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,77 @@
+// MEBin (Main Element Binarization), SPEC section 2: sweep thresholds over a
+// per-map normalisation, count 8-connected components of the eroded masks,
+// pick the end of the longest stable run, binarise the raw map with it.
+//
+// Two implementations with identical results:
+//  * binarize()       — single pass: min-filter + per-value sweep index +
+//                       incremental union-find (all counts in one pass);
+//  * binarizeOracle() — the reference recipe with OpenCV, one threshold at a
+//                       time; slow, kept as the test oracle.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace anomalyncd::mebin {
+
+struct Options {
+  int sampleRate = 4;      // threshold step on the normalised 0..255 scale (1..255)
+  int minIntervalLen = 4;  // shortest run of equal counts that is "stable" (>= 1)
+  bool erode = true;       // 6x6 all-ones erosion before counting / in the final map
+};
+
+// Category-wide search range in raw uint8 units (SPEC 2.1). Explicit ranges may
+// leave map values below minTh (normalised to 0) or above maxTh (normalised
+// above 255); both are handled. minTh == maxTh makes every map fall back.
+struct Range {
+  int minTh = 0;
+  int maxTh = 0;
+};
+
+// Row-major, contiguous uint8 map; not owned.
+struct MapView {
+  const uint8_t* data = nullptr;
+  int height = 0;
+  int width = 0;
+};
+
+// Largest value of one map. Throws Error(kInvalidArgument) on a bad view.
+int mapMax(const MapView& map);
+
+// SPEC 2.1: minTh = smallest per-map maximum, maxTh = largest per-map maximum.
+// Throws Error(kInvalidArgument) on an empty list or a bad view.
+Range searchRange(const std::vector<MapView>& maps);
+
+// SPEC 2.3: t_i = 255 - sampleRate * i while t_i > 0 (64 values for rate 4).
+std::vector<int> sweepThresholds(const Options& options);
+
+struct Selection {
+  int est = 0;          // estimated anomaly count (component count of the chosen run)
+  int threshold = 255;  // raw uint8 threshold for the final `a > threshold` test
+  int endIndex = -1;    // sweep index of the chosen run's end; -1 on fallback
+  bool fallback = true; // no stable run: threshold 255, est 0, empty map
+};
+
+// SPEC 2.4 on a full count sequence (length == sweepThresholds(options).size()).
+Selection selectThreshold(const std::vector<int>& counts, const Range& range,
+                          const Options& options);
+
+struct Result {
+  int threshold = 255;        // raw threshold used for the final map
+  int count = 0;              // est (== component count of `binary`)
+  std::vector<int> sequence;  // component count per sweep threshold
+  std::vector<uint8_t> binary;  // height*width, 0/255, after erosion (SPEC 2.5)
+  int64_t foreground = 0;     // number of 255 pixels in `binary`
+};
+
+// Fast single-pass implementation.
+Result binarize(const MapView& map, const Range& range, const Options& options);
+
+// Per-threshold reference implementation using OpenCV (test oracle).
+Result binarizeOracle(const MapView& map, const Range& range, const Options& options);
+
+// Argument checks shared by the entry points (throw Error(kInvalidArgument)).
+void validateOptions(const Options& options);
+void validateRange(const Range& range);
+void validateMap(const MapView& map);
+
+}  // namespace anomalyncd::mebin

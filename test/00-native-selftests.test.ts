@@ -1,0 +1,31 @@
+// The C++ stages' own self-tests (built beside the addon by CMake): golden
+// vectors from the reference Python (crop, Pillow resampling) and the
+// single-pass MEBin against its per-threshold OpenCV oracle.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from './helpers.js';
+
+function run(name: string, args: string[]): { status: number | null; out: string } {
+  const exe = join(repoRoot, 'build', name);
+  if (!existsSync(exe)) throw new Error(`${exe} is missing: build with \`npx cmake-js compile\` (ANOMALYNCD_SELFTESTS=ON)`);
+  const r = spawnSync(exe, args, { cwd: repoRoot, encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+test('MEBin: SPEC 2.7 tables, raw-threshold equivalence and 3000 random maps against the OpenCV oracle', (t) => {
+  const r = run('mebin_selftest', ['3000']);
+  t.is(r.status, 0, r.out);
+  t.regex(r.out, /random fast vs oracle: 3000 cases, 0 mismatches/);
+  t.regex(r.out, /ALL PASSED/);
+});
+
+test('cropping and Pillow resampling match the reference goldens bit for bit', (t) => {
+  const r = run('crop_selftest', [join(repoRoot, 'test', 'fixtures', 'crop_goldens.txt')]);
+  t.is(r.status, 0, r.out);
+  const m = /cases: (\d+) bicubic, (\d+) bilinear, (\d+) merge, (\d+) extract; (\d+) checks, (\d+) failures/.exec(r.out);
+  t.truthy(m, r.out);
+  t.is(m![6], '0');
+  t.true(Number(m![4]) >= 20 && Number(m![3]) >= 30);
+});

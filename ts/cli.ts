@@ -1,0 +1,339 @@
+#!/usr/bin/env node
+/**
+ * The `anomalyncd` command line.
+ *
+ * Exit codes: 0 success, 2 usage or invalid argument, 3 bad input data or
+ * unreadable/unwritable files, 4 bad checkpoint, 130 aborted (Ctrl-C),
+ * 1 internal failure.
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { AnomalyNCDError, InvalidArgumentError } from './errors.js';
+import { listPngs, readManifest, stagingDir, writeFileAtomic } from './files.js';
+import { binarize, type BinarizeOptions, type MebinOptions } from './mebin.js';
+import { packageRoot } from './native.js';
+import { extractRegions, type ExtractRegionsOptions, type RegionsResult } from './regions.js';
+import { generateSynthetic } from './synthetic.js';
+import { nativeVersions } from './versions.js';
+import type { Progress } from './jobs.js';
+
+type Flags = Map<string, string | true>;
+
+/** Parses `--flag value`, `--flag=value` and boolean `--flag`. */
+function parseFlags(args: string[], booleans: ReadonlySet<string>): Flags {
+  const flags: Flags = new Map();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) throw new InvalidArgumentError(`Unexpected argument '${arg}'`);
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    if (eq >= 0) flags.set(name, arg.slice(eq + 1));
+    else if (booleans.has(name)) flags.set(name, true);
+    else {
+      const value = args[++i];
+      if (value === undefined) throw new InvalidArgumentError(`--${name} needs a value`);
+      flags.set(name, value);
+    }
+  }
+  return flags;
+}
+
+function allow(flags: Flags, allowed: readonly string[], command: string): void {
+  for (const name of flags.keys())
+    if (!allowed.includes(name)) throw new InvalidArgumentError(`'anomalyncd ${command}' has no option --${name} (options: ${allowed.map((a) => '--' + a).join(' ')})`);
+}
+
+function str(flags: Flags, name: string, required: true): string;
+function str(flags: Flags, name: string, required?: false): string | undefined;
+function str(flags: Flags, name: string, required = false): string | undefined {
+  const v = flags.get(name);
+  if (v === true) throw new InvalidArgumentError(`--${name} needs a value`);
+  if (v === undefined && required) throw new InvalidArgumentError(`--${name} is required`);
+  return v;
+}
+
+function int(flags: Flags, name: string): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v)) throw new InvalidArgumentError(`--${name} must be an integer (got '${v}')`);
+  return Number(v);
+}
+
+const MEBIN_FLAGS = ['sample-rate', 'min-interval', 'no-erode', 'range', 'threads'] as const;
+
+function mebinOptions(flags: Flags): MebinOptions & { threads?: number } {
+  const options: MebinOptions & { threads?: number } = {};
+  const sampleRate = int(flags, 'sample-rate');
+  const minInterval = int(flags, 'min-interval');
+  const threads = int(flags, 'threads');
+  if (sampleRate !== undefined) options.sampleRate = sampleRate;
+  if (minInterval !== undefined) options.minIntervalLen = minInterval;
+  if (threads !== undefined) options.threads = threads;
+  if (flags.has('no-erode')) options.erode = false;
+  const range = str(flags, 'range');
+  if (range !== undefined) {
+    const m = /^(\d+),(\d+)$/.exec(range);
+    if (!m) throw new InvalidArgumentError(`--range must be MIN,MAX (got '${range}')`);
+    options.range = [Number(m[1]), Number(m[2])];
+  }
+  return options;
+}
+
+/** A one-line progress bar on stderr when it is a terminal. */
+function progressBar(label: string): ((p: Progress) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return ({ done, total }) => {
+    const width = 30;
+    const filled = Math.round((done / Math.max(total, 1)) * width);
+    process.stderr.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
+    if (done >= total) process.stderr.write('\n');
+  };
+}
+
+function warn(warnings: readonly string[]): void {
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+}
+
+function timingTable(rows: [string, number][]): string {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return ['stage'.padEnd(width) + '  ms', ...rows.map(([name, ms]) => `${name.padEnd(width)}  ${ms.toFixed(3)}`)].join('\n');
+}
+
+const controller = new AbortController();
+
+async function cmdMebin(args: string[]): Promise<void> {
+  const flags = parseFlags(args, new Set(['no-erode', 'json']));
+  allow(flags, ['maps', 'out', 'binary-out', 'json', ...MEBIN_FLAGS], 'mebin');
+  const mapsDir = resolve(str(flags, 'maps', true));
+  const out = resolve(str(flags, 'out', true));
+  const files = await listPngs(mapsDir);
+  if (files.length === 0) throw new InvalidArgumentError(`No .png maps under '${mapsDir}'`);
+  const binaryOut = str(flags, 'binary-out');
+  const staging = binaryOut !== undefined ? await stagingDir(resolve(binaryOut)) : undefined;
+  try {
+    const options: BinarizeOptions = { ...mebinOptions(flags), returnBinary: false, signal: controller.signal };
+    const bar = progressBar('mebin');
+    if (bar) options.onProgress = bar;
+    if (staging) {
+      options.binaryDir = staging.path;
+      options.binaryNames = files;
+    }
+    const result = await binarize(
+      files.map((f) => join(mapsDir, f)),
+      options,
+    );
+    warn(result.warnings);
+    const json = {
+      searchRange: result.searchRange,
+      maps: result.maps.map((m, i) => ({ path: files[i], threshold: m.threshold, count: m.count, sequence: m.sequence, foreground: m.foreground })),
+      timings: { mebinMsPerMap: result.timings.mebinMsPerMap },
+    };
+    await writeFileAtomic(out, JSON.stringify(json, null, 1) + '\n');
+    await staging?.commit();
+    if (flags.has('json')) process.stdout.write(JSON.stringify({ out, maps: files.length, timings: json.timings }) + '\n');
+    else {
+      process.stdout.write(`${files.length} maps binarised, search range [${result.searchRange.join(', ')}] -> ${out}\n`);
+      process.stdout.write(timingTable([['mebin (per map)', result.timings.mebinMsPerMap]]) + '\n');
+    }
+  } catch (e) {
+    await staging?.discard();
+    throw e;
+  }
+}
+
+/** regions.json as the CLI contract describes it. */
+function regionsJson(result: RegionsResult, rows: { image: string; map: string }[], cropPrefix: string) {
+  return {
+    searchRange: result.searchRange,
+    items: result.items.map((item, i) => ({
+      image: rows[i]!.image,
+      map: rows[i]!.map,
+      threshold: item.threshold,
+      count: item.count,
+      sequence: item.sequence,
+      boxes: item.boxes,
+      crops: item.crops.map((c) => ({
+        image: `${cropPrefix}/${c.imageFile}`,
+        mask: `${cropPrefix}/${c.maskFile}`,
+        maskArea: c.maskArea,
+        score: c.score,
+      })),
+    })),
+    timings: { mebinMsPerMap: result.timings.mebinMsPerMap, cropMsPerImage: result.timings.cropMsPerImage },
+  };
+}
+
+/** Stem up to the first dot, as the reference names crop files. */
+function stemOf(path: string): string {
+  const name = basename(path);
+  const dot = name.indexOf('.');
+  return (dot > 0 ? name.slice(0, dot) : name).replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+async function cmdRegions(args: string[]): Promise<void> {
+  const flags = parseFlags(args, new Set(['no-erode', 'json']));
+  allow(flags, ['manifest', 'out', 'json', ...MEBIN_FLAGS], 'regions');
+  const rows = await readManifest(resolve(str(flags, 'manifest', true)));
+  if (rows.length === 0) throw new InvalidArgumentError('The manifest lists no (image, map) pairs');
+  const outDir = resolve(str(flags, 'out', true));
+  const staging = await stagingDir(outDir);
+  try {
+    const options: ExtractRegionsOptions = {
+      ...mebinOptions(flags),
+      returnPixels: false,
+      cropDir: join(staging.path, 'crops'),
+      names: rows.map((r, i) => `${String(i).padStart(5, '0')}_${stemOf(r.image)}`),
+      signal: controller.signal,
+    };
+    const bar = progressBar('regions');
+    if (bar) options.onProgress = bar;
+    const result = await extractRegions(
+      rows.map((r) => r.imagePath),
+      rows.map((r) => r.mapPath),
+      options,
+    );
+    warn(result.warnings);
+    const json = regionsJson(result, rows, 'crops');
+    await writeFileAtomic(join(staging.path, 'regions.json'), JSON.stringify(json, null, 1) + '\n');
+    await staging.commit();
+    const crops = result.items.reduce((n, it) => n + it.crops.length, 0);
+    if (flags.has('json')) process.stdout.write(JSON.stringify({ out: join(outDir, 'regions.json'), items: rows.length, crops, timings: json.timings }) + '\n');
+    else {
+      process.stdout.write(`${rows.length} images -> ${crops} crops, search range [${result.searchRange.join(', ')}] -> ${outDir}\n`);
+      process.stdout.write(
+        timingTable([
+          ['mebin (per map)', result.timings.mebinMsPerMap],
+          ['crop (per image)', result.timings.cropMsPerImage],
+        ]) + '\n',
+      );
+    }
+  } catch (e) {
+    await staging.discard();
+    throw e;
+  }
+}
+
+async function cmdDemo(args: string[]): Promise<void> {
+  const flags = parseFlags(args, new Set(['json']));
+  allow(flags, ['per-type', 'size', 'seed', 'threads', 'json'], 'demo');
+  const started = performance.now();
+  const perType = int(flags, 'per-type');
+  const size = int(flags, 'size');
+  const seed = int(flags, 'seed');
+  const threads = int(flags, 'threads');
+  const samples = generateSynthetic({
+    ...(perType !== undefined ? { perType } : {}),
+    ...(size !== undefined ? { size } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+  });
+  const generatedMs = performance.now() - started;
+  const options: ExtractRegionsOptions = { signal: controller.signal, ...(threads !== undefined ? { threads } : {}) };
+  nativeVersions(); // load the addon (and libtorch) outside the timed region
+  const bar = progressBar('regions');
+  if (bar) options.onProgress = bar;
+  const t0 = performance.now();
+  const result = await extractRegions(
+    samples.map((s) => s.image),
+    samples.map((s) => s.map),
+    options,
+  );
+  const wallMs = performance.now() - t0;
+  warn(result.warnings);
+  const byLabel = new Map<string, { images: number; crops: number; est: number }>();
+  result.items.forEach((item, i) => {
+    const e = byLabel.get(samples[i]!.label) ?? { images: 0, crops: 0, est: 0 };
+    e.images++;
+    e.crops += item.crops.length;
+    e.est += item.count;
+    byLabel.set(samples[i]!.label, e);
+  });
+  const summary = {
+    images: samples.length,
+    searchRange: result.searchRange,
+    perLabel: Object.fromEntries(byLabel),
+    timings: {
+      generateMs: generatedMs,
+      mebinMsPerMap: result.timings.mebinMsPerMap,
+      cropMsPerImage: result.timings.cropMsPerImage,
+      wallMs,
+    },
+  };
+  if (flags.has('json')) {
+    process.stdout.write(JSON.stringify(summary) + '\n');
+    return;
+  }
+  process.stdout.write(`anomalyncd demo: ${samples.length} synthetic images (embedded generator, no download)\n`);
+  process.stdout.write(`MEBin search range [${result.searchRange.join(', ')}]\n\nlabel    images  crops  mean est\n`);
+  for (const [label, e] of byLabel)
+    process.stdout.write(`${label.padEnd(8)} ${String(e.images).padStart(6)} ${String(e.crops).padStart(6)} ${(e.est / e.images).toFixed(2).padStart(9)}\n`);
+  process.stdout.write(
+    '\n' +
+      timingTable([
+        ['generate (all)', generatedMs],
+        ['mebin (per map)', result.timings.mebinMsPerMap],
+        ['crop (per image)', result.timings.cropMsPerImage],
+        ['mebin+crop wall (all)', wallMs],
+      ]) +
+      '\n',
+  );
+}
+
+const USAGE = `anomalyncd <command> [options]
+
+Commands:
+  demo     [--per-type N] [--size PX] [--seed S] [--threads T] [--json]
+           MEBin + cropping over a synthetic sample generated in process; prints per-stage ms.
+  mebin    --maps DIR --out FILE.json [--binary-out DIR] [--sample-rate 4] [--min-interval 4]
+           [--no-erode] [--range MIN,MAX] [--threads T] [--json]
+  regions  --manifest FILE.csv --out DIR [MEBin options] [--threads T] [--json]
+
+Exit codes: 0 ok, 2 usage/invalid argument, 3 bad input or file error, 4 bad checkpoint, 130 aborted, 1 internal error.
+`;
+
+export function exitCodeFor(error: unknown): number {
+  if (!(error instanceof AnomalyNCDError)) return 1;
+  switch (error.code) {
+    case 'ERR_INVALID_ARGUMENT': return 2;
+    case 'ERR_BAD_INPUT':
+    case 'ERR_IO': return 3;
+    case 'ERR_CHECKPOINT': return 4;
+    case 'ERR_ABORTED': return 130;
+    default: return 1;
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  process.once('SIGINT', () => controller.abort());
+  try {
+    switch (command) {
+      case 'mebin': await cmdMebin(rest); break;
+      case 'regions': await cmdRegions(rest); break;
+      case 'demo': await cmdDemo(rest); break;
+      case '--version':
+      case 'version': {
+        const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };
+        process.stdout.write(pkg.version + '\n');
+        break;
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        break;
+      default:
+        process.stderr.write(`anomalyncd: unknown command '${command}'\n\n${USAGE}`);
+        return 2;
+    }
+    return 0;
+  } catch (e) {
+    const code = e instanceof AnomalyNCDError ? e.code : 'ERR_INTERNAL';
+    process.stderr.write(`anomalyncd: ${code}: ${(e as Error).message ?? String(e)}\n`);
+    if (!(e instanceof AnomalyNCDError) && (e as Error).stack) process.stderr.write(`${(e as Error).stack}\n`);
+    return exitCodeFor(e);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

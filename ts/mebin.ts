@@ -1,0 +1,134 @@
+/**
+ * MEBin (Main Element Binarization, SPEC §2): binarise anomaly maps with one
+ * category-wide threshold search range.
+ * @module
+ */
+import { InvalidArgumentError } from './errors.js';
+import { checkBool, checkInt, runJob, threadCount, type JobOptions } from './jobs.js';
+import { addon } from './native.js';
+import { isTensorLike, Tensor } from './tensor.js';
+import type { RawMebinOptions, RawTensor } from './addon-types.js';
+
+/**
+ * An anomaly map: a path to an 8-bit grayscale image file, a uint8 Tensor
+ * [H, W] in raw map units, or a float32/float64 Tensor [H, W] (the float maps
+ * of one call are min-max normalised together to 0..255, as the reference's
+ * export recipe does).
+ */
+export type MapInput = string | Tensor;
+
+/** MEBin parameters (SPEC §2; defaults as the reference). */
+export interface MebinOptions {
+  /** Step between swept thresholds on the normalised 0..255 scale (default 4: 64 thresholds). */
+  sampleRate?: number;
+  /** Shortest run of equal component counts that is stable (default 4). */
+  minIntervalLen?: number;
+  /** 6x6 erosion before counting and in the final map (default true). */
+  erode?: boolean;
+  /**
+   * Explicit search range `[min, max]` in raw map units, e.g. the range saved
+   * from a reference set, to binarise new maps one at a time (SPEC T31). By
+   * default the range comes from the per-map maxima of the maps given.
+   */
+  range?: [number, number];
+}
+
+/** One binarised map. */
+export interface MebinMap {
+  /** Raw threshold: foreground is `value > threshold` (255 on fallback). */
+  threshold: number;
+  /** Estimated anomaly count (`est`, 0 on fallback). */
+  count: number;
+  /** Component count at each swept threshold, threshold 255 first. */
+  sequence: number[];
+  /** Number of foreground pixels of the binary map. */
+  foreground: number;
+  /** The binary map, 0/255, [H, W] (unless `returnBinary: false`). */
+  binary?: Tensor<'uint8'>;
+}
+
+/** Result of {@link binarize}. */
+export interface BinarizeResult {
+  /** `[min, max]` used for every map. */
+  searchRange: [number, number];
+  maps: MebinMap[];
+  timings: { /** Mean compute time per map (decoding excluded). */ mebinMsPerMap: number };
+  /** Reference behaviours worth knowing about (degenerate range, 1x1 maps, ...). */
+  warnings: string[];
+}
+
+/** Options of {@link binarize}. */
+export interface BinarizeOptions extends MebinOptions, JobOptions {
+  /** Return the binary maps (default true). */
+  returnBinary?: boolean;
+  /** Use the plain per-threshold OpenCV implementation (the test oracle; slow). */
+  oracle?: boolean;
+  /** Also write each binary map (0/255 PNG) to `binaryDir/<binaryNames[i]>`. */
+  binaryDir?: string;
+  /** Relative file names (may contain '/') for `binaryDir`, one per map. */
+  binaryNames?: readonly string[];
+}
+
+/** Validates MEBin options into the raw form. @internal */
+export function mebinRawOptions(options: MebinOptions & JobOptions): RawMebinOptions {
+  const raw: RawMebinOptions = { threads: threadCount(options.threads) };
+  const sampleRate = checkInt('sampleRate', options.sampleRate, 1, 255);
+  const minIntervalLen = checkInt('minIntervalLen', options.minIntervalLen, 1, 255);
+  const erode = checkBool('erode', options.erode);
+  if (sampleRate !== undefined) raw.sampleRate = sampleRate;
+  if (minIntervalLen !== undefined) raw.minIntervalLen = minIntervalLen;
+  if (erode !== undefined) raw.erode = erode;
+  if (options.range !== undefined) {
+    const r = options.range;
+    if (!Array.isArray(r) || r.length !== 2 || !r.every((v) => Number.isInteger(v) && v >= 0 && v <= 255) || r[0] >= r[1])
+      throw new InvalidArgumentError(`Option 'range' must be [min, max] with integers 0 <= min < max <= 255 (got ${JSON.stringify(r)})`);
+    raw.range = [r[0], r[1]];
+  }
+  return raw;
+}
+
+/** Checks a map argument. @internal */
+export function rawMap(value: unknown, label: string): string | RawTensor {
+  if (typeof value === 'string') {
+    if (value.length === 0) throw new InvalidArgumentError(`${label} is an empty path`);
+    return value;
+  }
+  if (!isTensorLike(value)) throw new InvalidArgumentError(`${label} must be a file path or a Tensor [H, W]`);
+  if (value.shape.length !== 2) throw new InvalidArgumentError(`${label} must have shape [H, W] (got [${value.shape.join(', ')}])`);
+  if (!['uint8', 'float32', 'float64'].includes(value.dtype))
+    throw new InvalidArgumentError(`${label} has dtype ${value.dtype}; expected uint8, float32 or float64`);
+  return value;
+}
+
+/**
+ * Binarises a set of anomaly maps with MEBin on worker threads. The search
+ * range comes from the whole set (SPEC §2.1) unless `range` is given.
+ */
+export async function binarize(maps: readonly MapInput[], options: BinarizeOptions = {}): Promise<BinarizeResult> {
+  if (!Array.isArray(maps) || maps.length === 0) throw new InvalidArgumentError('binarize() needs a non-empty array of maps');
+  const raw = mebinRawOptions(options);
+  const returnBinary = checkBool('returnBinary', options.returnBinary) ?? true;
+  raw.returnBinary = returnBinary;
+  if (checkBool('oracle', options.oracle)) raw.oracle = true;
+  if (options.binaryDir !== undefined) {
+    const names = options.binaryNames;
+    if (!Array.isArray(names) || names.length !== maps.length || !names.every((n) => typeof n === 'string' && n.length > 0 && !n.split('/').includes('..')))
+      throw new InvalidArgumentError("Option 'binaryDir' needs 'binaryNames': one relative file name per map");
+    raw.writeDir = options.binaryDir;
+    raw.names = [...names];
+  }
+  const inputs = maps.map((m, i) => rawMap(m, `maps[${i}]`));
+  const native = addon();
+  const result = await runJob((onProgress) => native.mebin(inputs, raw, onProgress), options);
+  return {
+    searchRange: result.searchRange,
+    maps: result.maps.map((m) => {
+      const out: MebinMap = { threshold: m.threshold, count: m.count, sequence: m.sequence, foreground: m.foreground };
+      if (returnBinary)
+        out.binary = new Tensor('uint8', [m.height, m.width], m.binary ? new Uint8Array(m.binary) : new Uint8Array(m.height * m.width));
+      return out;
+    }),
+    timings: { mebinMsPerMap: result.msPerMap },
+    warnings: result.warnings,
+  };
+}

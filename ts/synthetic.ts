@@ -1,0 +1,180 @@
+/**
+ * A procedural defect generator: textured surfaces with defects of distinct
+ * shape statistics, their ground-truth masks, and detector-like noisy anomaly
+ * maps. It is the embedded default of the CLI (no download) and lets benches
+ * scale to any number of images.
+ * @module
+ */
+import { InvalidArgumentError } from './errors.js';
+import { Tensor } from './tensor.js';
+
+/** Defect types the generator draws. `good` images have no defect. */
+export const DEFECT_TYPES = ['scratch', 'spot', 'crack', 'stain'] as const;
+/** A defect type, or `good`. */
+export type SyntheticLabel = (typeof DEFECT_TYPES)[number] | 'good';
+
+/** One generated sample. */
+export interface SyntheticSample {
+  /** `<label>/<index>` */
+  name: string;
+  label: SyntheticLabel;
+  /** RGB uint8 [H, W, 3]. */
+  image: Tensor<'uint8'>;
+  /** Ground truth 0/255 uint8 [H, W]. */
+  mask: Tensor<'uint8'>;
+  /** Detector-like float32 anomaly map [mapSize, mapSize] (unnormalised). */
+  map: Tensor<'float32'>;
+}
+
+/** Options of {@link generateSynthetic}. */
+export interface SyntheticOptions {
+  /** Images per defect type (default 6). */
+  perType?: number;
+  /** Defect-free images (default 4). */
+  good?: number;
+  /** Image side in pixels (default 256). */
+  size?: number;
+  /** Anomaly-map side, as detectors emit square maps (default 128). */
+  mapSize?: number;
+  /** Seed of the deterministic generator (default 1). */
+  seed?: number;
+}
+
+/** mulberry32: a small, fast, seedable PRNG. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(rand: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+function paintDisc(mask: Uint8Array, size: number, cx: number, cy: number, r: number): void {
+  const r2 = r * r;
+  for (let y = Math.max(0, Math.floor(cy - r)); y <= Math.min(size - 1, Math.ceil(cy + r)); y++)
+    for (let x = Math.max(0, Math.floor(cx - r)); x <= Math.min(size - 1, Math.ceil(cx + r)); x++)
+      if ((x - cx) ** 2 + (y - cy) ** 2 <= r2) mask[y * size + x] = 255;
+}
+
+function drawDefect(label: SyntheticLabel, mask: Uint8Array, size: number, rand: () => number): void {
+  const margin = size * 0.15;
+  const cx = margin + rand() * (size - 2 * margin);
+  const cy = margin + rand() * (size - 2 * margin);
+  switch (label) {
+    case 'scratch': {
+      // Long, straight and thin.
+      const angle = rand() * Math.PI;
+      const length = size * (0.3 + 0.25 * rand());
+      const width = 1.5 + rand();
+      for (let t = -length / 2; t <= length / 2; t += 0.5)
+        paintDisc(mask, size, cx + Math.cos(angle) * t, cy + Math.sin(angle) * t, width);
+      break;
+    }
+    case 'spot': {
+      // Small, round, sometimes a pair.
+      const n = 1 + Math.floor(rand() * 2);
+      for (let i = 0; i < n; i++) paintDisc(mask, size, cx + i * size * 0.12, cy, size * (0.025 + 0.02 * rand()));
+      break;
+    }
+    case 'crack': {
+      // A jagged random walk.
+      let x = cx, y = cy;
+      let angle = rand() * 2 * Math.PI;
+      for (let step = 0; step < size * 0.5; step++) {
+        angle += (rand() - 0.5) * 0.9;
+        x = Math.min(size - 2, Math.max(1, x + Math.cos(angle)));
+        y = Math.min(size - 2, Math.max(1, y + Math.sin(angle)));
+        paintDisc(mask, size, x, y, 1.2);
+      }
+      break;
+    }
+    case 'stain': {
+      // Large, soft-edged ellipse.
+      const rx = size * (0.1 + 0.07 * rand()), ry = size * (0.07 + 0.05 * rand());
+      for (let yy = 0; yy < size; yy++)
+        for (let xx = 0; xx < size; xx++) if (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1) mask[yy * size + xx] = 255;
+      break;
+    }
+    case 'good':
+      break;
+  }
+}
+
+function boxBlur(src: Float32Array, size: number, radius: number): Float32Array {
+  const tmp = new Float32Array(src.length);
+  const out = new Float32Array(src.length);
+  const w = 2 * radius + 1;
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      let s = 0;
+      for (let k = -radius; k <= radius; k++) s += src[y * size + Math.min(size - 1, Math.max(0, x + k))]!;
+      tmp[y * size + x] = s / w;
+    }
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      let s = 0;
+      for (let k = -radius; k <= radius; k++) s += tmp[Math.min(size - 1, Math.max(0, y + k)) * size + x]!;
+      out[y * size + x] = s / w;
+    }
+  return out;
+}
+
+/** Generates a labelled synthetic set, deterministically from `seed`. */
+export function generateSynthetic(options: SyntheticOptions = {}): SyntheticSample[] {
+  const perType = options.perType ?? 6;
+  const good = options.good ?? 4;
+  const size = options.size ?? 256;
+  const mapSize = options.mapSize ?? 128;
+  for (const [k, v, lo] of [['perType', perType, 0], ['good', good, 0], ['size', size, 16], ['mapSize', mapSize, 8]] as const)
+    if (!Number.isInteger(v) || v < lo || v > 8192) throw new InvalidArgumentError(`Option '${k}' must be an integer in ${lo}..8192`);
+  const rand = rng(options.seed ?? 1);
+  const labels: SyntheticLabel[] = [];
+  for (const t of DEFECT_TYPES) for (let i = 0; i < perType; i++) labels.push(t);
+  for (let i = 0; i < good; i++) labels.push('good');
+  return labels.map((label, index) => {
+    const mask = new Uint8Array(size * size);
+    drawDefect(label, mask, size, rand);
+    // Surface: brushed-metal-like texture, grey with a slight tint.
+    const image = new Uint8Array(size * size * 3);
+    const phase = rand() * 10, freq = 0.05 + rand() * 0.1, base = 110 + rand() * 40;
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++) {
+        const p = y * size + x;
+        let v = base + 12 * Math.sin(freq * x + phase + 0.3 * Math.sin(0.07 * y)) + 6 * gaussian(rand);
+        if (mask[p]) v = label === 'stain' ? v * 0.6 : label === 'spot' ? v + 70 : v * 0.35;
+        const c = Math.max(0, Math.min(255, Math.round(v)));
+        image[3 * p] = c;
+        image[3 * p + 1] = Math.max(0, Math.min(255, c + 3));
+        image[3 * p + 2] = Math.max(0, Math.min(255, c + 8));
+      }
+    // Map: the mask at detector resolution, blurred, with noise and a faint false positive.
+    const gt = new Float32Array(mapSize * mapSize);
+    for (let y = 0; y < mapSize; y++)
+      for (let x = 0; x < mapSize; x++)
+        gt[y * mapSize + x] = mask[Math.floor((y * size) / mapSize) * size + Math.floor((x * size) / mapSize)]! / 255;
+    // Detectors score patches, so thin defects show up as blobs several pixels wide.
+    const blurred = boxBlur(boxBlur(gt, mapSize, Math.max(2, Math.round(mapSize / 40))), mapSize, Math.max(1, Math.round(mapSize / 64)));
+    const map = new Float32Array(mapSize * mapSize);
+    const fx = rand() * mapSize, fy = rand() * mapSize, fa = 0.15 * rand();
+    for (let y = 0; y < mapSize; y++)
+      for (let x = 0; x < mapSize; x++) {
+        const p = y * mapSize + x;
+        const ghost = fa * Math.exp(-((x - fx) ** 2 + (y - fy) ** 2) / (2 * (mapSize / 20) ** 2));
+        map[p] = Math.max(0, Math.min(1, 3 * blurred[p]!) + ghost + 0.04 * Math.abs(gaussian(rand)));
+      }
+    return {
+      name: `${label}/${String(index).padStart(4, '0')}`,
+      label,
+      image: new Tensor('uint8', [size, size, 3], image),
+      mask: new Tensor('uint8', [size, size], mask),
+      map: new Tensor('float32', [mapSize, mapSize], map),
+    };
+  });
+}
