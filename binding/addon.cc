@@ -9,6 +9,7 @@ namespace anomalyncd::binding {
 Napi::Value Mebin(const Napi::CallbackInfo& info);
 Napi::Value Regions(const Napi::CallbackInfo& info);
 void InitModel(Napi::Env env, Napi::Object exports);
+void InitTrain(Napi::Env env, Napi::Object exports);
 Napi::Object Kernels(Napi::Env env);
 
 namespace {
@@ -32,6 +33,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("kernels", Kernels(env));
 #ifdef ANOMALYNCD_HAS_MODEL
   InitModel(env, exports);
+  InitTrain(env, exports);
 #endif
   return exports;
 }

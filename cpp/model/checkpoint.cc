@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -948,6 +949,10 @@ std::string jsonEscape(const std::string& s) {
 // ==========================================================================
 StateDict readStateDict(const std::string& path) {
   CheckpointError err(path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw Error(code::kIo, "Cannot open checkpoint '" + path + "': " +
+                               (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(code::kIo, "Cannot open checkpoint '" + path + "'");
   f.seekg(0, std::ios::end);

@@ -11,7 +11,8 @@
    for f in vit heads checkpoint preprocess model_selftest; do
      g++ $FLAGS -c cpp/model/$f.cc -o $O/$f.o || break; done
    g++ -std=c++17 -O2 -Icpp -c cpp/imgproc/pillow_resample.cc -o $O/pillow_resample.o
-   g++ $O/*.o -o $O/model_selftest -ltorch -ltorch_cpu -lc10
+   g++ $O/vit.o $O/heads.o $O/checkpoint.o $O/preprocess.o $O/model_selftest.o \
+       $O/pillow_resample.o -o $O/model_selftest -ltorch -ltorch_cpu -lc10
 
    (CMake equivalent: find_package(Torch) with Torch_DIR=/usr/lib/x86_64-linux-gnu/cmake/Torch,
    link ${TORCH_LIBRARIES}, compile with ${TORCH_CXX_FLAGS} = -D_GLIBCXX_USE_CXX11_ABI=1.) */
@@ -235,6 +236,19 @@ void testGoldens(const std::string& dir) {
     check(maxAbs(d64, want) <= 1e-5, name + ": float64 forward vs golden " + std::to_string(maxAbs(d64, want)));
   }
   std::printf("  worst |out-golden| %.3e, worst |plain-fused| %.3e\n", worst, worstPF);
+
+  {  // InferenceMode (what the addon's workers use) gives the same result
+    at::Tensor x0 = loadNpy(dir + "/case_rect_b3_x.npy"), m0 = loadNpy(dir + "/case_rect_b3_mask.npy");
+    at::Tensor ref = vitP->forward(x0, m0);
+    c10::InferenceMode im;
+    for (auto impl : {AttentionImpl::Plain, AttentionImpl::Fused}) {
+      vitP->setAttentionImpl(impl);
+      check(vitP->forward(x0, m0).equal(ref), "InferenceMode forward identical");
+    }
+    vitP->setAttentionImpl(AttentionImpl::Fused);
+  }
+  check(presetConfig("dino_vitb8").attention == kDefaultAttentionImpl, "preset uses the default attention impl");
+  expectError("directory as checkpoint", code::kIo, {"not a regular file"}, [] { readStateDict("/tmp"); });
 
   // no mask == all-ones mask; mask [B,H,W] accepted
   at::Tensor x = loadNpy(dir + "/case_sq_b3_x.npy");
@@ -617,22 +631,25 @@ int bench(int reps) {
   }
   std::printf("  plain: best %.3f s  mean %.3f s\n  fused: best %.3f s  mean %.3f s\n  |plain-fused| %.2e\n",
               best[0], sum[0] / reps, best[1], sum[1] / reps, maxAbs(out[0], out[1]));
-  // attention core only (one block's q, k, v)
-  const int B = 8, H = 6, N = 197, hd = 64;
-  at::Tensor qkv = at::randn({B, N, 3, H, hd}).permute({2, 0, 3, 1, 4});
-  at::Tensor blocked = at::rand({B, N}).lt(0.3);
-  blocked.select(1, 0).fill_(false);
-  double core[2] = {1e30, 1e30};
-  for (int r = -1; r < reps * 4; ++r)
-    for (int impl = 0; impl < 2; ++impl) {
-      auto t0 = std::chrono::steady_clock::now();
-      at::Tensor o = maskedAttention(qkv[0], qkv[1], qkv[2], 0.125, blocked,
-                                     impl == 0 ? AttentionImpl::Plain : AttentionImpl::Fused);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (r >= 0) core[impl] = std::min(core[impl], s);
-    }
-  std::printf("  attention core (B8 H6 N197 hd64): plain best %.2f ms, fused best %.2f ms\n", core[0] * 1e3,
-              core[1] * 1e3);
+  // attention core only (one block's q, k, v): ViT-S/16 and ViT-B/8 sizes at batch 8
+  for (auto [H, N] : {std::pair<int, int>{6, 197}, std::pair<int, int>{12, 785}}) {
+    const int B = 8, hd = 64;
+    at::Tensor qkv = at::randn({B, N, 3, H, hd}).permute({2, 0, 3, 1, 4});
+    at::Tensor blocked = at::rand({B, N}).lt(0.3);
+    blocked.select(1, 0).fill_(false);
+    double core[2] = {1e30, 1e30};
+    const int coreReps = N > 500 ? reps : reps * 4;
+    for (int r = -1; r < coreReps; ++r)
+      for (int impl = 0; impl < 2; ++impl) {
+        auto t0 = std::chrono::steady_clock::now();
+        at::Tensor o = maskedAttention(qkv[0], qkv[1], qkv[2], 0.125, blocked,
+                                       impl == 0 ? AttentionImpl::Plain : AttentionImpl::Fused);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (r >= 0) core[impl] = std::min(core[impl], s);
+      }
+    std::printf("  attention core (B%d H%d N%d hd%d): plain best %.1f ms, fused best %.1f ms\n", B, H, N, hd,
+                core[0] * 1e3, core[1] * 1e3);
+  }
   return 0;
 }
 

@@ -327,7 +327,7 @@ at::Tensor MaskGuidedViT::forward(const at::Tensor& x, const at::Tensor& mask) {
   for (int i = 0; i < cfg_.depth; ++i)
     t = blockList[i]->forward(t, i >= firstMasked ? blocked : at::Tensor(), cfg_.attention);
   t = norm->forward(t);
-  return t.select(1, 0);
+  return t.select(1, 0).contiguous();
 }
 
 }  // namespace anomalyncd::model

@@ -1,0 +1,636 @@
+// MEBin + cropping benchmark on maps derived from the real MTD dataset.
+//
+//   npx tsc -p tsconfig.json && node dist/bench/mebin.bench.js [--write] [--quick]
+//
+// --write  replaces the section between the mebin-bench markers in bench/RESULTS.md
+// --quick  fewer maps and repetitions (a smoke run; do not --write its figures)
+//
+// The dataset is read at run time from <repo>/../shared/data/mtd (or $MTD_ROOT);
+// nothing of it is copied into the project.
+//
+// What it measures (SPEC §2, §10.4):
+//  1. detector-like maps built in memory from MTD ground-truth masks: each mask is
+//     resized to a square map (256² and 1024²), a weak false-positive blob and noise
+//     are added, the result is box-blurred, and all maps of one size are exported to
+//     uint8 with one global min-max (x255, truncation) as the SPEC §1.4 recipe does;
+//  2. binarize() single pass vs the per-threshold OpenCV oracle, one thread, same
+//     run, median of the native per-map compute time, outputs compared field by field;
+//  3. extractRegions() over the MTD .jpg images with their 256² maps, 1 and 2 threads.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { inflateSync } from 'node:zlib';
+import { binarize, extractRegions, nativeVersions, Tensor, type BinarizeResult } from 'anomalyncd';
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+
+const args = new Set(process.argv.slice(2));
+const WRITE = args.has('--write');
+const QUICK = args.has('--quick');
+for (const a of args) if (a !== '--write' && a !== '--quick') throw new Error(`Unknown argument ${a} (expected --write, --quick)`);
+
+const DEFECT_CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Uneven'] as const;
+/** Defect images (spread evenly over the five classes) and defect-free images. */
+const N_DEFECT = QUICK ? 20 : 64;
+const N_FREE = QUICK ? 4 : 16;
+
+interface SizePlan {
+  size: number;
+  /** Maps of this size (a prefix of the selection, so classes stay mixed). */
+  maps: number;
+  /** Timed single-pass calls (cheap) and timed oracle calls. */
+  fastReps: number;
+  oracleReps: number;
+}
+const PLANS: SizePlan[] = QUICK
+  ? [
+      { size: 256, maps: 24, fastReps: 5, oracleReps: 2 },
+      { size: 1024, maps: 8, fastReps: 3, oracleReps: 1 },
+    ]
+  : [
+      { size: 256, maps: N_DEFECT + N_FREE, fastReps: 25, oracleReps: 5 },
+      // The oracle costs ~16x more per map at 1024², so this size uses fewer maps.
+      { size: 1024, maps: 20, fastReps: 10, oracleReps: 5 },
+    ];
+const CROP_REPS = QUICK ? 2 : 5;
+const CROP_THREADS = [1, 2];
+
+const repoRoot = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the repository root (package.json)');
+    dir = up;
+  }
+  return dir;
+})();
+const MTD = process.env['MTD_ROOT'] ?? join(repoRoot, '..', 'shared', 'data', 'mtd');
+const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
+const START = '<!-- mebin-bench:start -->';
+const END = '<!-- mebin-bench:end -->';
+
+// ---------------------------------------------------------------------------------------
+// A tiny PNG decoder (8-bit grayscale, non-interlaced: what MTD's masks are)
+
+function paeth(a: number, b: number, c: number): number {
+  const p = a + b - c;
+  const pa = Math.abs(p - a);
+  const pb = Math.abs(p - b);
+  const pc = Math.abs(p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+function decodeGrayPng(file: string): { width: number; height: number; data: Uint8Array } {
+  const buf = readFileSync(file);
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (buf.length < 8 || sig.some((b, i) => buf[i] !== b)) throw new Error(`${file}: not a PNG`);
+  let pos = 8;
+  let width = 0;
+  let height = 0;
+  const idat: Buffer[] = [];
+  while (pos + 8 <= buf.length) {
+    const len = buf.readUInt32BE(pos);
+    const type = buf.toString('latin1', pos + 4, pos + 8);
+    const body = buf.subarray(pos + 8, pos + 8 + len);
+    pos += 12 + len;
+    if (type === 'IHDR') {
+      width = body.readUInt32BE(0);
+      height = body.readUInt32BE(4);
+      const [depth, colorType, compression, filter, interlace] = [body[8], body[9], body[10], body[11], body[12]];
+      if (depth !== 8 || colorType !== 0 || compression !== 0 || filter !== 0 || interlace !== 0)
+        throw new Error(`${file}: only 8-bit grayscale non-interlaced PNGs are supported (depth ${depth}, colour type ${colorType}, interlace ${interlace})`);
+    } else if (type === 'IDAT') idat.push(body);
+    else if (type === 'IEND') break;
+  }
+  if (width === 0 || height === 0 || idat.length === 0) throw new Error(`${file}: missing IHDR or IDAT`);
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width;
+  if (raw.length < (stride + 1) * height) throw new Error(`${file}: truncated image data`);
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const ft = raw[y * (stride + 1)]!;
+    const src = y * (stride + 1) + 1;
+    const row = y * stride;
+    const prev = row - stride;
+    for (let x = 0; x < stride; x++) {
+      const v = raw[src + x]!;
+      const a = x > 0 ? out[row + x - 1]! : 0;
+      const b = y > 0 ? out[prev + x]! : 0;
+      const c = x > 0 && y > 0 ? out[prev + x - 1]! : 0;
+      let r: number;
+      switch (ft) {
+        case 0: r = v; break;
+        case 1: r = v + a; break;
+        case 2: r = v + b; break;
+        case 3: r = v + ((a + b) >> 1); break;
+        case 4: r = v + paeth(a, b, c); break;
+        default: throw new Error(`${file}: bad filter type ${ft} in row ${y}`);
+      }
+      out[row + x] = r & 0xff;
+    }
+  }
+  return { width, height, data: out };
+}
+
+// ---------------------------------------------------------------------------------------
+// Detector-like maps
+
+/** mulberry32: a small deterministic PRNG. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Bilinear resize (half-pixel centres) of a 0/255 mask to a float S x S map in 0..1. */
+function resizeMask(mask: { width: number; height: number; data: Uint8Array }, S: number): Float32Array {
+  const { width: W, height: H, data } = mask;
+  const out = new Float32Array(S * S);
+  for (let y = 0; y < S; y++) {
+    const fy = Math.min(Math.max(((y + 0.5) * H) / S - 0.5, 0), H - 1);
+    const y0 = Math.floor(fy);
+    const y1 = Math.min(y0 + 1, H - 1);
+    const wy = fy - y0;
+    for (let x = 0; x < S; x++) {
+      const fx = Math.min(Math.max(((x + 0.5) * W) / S - 0.5, 0), W - 1);
+      const x0 = Math.floor(fx);
+      const x1 = Math.min(x0 + 1, W - 1);
+      const wx = fx - x0;
+      const top = data[y0 * W + x0]! * (1 - wx) + data[y0 * W + x1]! * wx;
+      const bot = data[y1 * W + x0]! * (1 - wx) + data[y1 * W + x1]! * wx;
+      out[y * S + x] = (top * (1 - wy) + bot * wy) / 255;
+    }
+  }
+  return out;
+}
+
+/** One separable box-blur pass of radius r (clamped border), in place. */
+function boxBlur(img: Float32Array, S: number, r: number, tmp: Float32Array): void {
+  const norm = 1 / (2 * r + 1);
+  for (let pass = 0; pass < 2; pass++) {
+    // pass 0: rows of img -> columns of tmp (transposed); pass 1: back again.
+    const src = pass === 0 ? img : tmp;
+    const dst = pass === 0 ? tmp : img;
+    for (let y = 0; y < S; y++) {
+      const row = y * S;
+      let sum = 0;
+      for (let k = -r; k <= r; k++) sum += src[row + Math.min(Math.max(k, 0), S - 1)]!;
+      for (let x = 0; x < S; x++) {
+        dst[x * S + y] = sum * norm;
+        sum += src[row + Math.min(x + r + 1, S - 1)]! - src[row + Math.max(x - r, 0)]!;
+      }
+    }
+  }
+}
+
+/** A detector-like float map from a GT mask (or none for a defect-free image). */
+function detectorMap(mask: { width: number; height: number; data: Uint8Array } | undefined, S: number, seed: number): Float32Array {
+  const rand = rng(seed);
+  const map = mask ? resizeMask(mask, S) : new Float32Array(S * S);
+  const strength = 0.55 + 0.45 * rand(); // the detector's confidence for this image
+  for (let i = 0; i < map.length; i++) map[i]! *= strength;
+  // A weak false-positive blob (Gaussian) somewhere.
+  const cx = S * (0.15 + 0.7 * rand());
+  const cy = S * (0.15 + 0.7 * rand());
+  const sigma = S * (0.02 + 0.04 * rand());
+  const amp = 0.15 + 0.2 * rand();
+  const k = -1 / (2 * sigma * sigma);
+  const r = Math.ceil(3 * sigma);
+  for (let y = Math.max(0, Math.floor(cy - r)); y < Math.min(S, Math.ceil(cy + r)); y++)
+    for (let x = Math.max(0, Math.floor(cx - r)); x < Math.min(S, Math.ceil(cx + r)); x++)
+      map[y * S + x]! += amp * Math.exp(((x - cx) ** 2 + (y - cy) ** 2) * k);
+  // Background level and coarse noise, smoothed by the blur into a patchy texture.
+  const base = 0.05 + 0.1 * rand();
+  for (let i = 0; i < map.length; i++) map[i]! += base + 0.35 * rand();
+  const tmp = new Float32Array(S * S);
+  const radius = Math.max(1, Math.round(S / 128)); // 2 px at 256², 8 px at 1024²
+  for (let p = 0; p < 3; p++) boxBlur(map, S, radius, tmp);
+  // Fine pixel noise after the blur (erosion should ignore it).
+  for (let i = 0; i < map.length; i++) map[i]! += 0.02 * rand();
+  return map;
+}
+
+/** SPEC §1.4 export: one global min-max over all maps of the set, x255, truncation. */
+function exportUint8(maps: Float32Array[], S: number): Tensor<'uint8'>[] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const m of maps)
+    for (let i = 0; i < m.length; i++) {
+      const v = m[i]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  const scale = 255 / (hi - lo);
+  return maps.map((m) => {
+    const u = new Uint8Array(m.length);
+    for (let i = 0; i < m.length; i++) u[i] = Math.min(255, Math.trunc((m[i]! - lo) * scale));
+    return new Tensor('uint8', [S, S], u);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+function fmt(ms: number): string {
+  if (ms >= 100) return ms.toFixed(0);
+  if (ms >= 10) return ms.toFixed(1);
+  if (ms >= 1) return ms.toFixed(2);
+  return ms.toFixed(3);
+}
+
+/** First difference between two binarize results, or undefined when identical. */
+function firstDifference(a: BinarizeResult, b: BinarizeResult): string | undefined {
+  if (a.searchRange.join() !== b.searchRange.join()) return `searchRange ${a.searchRange} vs ${b.searchRange}`;
+  if (a.maps.length !== b.maps.length) return `map count ${a.maps.length} vs ${b.maps.length}`;
+  for (let i = 0; i < a.maps.length; i++) {
+    const x = a.maps[i]!;
+    const y = b.maps[i]!;
+    if (x.threshold !== y.threshold) return `map ${i}: threshold ${x.threshold} vs ${y.threshold}`;
+    if (x.count !== y.count) return `map ${i}: count ${x.count} vs ${y.count}`;
+    if (x.sequence.join() !== y.sequence.join()) return `map ${i}: sequence ${x.sequence} vs ${y.sequence}`;
+    if (x.foreground !== y.foreground) return `map ${i}: foreground ${x.foreground} vs ${y.foreground}`;
+    const bx = x.binary?.data;
+    const by = y.binary?.data;
+    if (!bx || !by) return `map ${i}: binary missing`;
+    if (x.binary!.shape.join() !== y.binary!.shape.join()) return `map ${i}: binary shape ${x.binary!.shape} vs ${y.binary!.shape}`;
+    if (Buffer.compare(Buffer.from(bx.buffer, bx.byteOffset, bx.byteLength), Buffer.from(by.buffer, by.byteOffset, by.byteLength)) !== 0)
+      return `map ${i}: binary maps differ`;
+  }
+  return undefined;
+}
+
+/** Runs fn and returns [result, wall ms, process CPU ms]. */
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number, number]> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const r = await fn();
+  const wall = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return [r, wall, (c.user + c.system) / 1000];
+}
+
+function log(msg: string): void {
+  process.stderr.write(msg + '\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+interface Sample {
+  cls: string;
+  stem: string;
+  image: string;
+  mask: { width: number; height: number; data: Uint8Array } | undefined;
+}
+
+function pick<T>(items: T[], n: number): T[] {
+  if (n >= items.length) return items;
+  return Array.from({ length: n }, (_, i) => items[Math.floor((i * items.length) / n)]!);
+}
+
+function selectSamples(): Sample[] {
+  const byClass = (cls: string): string[] =>
+    readdirSync(join(MTD, cls, 'Imgs'))
+      .filter((f) => f.endsWith('.jpg'))
+      .map((f) => f.slice(0, -4))
+      .sort();
+  const perClass = DEFECT_CLASSES.map((cls, i) => ({ cls, n: Math.floor(N_DEFECT / DEFECT_CLASSES.length) + (i < N_DEFECT % DEFECT_CLASSES.length ? 1 : 0) }));
+  const picked = perClass.map(({ cls, n }) => pick(byClass(cls), n).map((stem) => ({ cls, stem })));
+  // Interleave the classes so that any prefix of the selection mixes them.
+  const defects: { cls: string; stem: string }[] = [];
+  for (let i = 0; defects.length < N_DEFECT; i++) for (const list of picked) {
+    const item = list[i];
+    if (item) defects.push(item);
+  }
+  const free = pick(byClass('MT_Free'), N_FREE).map((stem) => ({ cls: 'MT_Free', stem }));
+  // Spread the defect-free images through the list too (one every few defects).
+  const all: { cls: string; stem: string }[] = [];
+  const every = Math.max(1, Math.floor(N_DEFECT / Math.max(1, N_FREE)));
+  let f = 0;
+  defects.forEach((d, i) => {
+    all.push(d);
+    if ((i + 1) % every === 0 && f < free.length) all.push(free[f++]!);
+  });
+  while (f < free.length) all.push(free[f++]!);
+  return all.map(({ cls, stem }) => {
+    const png = join(MTD, cls, 'Imgs', `${stem}.png`);
+    return { cls, stem, image: join(MTD, cls, 'Imgs', `${stem}.jpg`), mask: cls === 'MT_Free' ? undefined : decodeGrayPng(png) };
+  });
+}
+
+/** Timings of one variant (single pass or oracle) over repeated calls. */
+interface VariantStats {
+  /** The library's mebinMsPerMap of each timed call. */
+  msPerMap: number[];
+  /** Wall time of each call / maps (includes the JS side). */
+  wallPerMap: number[];
+  /** Process CPU time of each call / maps (all threads; robust to waiting for a core). */
+  cpuPerMap: number[];
+  cpu: number;
+  wall: number;
+}
+
+function variant(): VariantStats {
+  return { msPerMap: [], wallPerMap: [], cpuPerMap: [], cpu: 0, wall: 0 };
+}
+
+interface MebinRow {
+  size: number;
+  maps: number;
+  searchRange: [number, number];
+  fast: VariantStats;
+  oracle: VariantStats;
+  identical: boolean;
+  difference: string | undefined;
+  countHistogram: Map<number, number>;
+  foregroundPct: number;
+}
+
+interface CropRow {
+  threads: number;
+  images: number;
+  mebinMs: number;
+  cropMs: number;
+  wallMs: number;
+  crops: number;
+}
+
+async function benchMebin(plan: SizePlan, samples: Sample[]): Promise<MebinRow> {
+  const S = plan.size;
+  const chosen = samples.slice(0, plan.maps);
+  const g0 = performance.now();
+  const floats = chosen.map((s, i) => detectorMap(s.mask, S, 1000 + i));
+  const maps = exportUint8(floats, S);
+  log(`  ${S}²: built ${maps.length} maps in ${(performance.now() - g0).toFixed(0)} ms`);
+
+  // Warm-up (first-touch allocations, page faults) and the reference output.
+  const reference = await binarize(maps, { threads: 1, oracle: true });
+  await binarize(maps, { threads: 1 });
+
+  const fast = variant();
+  const oracle = variant();
+  let difference: string | undefined;
+  const record = (v: VariantStats, res: BinarizeResult, w: number, c: number): void => {
+    v.msPerMap.push(res.timings.mebinMsPerMap);
+    v.wallPerMap.push(w / maps.length);
+    v.cpuPerMap.push(c / maps.length);
+    v.cpu += c;
+    v.wall += w;
+  };
+  // Interleave the two so that background load hits both alike.
+  const rounds = plan.oracleReps;
+  const fastPerRound = Math.ceil(plan.fastReps / rounds);
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < fastPerRound && fast.msPerMap.length < plan.fastReps; k++) {
+      const [res, w, c] = await timed(() => binarize(maps, { threads: 1 }));
+      record(fast, res, w, c);
+      difference ??= firstDifference(res, reference);
+    }
+    const [res, w, c] = await timed(() => binarize(maps, { threads: 1, oracle: true }));
+    record(oracle, res, w, c);
+    const d = firstDifference(res, reference);
+    if (d !== undefined) difference ??= `oracle vs oracle: ${d}`;
+  }
+  const countHistogram = new Map<number, number>();
+  let fg = 0;
+  for (const m of reference.maps) {
+    countHistogram.set(m.count, (countHistogram.get(m.count) ?? 0) + 1);
+    fg += m.foreground;
+  }
+  return {
+    size: S,
+    maps: maps.length,
+    searchRange: reference.searchRange,
+    fast,
+    oracle,
+    identical: difference === undefined,
+    difference,
+    countHistogram,
+    foregroundPct: (100 * fg) / (maps.length * S * S),
+  };
+}
+
+async function benchCrop(samples: Sample[], maps: Tensor<'uint8'>[], threads: number): Promise<CropRow & { cpuPerWall: number }> {
+  const images = samples.map((s) => s.image);
+  await extractRegions(images, maps, { threads }); // warm-up (page cache, threads)
+  const mebin: number[] = [];
+  const crop: number[] = [];
+  const walls: number[] = [];
+  let crops = 0;
+  let cpu = 0;
+  let wallSum = 0;
+  for (let r = 0; r < CROP_REPS; r++) {
+    const [res, w, c] = await timed(() => extractRegions(images, maps, { threads }));
+    mebin.push(res.timings.mebinMsPerMap);
+    crop.push(res.timings.cropMsPerImage);
+    walls.push(w);
+    crops = res.items.reduce((n, it) => n + it.crops.length, 0);
+    cpu += c;
+    wallSum += w;
+  }
+  return { threads, images: images.length, mebinMs: median(mebin), cropMs: median(crop), wallMs: median(walls), crops, cpuPerWall: cpu / wallSum };
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(MTD)) {
+    console.log(`MTD not found at ${MTD} (set MTD_ROOT); benchmark skipped.`);
+    return;
+  }
+  const started = performance.now();
+  const versions = nativeVersions(); // load the addon outside the timed regions
+  const load0 = loadavg();
+  log(`anomalyncd MEBin bench${QUICK ? ' (quick)' : ''}: MTD at ${MTD}`);
+  const samples = selectSamples();
+  log(`selected ${samples.length} images (${samples.filter((s) => s.mask).length} defect, ${samples.filter((s) => !s.mask).length} defect-free)`);
+
+  const mebinRows: MebinRow[] = [];
+  for (const plan of PLANS) {
+    log(`MEBin ${plan.size}²...`);
+    const row = await benchMebin(plan, samples);
+    log(
+      `  single pass ${fmt(median(row.fast.msPerMap))} ms/map, oracle ${fmt(median(row.oracle.msPerMap))} ms/map, ` +
+        `x${(median(row.oracle.msPerMap) / median(row.fast.msPerMap)).toFixed(0)}, ` +
+        (row.identical ? 'identical outputs' : `OUTPUTS DIFFER: ${row.difference}`),
+    );
+    mebinRows.push(row);
+  }
+
+  log('Cropping (256² maps)...');
+  const maps256 = exportUint8(samples.map((s, i) => detectorMap(s.mask, 256, 1000 + i)), 256);
+  const cropRows: (CropRow & { cpuPerWall: number })[] = [];
+  for (const threads of CROP_THREADS) {
+    const row = await benchCrop(samples, maps256, threads);
+    log(`  threads ${threads}: mebin ${fmt(row.mebinMs)} ms/map, crop ${fmt(row.cropMs)} ms/image, wall ${fmt(row.wallMs)} ms`);
+    cropRows.push(row);
+  }
+  const load1 = loadavg();
+  const totalS = (performance.now() - started) / 1000;
+
+  const md = report({ versions, load0, load1, totalS, mebinRows, cropRows, images: samples });
+  console.log(md);
+  if (WRITE) {
+    if (QUICK) throw new Error('--quick figures are not written; run without --quick');
+    writeResults(md);
+    log(`wrote ${RESULTS}`);
+  }
+  if (mebinRows.some((r) => !r.identical)) process.exitCode = 1;
+}
+
+function report(r: {
+  versions: { libtorch: string; opencv: string };
+  load0: number[];
+  load1: number[];
+  totalS: number;
+  mebinRows: MebinRow[];
+  cropRows: (CropRow & { cpuPerWall: number })[];
+  images: Sample[];
+}): string {
+  const cores = availableParallelism();
+  const starved = r.mebinRows.some((m) => m.fast.cpu / m.fast.wall < 0.9);
+  const loaded = r.load0[0]! > 0.5 * cores || starved;
+  const classes = new Map<string, number>();
+  for (const s of r.images) classes.set(s.cls, (classes.get(s.cls) ?? 0) + 1);
+  const lines: string[] = [];
+  lines.push('## MEBin and cropping on MTD-derived maps (`bench/mebin.bench.ts`)', '');
+  lines.push(
+    `- Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores; Node ${process.version}; libtorch ${r.versions.libtorch}, OpenCV ${r.versions.opencv}; ${new Date().toISOString().slice(0, 10)}.`,
+  );
+  lines.push(
+    `- Load average (1 min): ${r.load0[0]!.toFixed(2)} before the run, ${r.load1[0]!.toFixed(2)} after it (the bench itself keeps about one core busy)` +
+      (loaded
+        ? '. **Taken under load**: other processes (compilers, test runs) were competing for the cores, so the times are pessimistic and noisy. ' +
+          'Single-pass and oracle calls were interleaved so that the load hits both alike, and the process CPU time per map is given next to the wall-clock figures as the steadier measure.'
+        : '; the machine was otherwise idle.'),
+  );
+  lines.push(`- Whole run: ${r.totalS.toFixed(0)} s.`, '');
+  lines.push(
+    `Maps: ${r.images.length} MTD images (${[...classes].map(([c, n]) => `${c.replace('MT_', '')} ${n}`).join(', ')}). Each ground-truth mask is resized ` +
+      'to a square map, scaled by a random confidence (0.55 to 1), given a weak Gaussian false-positive blob, a background level and coarse noise, ' +
+      'box-blurred (3 passes, radius S/128), and given fine pixel noise; all maps of one size are then exported to uint8 with one global ' +
+      'min-max (x255, truncation; SPEC §1.4). Times are the library\'s own `timings.mebinMsPerMap` / `cropMsPerImage` (native compute per map or image, ' +
+      'decoding excluded); each figure is the median over repeated calls in one process, after one warm-up call.',
+    '',
+  );
+  lines.push('### MEBin, one thread: single pass vs per-threshold OpenCV oracle', '');
+  lines.push('| map size | maps | search range | single pass ms/map | oracle ms/map | speed-up | outputs |');
+  lines.push('|---|---|---|---|---|---|---|');
+  for (const m of r.mebinRows) {
+    const f = median(m.fast.msPerMap);
+    const o = median(m.oracle.msPerMap);
+    lines.push(
+      `| ${m.size}² | ${m.maps} | [${m.searchRange.join(', ')}] | **${fmt(f)}** (median of ${m.fast.msPerMap.length}; best ${fmt(Math.min(...m.fast.msPerMap))}) | ` +
+        `**${fmt(o)}** (median of ${m.oracle.msPerMap.length}; best ${fmt(Math.min(...m.oracle.msPerMap))}) | **${(o / f).toFixed(0)}×** | ` +
+        `${m.identical ? 'identical' : `**differ**: ${m.difference}`} |`,
+    );
+  }
+  lines.push('');
+  lines.push('Same calls, measured from JS: wall time and process CPU time (all threads) per map.', '');
+  lines.push('| map size | single pass wall | oracle wall | single pass CPU | oracle CPU | speed-up (CPU) | CPU/wall single pass | CPU/wall oracle |');
+  lines.push('|---|---|---|---|---|---|---|---|');
+  for (const m of r.mebinRows) {
+    const fc = median(m.fast.cpuPerMap);
+    const oc = median(m.oracle.cpuPerMap);
+    lines.push(
+      `| ${m.size}² | ${fmt(median(m.fast.wallPerMap))} | ${fmt(median(m.oracle.wallPerMap))} | ${fmt(fc)} | ${fmt(oc)} | ${(oc / fc).toFixed(0)}× | ` +
+        `${(m.fast.cpu / m.fast.wall).toFixed(2)} | ${(m.oracle.cpu / m.oracle.wall).toFixed(2)} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    '"outputs" compares, for every map, the threshold, the count (`est`), the 64-entry count sequence, the foreground pixel count and the bytes of the binary map, ' +
+      'of every timed single-pass call and every oracle call against the first oracle call. ' +
+      'CPU/wall is 1.00 when the one worker thread ran the whole time; below 1 it waited for a core (load); above 1 other threads of the process ' +
+      "worked at the same time: OpenCV's TBB workers (the oracle's `erode` / `connectedComponents` may use them even with `threads: 1`) " +
+      "or V8's garbage collector freeing earlier results.",
+    '',
+  );
+  for (const m of r.mebinRows) {
+    const hist = [...m.countHistogram].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}: ${n}`).join(', ');
+    lines.push(`- ${m.size}²: estimated anomaly counts (est: maps) ${hist} (0 = no stable interval, fallback); ${m.foregroundPct.toFixed(2)} % of pixels foreground.`);
+  }
+  lines.push('');
+  lines.push('### `extractRegions()`: MEBin + anomaly-centred cropping, MTD images with their 256² maps', '');
+  lines.push('| threads | images | MEBin ms/map | crop ms/image | wall ms (whole call) | wall ms/image | crops | CPU/wall |');
+  lines.push('|---|---|---|---|---|---|---|---|');
+  for (const c of r.cropRows)
+    lines.push(
+      `| ${c.threads} | ${c.images} | ${fmt(c.mebinMs)} | ${fmt(c.cropMs)} | ${fmt(c.wallMs)} | ${fmt(c.wallMs / c.images)} | ${c.crops} | ${c.cpuPerWall.toFixed(2)} |`,
+    );
+  lines.push('');
+  lines.push(
+    `Medians of ${CROP_REPS} calls after one warm-up. MEBin and crop times are per-item compute times (with 2 threads, two items run at once). ` +
+      'The wall time also covers decoding the JPEGs (natively) and copying every crop and mask back to JS (`returnPixels` default). ' +
+      'For scale: the reference spends 129.8 ms per image on MEBin + cropping (SPEC §10.4; 518² maps, its own host).',
+    '',
+  );
+  lines.push('### Targets', '');
+  const row256 = r.mebinRows.find((m) => m.size === 256);
+  if (row256) {
+    const f = median(row256.fast.msPerMap);
+    const speedup = median(row256.oracle.msPerMap) / f;
+    const speedupCpu = median(row256.oracle.cpuPerMap) / median(row256.fast.cpuPerMap);
+    const allSame = r.mebinRows.every((m) => m.identical);
+    lines.push(
+      `- MEBin ≤ 0.3 ms per 256² map on one thread: **${f <= 0.3 ? 'met' : 'not met'}** (median ${fmt(f)} ms; ` +
+        `best call ${fmt(Math.min(...row256.fast.msPerMap))} ms; CPU ${fmt(median(row256.fast.cpuPerMap))} ms per map).`,
+    );
+    lines.push(
+      `- ≥ 100× the per-threshold approach at 256²: **${speedup >= 100 ? 'met' : 'not met'}** (${speedup.toFixed(0)}× against this C++ OpenCV oracle, ` +
+        `${speedupCpu.toFixed(0)}× in CPU time; the ~26 ms per 256² map quoted for a straightforward OpenCV implementation would give ` +
+        `${(26 / f).toFixed(0)}×).`,
+    );
+    lines.push(
+      `- Identical outputs: **${allSame ? 'met' : 'not met'}** (${r.mebinRows.map((m) => `${m.maps} maps at ${m.size}²`).join(', ')}; every call compared).`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function writeResults(section: string): void {
+  const block = `${START}\n${section}\n${END}`;
+  let text: string;
+  if (existsSync(RESULTS)) {
+    text = readFileSync(RESULTS, 'utf8');
+    const a = text.indexOf(START);
+    const b = text.indexOf(END);
+    if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
+    else text = text.replace(/\s*$/, '\n\n') + block + '\n';
+  } else {
+    text = [
+      '# Benchmark results',
+      '',
+      'Figures recorded by the scripts in `bench/`. Each script prints a Markdown section; with `--write` it replaces',
+      'its own section below (between its `<!-- name:start -->` / `<!-- name:end -->` markers) and leaves the rest alone.',
+      '',
+      '```sh',
+      'npx tsc -p tsconfig.json                   # or: npm run build:ts',
+      'node dist/bench/mebin.bench.js             # print only (npm run bench)',
+      'node dist/bench/mebin.bench.js --write     # and update this file (npm run bench -- --write)',
+      'node dist/bench/mebin.bench.js --quick     # smoke run, fewer maps and repetitions',
+      '```',
+      '',
+      'The benches read the real MTD dataset at `<repo>/../shared/data/mtd` (or `$MTD_ROOT`) at run time; nothing of it',
+      'is stored in the project. Run them on an otherwise idle machine where you can: the figures below say when they',
+      'were taken under load.',
+      '',
+      block,
+      '',
+    ].join('\n');
+  }
+  writeFileSync(RESULTS, text);
+}
+
+await main();
