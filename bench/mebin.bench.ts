@@ -55,6 +55,9 @@ const PLANS: SizePlan[] = QUICK
       { size: 1024, maps: 20, fastReps: 10, oracleReps: 5 },
     ];
 const CROP_REPS = QUICK ? 2 : 5;
+/** Single-map calls per map for the per-map spread (best of these is kept). */
+const PER_MAP_REPS = QUICK ? 3 : 7;
+const PER_MAP_ORACLE_REPS = QUICK ? 1 : 3;
 const CROP_THREADS = [1, 2];
 
 const repoRoot = (() => {
@@ -244,6 +247,24 @@ function median(values: number[]): number {
   return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 }
 
+function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+function correlation(xs: number[], ys: number[]): number {
+  const mx = mean(xs);
+  const my = mean(ys);
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  xs.forEach((x, i) => {
+    sxy += (x - mx) * (ys[i]! - my);
+    sxx += (x - mx) ** 2;
+    syy += (ys[i]! - my) ** 2;
+  });
+  return sxy / Math.sqrt(sxx * syy);
+}
+
 function fmt(ms: number): string {
   if (ms >= 100) return ms.toFixed(0);
   if (ms >= 10) return ms.toFixed(1);
@@ -357,6 +378,11 @@ interface MebinRow {
   difference: string | undefined;
   countHistogram: Map<number, number>;
   foregroundPct: number;
+  /** Per map: best of PER_MAP_REPS single-map calls (explicit range), and its pixels above minTh. */
+  perMapBest: number[];
+  perMapActive: number[];
+  /** The same for the oracle, best of PER_MAP_ORACLE_REPS calls. */
+  perMapOracleBest: number[];
 }
 
 interface CropRow {
@@ -404,6 +430,27 @@ async function benchMebin(plan: SizePlan, samples: Sample[]): Promise<MebinRow> 
     const d = firstDifference(res, reference);
     if (d !== undefined) difference ??= `oracle vs oracle: ${d}`;
   }
+  // Per-map spread: each map alone (with the set's range, so results are the same),
+  // best of a few calls, which filters out most of the time lost to other processes.
+  const perMapBest: number[] = [];
+  const perMapActive: number[] = [];
+  const perMapOracleBest: number[] = [];
+  for (const [i, map] of maps.entries()) {
+    let best = Infinity;
+    for (let k = 0; k < PER_MAP_REPS; k++) {
+      const res = await binarize([map], { threads: 1, range: reference.searchRange, returnBinary: false });
+      best = Math.min(best, res.timings.mebinMsPerMap);
+      if (k === 0 && res.maps[0]!.threshold !== reference.maps[i]!.threshold) difference ??= `map ${i} alone: threshold ${res.maps[0]!.threshold}`;
+    }
+    perMapBest.push(best);
+    best = Infinity;
+    for (let k = 0; k < PER_MAP_ORACLE_REPS; k++) {
+      const res = await binarize([map], { threads: 1, range: reference.searchRange, returnBinary: false, oracle: true });
+      best = Math.min(best, res.timings.mebinMsPerMap);
+    }
+    perMapOracleBest.push(best);
+    perMapActive.push(map.data.reduce((n, v) => n + (v > reference.searchRange[0] ? 1 : 0), 0));
+  }
   const countHistogram = new Map<number, number>();
   let fg = 0;
   for (const m of reference.maps) {
@@ -420,6 +467,9 @@ async function benchMebin(plan: SizePlan, samples: Sample[]): Promise<MebinRow> 
     difference,
     countHistogram,
     foregroundPct: (100 * fg) / (maps.length * S * S),
+    perMapBest,
+    perMapActive,
+    perMapOracleBest,
   };
 }
 
@@ -512,7 +562,9 @@ function report(r: {
     `- Load average (1 min): ${r.load0[0]!.toFixed(2)} before the run, ${r.load1[0]!.toFixed(2)} after it (the bench itself keeps about one core busy)` +
       (loaded
         ? '. **Taken under load**: other processes (compilers, test runs) were competing for the cores, so the times are pessimistic and noisy. ' +
-          'Single-pass and oracle calls were interleaved so that the load hits both alike, and the process CPU time per map is given next to the wall-clock figures as the steadier measure.'
+          'Single-pass and oracle calls were interleaved so that the load hits both alike. Under such load whole calls come out either at full speed ' +
+            'or up to about 2x slower with the process CPU time inflated alike (the worker is not waiting for a core; the busy neighbour slows it down), ' +
+            'so each timing target is also read from per-map best times, which filter most of that out.'
         : '; the machine was otherwise idle.'),
   );
   lines.push(`- Whole run: ${r.totalS.toFixed(0)} s.`, '');
@@ -559,7 +611,17 @@ function report(r: {
   );
   for (const m of r.mebinRows) {
     const hist = [...m.countHistogram].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}: ${n}`).join(', ');
-    lines.push(`- ${m.size}²: estimated anomaly counts (est: maps) ${hist} (0 = no stable interval, fallback); ${m.foregroundPct.toFixed(2)} % of pixels foreground.`);
+    const b = m.perMapBest;
+    const slow = b.filter((t) => t > 0.3 * (m.size / 256) ** 2).length;
+    lines.push(
+      `- ${m.size}²: estimated anomaly counts (est: maps) ${hist} (0 = no stable interval, fallback); ${m.foregroundPct.toFixed(2)} % of pixels foreground. ` +
+        `Single pass per map, each map alone, best of ${PER_MAP_REPS} calls: min ${fmt(Math.min(...b))}, median ${fmt(median(b))}, ` +
+        `**mean ${fmt(mean(b))}**, max ${fmt(Math.max(...b))} ms` +
+        (m.size === 256 ? ` (${slow} of ${b.length} maps above 0.3 ms)` : '') +
+        `; correlation with the number of pixels above the range minimum: ${correlation(m.perMapActive, b).toFixed(2)}. ` +
+        `Oracle the same way (best of ${PER_MAP_ORACLE_REPS}): mean ${fmt(mean(m.perMapOracleBest))} ms, ` +
+        `**${(mean(m.perMapOracleBest) / mean(b)).toFixed(0)}×** the single pass.`,
+    );
   }
   lines.push('');
   lines.push('### `extractRegions()`: MEBin + anomaly-centred cropping, MTD images with their 256² maps', '');
@@ -579,21 +641,32 @@ function report(r: {
   lines.push('### Targets', '');
   const row256 = r.mebinRows.find((m) => m.size === 256);
   if (row256) {
+    const verdict = (ok: boolean): string => (ok ? 'met' : 'not met');
     const f = median(row256.fast.msPerMap);
+    const fBest = mean(row256.perMapBest);
     const speedup = median(row256.oracle.msPerMap) / f;
     const speedupCpu = median(row256.oracle.cpuPerMap) / median(row256.fast.cpuPerMap);
+    const speedupBest = mean(row256.perMapOracleBest) / fBest;
+    const slow = row256.perMapBest.filter((t) => t > 0.3).length;
     const allSame = r.mebinRows.every((m) => m.identical);
     lines.push(
-      `- MEBin ≤ 0.3 ms per 256² map on one thread: **${f <= 0.3 ? 'met' : 'not met'}** (median ${fmt(f)} ms; ` +
-        `best call ${fmt(Math.min(...row256.fast.msPerMap))} ms; CPU ${fmt(median(row256.fast.cpuPerMap))} ms per map).`,
+      'Two readings of each timing target: the median of whole-set calls (the headline figure; inflated when other processes compete for the cores), ' +
+        'and the mean over maps of each map\'s best single-map time (filters out most time lost to other processes).',
+      '',
     );
     lines.push(
-      `- ≥ 100× the per-threshold approach at 256²: **${speedup >= 100 ? 'met' : 'not met'}** (${speedup.toFixed(0)}× against this C++ OpenCV oracle, ` +
-        `${speedupCpu.toFixed(0)}× in CPU time; the ~26 ms per 256² map quoted for a straightforward OpenCV implementation would give ` +
-        `${(26 / f).toFixed(0)}×).`,
+      `- MEBin ≤ 0.3 ms per 256² map on one thread: median **${fmt(f)} ms, ${verdict(f <= 0.3)}**; per-map best **${fmt(fBest)} ms, ${verdict(fBest <= 0.3)}** ` +
+        `(${slow} of ${row256.perMapBest.length} maps individually above 0.3 ms; best whole-set call ${fmt(Math.min(...row256.fast.msPerMap))} ms; ` +
+        `CPU time ${fmt(median(row256.fast.cpuPerMap))} ms per map).`,
     );
     lines.push(
-      `- Identical outputs: **${allSame ? 'met' : 'not met'}** (${r.mebinRows.map((m) => `${m.maps} maps at ${m.size}²`).join(', ')}; every call compared).`,
+      `- ≥ 100× the per-threshold approach at 256²: median **${speedup.toFixed(0)}×, ${verdict(speedup >= 100)}**; per-map best ` +
+        `**${speedupBest.toFixed(0)}×, ${verdict(speedupBest >= 100)}** (${speedupCpu.toFixed(0)}× in CPU time). This is against the library\'s C++ ` +
+        `OpenCV oracle (${fmt(median(row256.oracle.msPerMap))} ms per map at the median); against the ~26 ms per 256² map quoted for a straightforward ` +
+        `OpenCV implementation it would be ${(26 / f).toFixed(0)}× at the median and ${(26 / fBest).toFixed(0)}× at the per-map best.`,
+    );
+    lines.push(
+      `- Identical outputs: **${verdict(allSame)}** (${r.mebinRows.map((m) => `${m.maps} maps at ${m.size}²`).join(', ')}; every call compared).`,
     );
   }
   return lines.join('\n');

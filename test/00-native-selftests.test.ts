@@ -29,3 +29,19 @@ test('cropping and Pillow resampling match the reference goldens bit for bit', (
   t.is(m![6], '0');
   t.true(Number(m![4]) >= 20 && Number(m![3]) >= 30);
 });
+
+test('MGViT: goldens, checkpoint decoding, hostile and fuzzed files, autograd, preprocessing', (t) => {
+  const r = run('model_selftest', [join(repoRoot, 'test', 'fixtures', 'vit')]);
+  t.is(r.status, 0, r.out);
+  const m = /PASSED (\d+)\/(\d+) checks/.exec(r.out);
+  t.truthy(m, r.out);
+  t.true(Number(m![1]) >= 300);
+});
+
+test('training augmentations and the balanced sampler match Pillow/torchvision semantics and their statistics', (t) => {
+  const r = run('augment_selftest', [join(repoRoot, 'test', 'fixtures', 'augment_goldens.txt')]);
+  t.is(r.status, 0, r.out);
+  const m = /OK: (\d+) checks, 0 failures/.exec(r.out);
+  t.truthy(m, r.out);
+  t.true(Number(m![1]) >= 400);
+});

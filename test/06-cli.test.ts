@@ -102,14 +102,21 @@ test('regions: contract fields, crops on disk, bad manifests', (t) => {
   }
 });
 
-test('demo runs on the embedded synthetic default and reports per-stage ms', (t) => {
-  const r = cli(['demo', '--per-type', '2', '--json']);
+test('demo runs discover end to end on the embedded synthetic default and reports per-stage ms', (t) => {
+  const out = join(tempDir(), 'demo');
+  const r = cli(['demo', '--per-type', '2', '--epochs', '1', '--out', out, '--json']);
   t.is(r.status, 0, r.stderr);
+  t.regex(r.stderr, /RANDOMLY INITIALISED/);
   const summary = JSON.parse(r.stdout);
-  t.is(summary.images, 12);
-  t.true(summary.timings.mebinMsPerMap > 0 && summary.timings.cropMsPerImage > 0);
-  t.deepEqual(Object.keys(summary.perLabel).sort(), ['crack', 'good', 'scratch', 'spot', 'stain']);
-  const text = cli(['demo', '--per-type', '1']);
-  t.is(text.status, 0, text.stderr);
-  t.regex(text.stdout, /mebin \(per map\)\s+\d+\.\d+/);
+  t.is(summary.k, 5);
+  t.true(summary.timings.mebinMsPerMap > 0 && summary.timings.cropMsPerImage > 0 && summary.timings.training > 0);
+  for (const key of ['nmi', 'ari', 'f1']) t.true(summary.metrics.anomalyncd[key] >= -1 && summary.metrics.kmeansBaseline[key] <= 1);
+  t.deepEqual(readdirSync(out).sort(), ['metrics.json', 'predictions.json', 'report.html', 'timings.json']);
+  const predictions = JSON.parse(readFileSync(join(out, 'predictions.json'), 'utf8'));
+  t.is(predictions.images.length, 12);
+  for (const img of predictions.images) {
+    t.true(Number.isInteger(img.cluster) && img.cluster >= 0 && img.cluster < 5);
+    t.is(img.probabilities.length, 5);
+    t.true(img.regions.length >= 1 && img.regions.every((reg: { box: number[] }) => reg.box.length === 4));
+  }
 });

@@ -5,7 +5,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crc32, deflateSync } from 'node:zlib';
+import { encodePng } from '../ts/png.js';
+
+export { encodePng };
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const sharedDir = join(repoRoot, '..', 'shared');
@@ -16,43 +18,6 @@ export const oraclePython = '/usr/bin/python3';
 
 export function tempDir(prefix = 'anomalyncd-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
-}
-
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body) >>> 0);
-  return Buffer.concat([len, body, crc]);
-}
-
-/** Encodes a PNG: colorType 0 (gray) or 2 (RGB), bitDepth 8 or 16; `pixels` row-major samples. */
-export function encodePng(width: number, height: number, pixels: ArrayLike<number>, colorType: 0 | 2 = 0, bitDepth: 8 | 16 = 8): Buffer {
-  const channels = colorType === 2 ? 3 : 1;
-  const bytesPerSample = bitDepth / 8;
-  const stride = width * channels * bytesPerSample;
-  const raw = Buffer.alloc((stride + 1) * height);
-  for (let y = 0; y < height; y++) {
-    raw[y * (stride + 1)] = 0;
-    for (let i = 0; i < width * channels; i++) {
-      const v = pixels[y * width * channels + i]!;
-      const at = y * (stride + 1) + 1 + i * bytesPerSample;
-      if (bitDepth === 8) raw[at] = v;
-      else raw.writeUInt16BE(v, at);
-    }
-  }
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = bitDepth;
-  ihdr[9] = colorType;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
 }
 
 export function writePng(path: string, width: number, height: number, pixels: ArrayLike<number>, colorType: 0 | 2 = 0, bitDepth: 8 | 16 = 8): void {

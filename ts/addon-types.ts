@@ -94,8 +94,40 @@ export interface RawRegionsInput {
   name?: string;
 }
 
+/** Architecture options as the addon reads them. */
+export interface RawVitConfig {
+  preset?: string;
+  patchSize?: number;
+  embedDim?: number;
+  depth?: number;
+  numHeads?: number;
+  maskLayers?: number;
+  mlpRatio?: number;
+  qkvBias?: boolean;
+  lnEps?: number;
+  imageSize?: number;
+  attention?: 'fused' | 'plain';
+}
+
+/** The native Backbone handle. */
+export interface RawBackbone {
+  readonly config: Required<Omit<RawVitConfig, 'preset'>>;
+  readonly disposed: boolean;
+  embed(images: RawTensor, masks: RawTensor | null, options: { threads: number; batchSize: number }, onProgress?: RawProgress): RawJob<{ shape: number[]; data: ArrayBuffer }>;
+  dispose(): void;
+}
+
 /** The addon's exports. */
 export interface Addon {
+  loadBackbone?(path: string | null, options: { arch: RawVitConfig; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
+  preprocess?(
+    crops: readonly RawTensor[],
+    masks: readonly (RawTensor | null)[],
+    options: { threads: number },
+    onProgress?: RawProgress,
+  ): RawJob<{ count: number; images: ArrayBuffer; masks: ArrayBuffer }>;
+  presets?(): Record<string, Required<Omit<RawVitConfig, 'preset'>>>;
+  torch?: { cudaAvailable: boolean; interopThreads: number; intraopThreads: number; parallelInfo: string };
   setErrorClass(factory: (code: string, message: string) => Error): void;
   mebin(maps: (string | RawTensor)[], options: RawMebinOptions, onProgress?: RawProgress): RawJob<RawMebinResult>;
   regions(items: RawRegionsInput[], options: RawRegionsOptions, onProgress?: RawProgress): RawJob<RawRegionsResult>;
@@ -111,5 +143,169 @@ export interface Addon {
     regionBoxes(binary: RawTensor, options?: RawRegionsOptions): [number, number, number, number][];
     resizeBicubicF32(src: RawTensor, outH: number, outW: number): Float32Array;
     resizeBilinearU8(src: RawTensor, outH: number, outW: number): Uint8Array;
+  };
+}
+
+// ---- training (ts/train.ts casts the addon's `train` export to RawTrainAddon) ----
+
+export interface RawTrainCrop {
+  image: RawTensor;
+  mask: RawTensor;
+  score?: number;
+  label?: number;
+}
+
+export interface RawTrainLosses {
+  total: number;
+  infoNce: number;
+  supCon: number;
+  ce: number[];
+  distill: number[];
+  memax: number[];
+  cluster: number[];
+}
+
+export interface RawTrainEvent {
+  type: 'batch' | 'epoch';
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  losses: RawTrainLosses;
+  lr: number;
+  teacherTemp: number;
+  ms: number;
+  augmentMs: number;
+  waitMs: number;
+  modelMs: number;
+  skipped: number;
+  rows: number;
+}
+
+export interface RawTrainConfig {
+  k: number;
+  classNames: string[];
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+  supWeight?: number;
+  memaxWeight?: number;
+  plcThreshold?: number;
+  warmupTeacherTemp?: number;
+  teacherTemp?: number;
+  warmupTeacherEpochs?: number;
+  repeatTimes?: number;
+  nHead?: number;
+  gradFromBlock?: number;
+  projHidden?: number;
+  projOut?: number;
+  seed?: number;
+  threads?: number;
+  augmentThreads?: number;
+}
+
+export interface RawFitOptions extends RawTrainConfig {
+  backbone?: string;
+  arch?: RawVitConfig;
+  checkpointDir?: string;
+  searchRange?: [number, number];
+}
+
+export interface RawEpochRecord {
+  epoch: number;
+  batches: number;
+  skipped: number;
+  lr: number;
+  teacherTemp: number;
+  losses: RawTrainLosses;
+  ms: number;
+  augmentMs: number;
+  waitMs: number;
+  modelMs: number;
+}
+
+export interface RawTrainedModel {
+  handle: unknown;
+  config: Required<Omit<RawTrainConfig, 'classNames'>> & { studentTemp: number; infoNceTemp: number; supConTemp: number; supConBaseTemp: number };
+  arch: Required<Omit<RawVitConfig, 'preset' | 'attention'>>;
+  classNames: string[];
+  numKnown: number;
+  epochsDone: number;
+  selectedHeads: number[];
+  history: RawEpochRecord[];
+  backbone: { path: string | null; sha256: string | null };
+  searchRange?: [number, number];
+  dataFingerprint: string;
+  warnings: string[];
+}
+
+export interface RawPrediction {
+  count: number;
+  numNovel: number;
+  head: number;
+  probabilities: ArrayBuffer;
+  dim?: number;
+  embeddings?: ArrayBuffer;
+}
+
+export interface RawDecodedCrop {
+  height: number;
+  width: number;
+  image: ArrayBuffer;
+  mask: ArrayBuffer;
+}
+
+export interface RawTensorOut {
+  shape: number[];
+  data: Float32Array | Float64Array;
+}
+
+export interface RawLossResult extends RawTrainLosses {
+  gradZ: RawTensorOut;
+  gradLogits: RawTensorOut;
+}
+
+export interface RawTrainAddon {
+  fit(
+    dataset: { unlabelled: RawTrainCrop[]; labelled?: RawTrainCrop[] },
+    options: RawFitOptions,
+    onProgress?: RawProgress,
+    onEvent?: (event: RawTrainEvent) => void,
+  ): RawJob<RawTrainedModel>;
+  loadBundle(path: string, options: { backbone?: string; threads?: number }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
+  saveBundle(handle: unknown, path: string, options: { selfContained?: boolean }): RawJob<undefined>;
+  predict(
+    handle: unknown,
+    crops: RawTrainCrop[],
+    options: { head?: number; embeddings?: boolean; threads?: number; batchSize?: number },
+    onProgress?: RawProgress,
+  ): RawJob<RawPrediction>;
+  dispose(handle: unknown): void;
+  readCrops(images: string[], masks: string[], options: { threads?: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;
+  /** Synchronous building blocks for tests on small inputs. */
+  kernels: {
+    losses(
+      inputs: { z: RawTensor; logits: RawTensor; labels: RawTensor; plc?: RawTensor },
+      options: {
+        numKnown: number;
+        teacherTemp?: number;
+        studentTemp?: number;
+        infoNceTemp?: number;
+        supConTemp?: number;
+        supConBaseTemp?: number;
+        supWeight?: number;
+        memaxWeight?: number;
+      },
+    ): RawLossResult;
+    teacherTargets(teacher: RawTensor, teacherTemp: number, numKnown: number, plc?: RawTensor): RawTensorOut;
+    teacherTemperatures(epochs: number, schedule?: { warmupTemp?: number; finalTemp?: number; warmupEpochs?: number; repeatTimes?: number }): number[];
+    cosineLr(epochs: number, lr: number, etaMinFactor?: number): number[];
+    sgd(
+      params: { name: string; value: RawTensor; grads: RawTensor[] }[],
+      options: { lrs: number[]; momentum?: number; weightDecay?: number },
+    ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
+    trainableParameters(arch: RawVitConfig, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
   };
 }

@@ -15,6 +15,10 @@ import { binarize, type BinarizeOptions, type MebinOptions } from './mebin.js';
 import { packageRoot } from './native.js';
 import { extractRegions, type ExtractRegionsOptions, type RegionsResult } from './regions.js';
 import { generateSynthetic } from './synthetic.js';
+import { runDiscover, type DiscoverFlags } from './cli-discover.js';
+import { cmdTrain } from './cli-train.js';
+import { loadBackbone } from './model.js';
+import { readNpy, writeNpy } from './npy.js';
 import { nativeVersions } from './versions.js';
 import type { Progress } from './jobs.js';
 
@@ -214,79 +218,144 @@ async function cmdRegions(args: string[]): Promise<void> {
   }
 }
 
-async function cmdDemo(args: string[]): Promise<void> {
+/** The embedded default: `discover` over the synthetic generator with a small random-init ViT (no download). */
+const DEMO_DEFAULTS: Partial<DiscoverFlags> = {
+  dataset: 'synthetic',
+  k: 5,
+  out: 'anomalyncd-demo',
+  arch: JSON.stringify({ patchSize: 16, embedDim: 96, depth: 4, numHeads: 4, maskLayers: 2 }),
+  epochs: 8,
+  perType: 8,
+};
+
+async function cmdEmbed(args: string[]): Promise<void> {
   const flags = parseFlags(args, new Set(['json']));
-  allow(flags, ['per-type', 'size', 'seed', 'threads', 'json'], 'demo');
-  const started = performance.now();
-  const perType = int(flags, 'per-type');
-  const size = int(flags, 'size');
-  const seed = int(flags, 'seed');
+  allow(flags, ['checkpoint', 'arch', 'images', 'masks', 'out', 'threads', 'batch-size', 'device', 'json'], 'embed');
+  const images = await readNpy(str(flags, 'images', true));
+  const masksPath = str(flags, 'masks');
+  const masks = masksPath !== undefined ? await readNpy(masksPath) : undefined;
+  const out = str(flags, 'out', true);
+  const device = str(flags, 'device');
   const threads = int(flags, 'threads');
-  const samples = generateSynthetic({
-    ...(perType !== undefined ? { perType } : {}),
-    ...(size !== undefined ? { size } : {}),
-    ...(seed !== undefined ? { seed } : {}),
-  });
-  const generatedMs = performance.now() - started;
-  const options: ExtractRegionsOptions = { signal: controller.signal, ...(threads !== undefined ? { threads } : {}) };
-  nativeVersions(); // load the addon (and libtorch) outside the timed region
-  const bar = progressBar('regions');
-  if (bar) options.onProgress = bar;
+  const batchSize = int(flags, 'batch-size');
   const t0 = performance.now();
-  const result = await extractRegions(
-    samples.map((s) => s.image),
-    samples.map((s) => s.map),
-    options,
-  );
-  const wallMs = performance.now() - t0;
-  warn(result.warnings);
-  const byLabel = new Map<string, { images: number; crops: number; est: number }>();
-  result.items.forEach((item, i) => {
-    const e = byLabel.get(samples[i]!.label) ?? { images: 0, crops: 0, est: 0 };
-    e.images++;
-    e.crops += item.crops.length;
-    e.est += item.count;
-    byLabel.set(samples[i]!.label, e);
+  const model = await loadBackbone(str(flags, 'checkpoint', true), {
+    arch: str(flags, 'arch') ?? 'dino_vitb8',
+    ...(device !== undefined ? { device } : {}),
+    signal: controller.signal,
   });
-  const summary = {
-    images: samples.length,
-    searchRange: result.searchRange,
-    perLabel: Object.fromEntries(byLabel),
-    timings: {
-      generateMs: generatedMs,
-      mebinMsPerMap: result.timings.mebinMsPerMap,
-      cropMsPerImage: result.timings.cropMsPerImage,
-      wallMs,
-    },
-  };
-  if (flags.has('json')) {
-    process.stdout.write(JSON.stringify(summary) + '\n');
-    return;
+  const loadMs = performance.now() - t0;
+  try {
+    const t1 = performance.now();
+    const bar = progressBar('embed');
+    const y = await model.embed(images, masks, {
+      signal: controller.signal,
+      ...(threads !== undefined ? { threads } : {}),
+      ...(batchSize !== undefined ? { batchSize } : {}),
+      ...(bar ? { onProgress: bar } : {}),
+    });
+    const embedMs = performance.now() - t1;
+    await writeNpy(out, y);
+    if (flags.has('json')) process.stdout.write(JSON.stringify({ out, shape: y.shape, timings: { loadMs, embedMs } }) + '\n');
+    else process.stdout.write(`[${y.shape.join(', ')}] embeddings -> ${out}\n` + timingTable([['load checkpoint', loadMs], ['embed (all)', embedMs]]) + '\n');
+  } finally {
+    model.dispose();
   }
-  process.stdout.write(`anomalyncd demo: ${samples.length} synthetic images (embedded generator, no download)\n`);
-  process.stdout.write(`MEBin search range [${result.searchRange.join(', ')}]\n\nlabel    images  crops  mean est\n`);
-  for (const [label, e] of byLabel)
-    process.stdout.write(`${label.padEnd(8)} ${String(e.images).padStart(6)} ${String(e.crops).padStart(6)} ${(e.est / e.images).toFixed(2).padStart(9)}\n`);
-  process.stdout.write(
-    '\n' +
-      timingTable([
-        ['generate (all)', generatedMs],
-        ['mebin (per map)', result.timings.mebinMsPerMap],
-        ['crop (per image)', result.timings.cropMsPerImage],
-        ['mebin+crop wall (all)', wallMs],
-      ]) +
-      '\n',
+}
+
+function discoverFlags(args: string[], command: string, defaults: Partial<DiscoverFlags> = {}): DiscoverFlags {
+  const flags = parseFlags(args, new Set(['json', 'gt-maps']));
+  allow(
+    flags,
+    ['manifest', 'dataset', 'root', 'category', 'maps', 'gt-maps', 'k', 'out', 'backbone', 'arch', 'labeled', 'epochs', 'seed', 'threads', 'tau-alpha', 'per-type', 'json'],
+    command,
   );
+  const k = str(flags, 'k') ?? (defaults.k !== undefined ? String(defaults.k) : undefined);
+  if (k === undefined) throw new InvalidArgumentError('--k K|auto is required');
+  if (k !== 'auto' && !/^\d+$/.test(k)) throw new InvalidArgumentError(`--k must be a positive integer or 'auto' (got '${k}')`);
+  const dataset = str(flags, 'dataset') ?? defaults.dataset;
+  if (dataset !== undefined && !['mtd', 'mvtec', 'synthetic'].includes(dataset)) throw new InvalidArgumentError(`--dataset must be mtd, mvtec or synthetic (got '${dataset}')`);
+  const out = str(flags, 'out') ?? defaults.out;
+  if (out === undefined) throw new InvalidArgumentError('--out DIR is required');
+  const tau = str(flags, 'tau-alpha');
+  if (tau !== undefined && !(Number(tau) > 0)) throw new InvalidArgumentError(`--tau-alpha must be a positive number (got '${tau}')`);
+  const d: DiscoverFlags = { k: k === 'auto' ? 'auto' : Number(k), out };
+  const set = <K extends keyof DiscoverFlags>(key: K, value: DiscoverFlags[K] | undefined) => {
+    if (value !== undefined) d[key] = value;
+  };
+  set('manifest', str(flags, 'manifest'));
+  set('dataset', dataset as DiscoverFlags['dataset']);
+  set('root', str(flags, 'root'));
+  set('category', str(flags, 'category'));
+  set('maps', str(flags, 'maps'));
+  if (flags.has('gt-maps')) d.gtMaps = true;
+  set('backbone', str(flags, 'backbone'));
+  set('arch', str(flags, 'arch') ?? defaults.arch);
+  set('labeled', str(flags, 'labeled'));
+  set('epochs', int(flags, 'epochs') ?? defaults.epochs);
+  set('seed', int(flags, 'seed'));
+  set('threads', int(flags, 'threads'));
+  set('perType', int(flags, 'per-type') ?? defaults.perType);
+  if (tau !== undefined) d.tauAlpha = Number(tau);
+  if (flags.has('json')) d.json = true;
+  return d;
+}
+
+async function cmdDiscover(args: string[], defaults: Partial<DiscoverFlags> = {}, command = 'discover'): Promise<void> {
+  const flags = discoverFlags(args, command, defaults);
+  if (flags.backbone === undefined)
+    process.stderr.write(
+      '\n*** WARNING: no --backbone given: the ViT is RANDOMLY INITIALISED. Clusters will be far worse than with a\n' +
+        '*** pretrained DINO checkpoint (e.g. dino_vitbase8_pretrain.pth; see README).\n\n',
+    );
+  const bar = progressBar('discover');
+  let lastStage = '';
+  const { result, outDir } = await runDiscover(flags, controller.signal, (p) => {
+    if (!bar) return;
+    if (p.stage !== lastStage) {
+      if (lastStage) process.stderr.write('\n');
+      lastStage = p.stage;
+    }
+    progressBar(p.stage.padEnd(9))?.(p);
+  });
+  try {
+    warn(result.warnings);
+    if (flags.json) {
+      process.stdout.write(JSON.stringify({ out: outDir, k: result.k, kChoice: result.kChoice, metrics: result.metrics ?? null, timings: result.timings, warnings: result.warnings }) + '\n');
+      return;
+    }
+    process.stdout.write(`\n${result.images.length} images -> ${result.k} defect types (${result.kChoice.mode === 'auto' ? 'K estimated' : 'K given'}) -> ${outDir}\n`);
+    const sizes = new Map<number, number>();
+    for (const img of result.images) sizes.set(img.cluster, (sizes.get(img.cluster) ?? 0) + 1);
+    process.stdout.write(`cluster sizes: ${[...sizes].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}:${n}`).join('  ')}\n`);
+    if (result.metrics) {
+      const f = (m: { nmi: number; ari: number; f1: number }) => `NMI ${m.nmi.toFixed(3)}  ARI ${m.ari.toFixed(3)}  F1 ${m.f1.toFixed(3)}`;
+      process.stdout.write(`AnomalyNCD        ${f(result.metrics.anomalyncd)}\nk-means baseline  ${f(result.metrics.kmeansBaseline)}\n`);
+    }
+    process.stdout.write('\n' + timingTable(Object.entries(result.timings)) + '\n');
+    process.stdout.write(`report: ${join(outDir, 'report.html')}\n`);
+  } finally {
+    result.model.dispose();
+  }
 }
 
 const USAGE = `anomalyncd <command> [options]
 
 Commands:
-  demo     [--per-type N] [--size PX] [--seed S] [--threads T] [--json]
-           MEBin + cropping over a synthetic sample generated in process; prints per-stage ms.
+  demo     [--per-type N] [--k K] [--epochs N] [--out DIR] [--seed S] [--threads T] [--json] [discover options]
+           discover end to end on the embedded synthetic defect generator (no download), with a small
+           random-init ViT: prints per-stage ms and metrics, writes anomalyncd-demo/report.html.
   mebin    --maps DIR --out FILE.json [--binary-out DIR] [--sample-rate 4] [--min-interval 4]
            [--no-erode] [--range MIN,MAX] [--threads T] [--json]
   regions  --manifest FILE.csv --out DIR [MEBin options] [--threads T] [--json]
+  discover (--manifest FILE.csv | --dataset mtd|mvtec --root DIR [--category C] (--maps DIR | --gt-maps)
+            | --dataset synthetic [--per-type N]) --k K|auto --out DIR [--backbone FILE] [--arch PRESET|JSON]
+           [--labeled DIR] [--epochs N] [--seed S] [--threads T] [--tau-alpha A] [--json]
+           MEBin -> crops -> training -> prediction -> merging; writes predictions.json, metrics.json
+           (labels known), timings.json and report.html.
+  train    see 'anomalyncd train --help'
+  embed    --checkpoint FILE --arch PRESET|JSON --images X.npy --masks M.npy --out Y.npy
+           [--threads T] [--batch-size N] [--device cpu|cuda:0] [--json]
 
 Exit codes: 0 ok, 2 usage/invalid argument, 3 bad input or file error, 4 bad checkpoint, 130 aborted, 1 internal error.
 `;
@@ -310,7 +379,10 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'mebin': await cmdMebin(rest); break;
       case 'regions': await cmdRegions(rest); break;
-      case 'demo': await cmdDemo(rest); break;
+      case 'demo': await cmdDiscover(rest, DEMO_DEFAULTS, 'demo'); break;
+      case 'embed': await cmdEmbed(rest); break;
+      case 'discover': await cmdDiscover(rest); break;
+      case 'train': await cmdTrain(rest, controller.signal); break;
       case '--version':
       case 'version': {
         const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };

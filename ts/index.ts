@@ -25,3 +25,57 @@ export {
 export { generateSynthetic, DEFECT_TYPES, type SyntheticLabel, type SyntheticOptions, type SyntheticSample } from './synthetic.js';
 export type { JobOptions, Progress } from './jobs.js';
 export { nativeVersions } from './versions.js';
+export {
+  loadBackbone,
+  preprocess,
+  Backbone,
+  ARCH_PRESETS,
+  type ArchPreset,
+  type ArchSpec,
+  type EmbedOptions,
+  type LoadBackboneOptions,
+  type Preprocessed,
+  type VitConfig,
+} from './model.js';
+export { evaluate, hungarianMax, type ClassLabel, type ClusterMatch, type EvaluationResult } from './metrics.js';
+export { kmeans, silhouette, estimateK, type SampleMatrix, type KMeansMethod, type KMeansOptions, type KMeansResult, type EstimateKOptions, type EstimateKResult, type KScore } from './cluster.js';
+export {
+  fit,
+  loadTrainedModel,
+  loadLabelledFolder,
+  readCropFiles,
+  TrainedModel,
+  type EpochRecord,
+  type FitOptions,
+  type LabelledCrop,
+  type PredictOptions,
+  type Prediction,
+  type TeacherTempOptions,
+  type TrainConfig,
+  type TrainCrop,
+  type TrainDataset,
+  type TrainEvent,
+  type TrainLosses,
+} from './train.js';
+export { loadDataset, readImageSize, decodeGrayPng, readGrayPng, parsePngHeader, type Dataset, type DatasetItem, type DatasetSpec, type MvtecDatasetSpec, type MtdDatasetSpec, type ManifestDatasetSpec, type PngHeader } from './datasets.js';
+export { encodePng, encodeTensorPng, pngDataUrl } from './png.js';
+export {
+  renderReport,
+  writeReport,
+  pca2d,
+  confusionMatrix,
+  escapeHtml,
+  type EmbeddingPoint,
+  type KChoice,
+  type RenderReportOptions,
+  type ReportCluster,
+  type ReportConfusion,
+  type ReportData,
+  type ReportEmbedding,
+  type ReportFact,
+  type ReportKCurve,
+  type ReportMetrics,
+  type ReportSample,
+  type ReportSummary,
+  type StageTiming,
+} from './report.js';

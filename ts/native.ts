@@ -4,7 +4,7 @@
  * @internal
  * @module
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,10 +24,50 @@ export const packageRoot: string = (() => {
 
 let cached: Addon | undefined;
 
+/** What the loader chose for OpenBLAS, for diagnostics. @internal */
+export let blasCoretype: { value: string | undefined; source: 'user' | 'auto' | 'none' } = { value: undefined, source: 'none' };
+
+/**
+ * OpenBLAS 0.3.21 (Debian 12) misdetects recent x86 CPUs (e.g. AMD EPYC with
+ * AVX-512) as "Prescott" and falls back to SSE3 kernels: a 2048² sgemm runs
+ * at ~27 GFLOP/s instead of ~160. It reads OPENBLAS_CORETYPE once, when the
+ * library loads with the addon, so the loader sets it first — only when the
+ * user has not, only on Linux x64, and only to a kernel family whose
+ * instructions /proc/cpuinfo proves present (so no other CPU is harmed).
+ * ANOMALYNCD_BLAS_TUNE=0 turns this off.
+ */
+function tuneOpenBlas(): void {
+  if (process.env.OPENBLAS_CORETYPE) {
+    blasCoretype = { value: process.env.OPENBLAS_CORETYPE, source: 'user' };
+    return;
+  }
+  if (process.env.ANOMALYNCD_BLAS_TUNE === '0' || process.platform !== 'linux' || process.arch !== 'x64') return;
+  let flags: Set<string>;
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    flags = new Set((line ?? '').split(':')[1]?.trim().split(/\s+/) ?? []);
+  } catch {
+    return;
+  }
+  const has = (...names: string[]) => names.every((n) => flags.has(n));
+  const coretype = has('avx512f', 'avx512vl', 'avx512bw', 'avx512dq', 'avx512_bf16')
+    ? 'Cooperlake'
+    : has('avx512f', 'avx512vl', 'avx512bw', 'avx512dq')
+      ? 'SkylakeX'
+      : has('avx2', 'fma')
+        ? 'Haswell'
+        : undefined;
+  if (coretype) {
+    process.env.OPENBLAS_CORETYPE = coretype;
+    blasCoretype = { value: coretype, source: 'auto' };
+  }
+}
+
 /** Loads (once) and returns the native addon. */
 export function addon(): Addon {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
+  tuneOpenBlas();
   let loaded: Addon;
   try {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;

@@ -5,6 +5,10 @@
 // 2. SPEC 2.5 claim (n > t  <=>  a > thr) for every range and every t in 1..255;
 // 3. fast binarize() == binarizeOracle() on thousands of random maps;
 // 4. argument validation; 5. timings.
+// `mebin_selftest --profile SIZE [REPS]` skips the checks and runs binarize()
+// REPS times over fixed realistic SIZE x SIZE maps (best-of-REPS wall times);
+// for repeatable instruction counts run it under
+//   valgrind --tool=callgrind --toggle-collect='*mebin::binarize(*'
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -329,6 +333,91 @@ Map blobMap(int size, std::mt19937& rng) {
   return m;
 }
 
+// A realistic detector map: a smooth, slowly varying background with pixel
+// noise and a few Gaussian anomaly blobs. The range's minTh is put at the
+// (1 - aboveFraction) quantile, so that fraction of pixels lies above it, as
+// with a category range whose minTh is the smallest per-map peak.
+struct RealisticCase {
+  Map map{1, 1, 0};
+  Range range;
+};
+
+RealisticCase realisticCase(int size, double aboveFraction, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const double scale = size / 256.0;
+  std::vector<double> acc(size_t(size) * size, 25.0);
+  auto addBlob = [&](double cy, double cx, double s, double peak) {
+    const int r = int(4 * s);
+    for (int y = std::max(0, int(cy) - r); y < std::min(size, int(cy) + r); ++y)
+      for (int x = std::max(0, int(cx) - r); x < std::min(size, int(cx) + r); ++x)
+        acc[size_t(y) * size + x] +=
+            peak * std::exp(-((y - cy) * (y - cy) + (x - cx) * (x - cx)) / (2 * s * s));
+  };
+  for (int b = 0; b < 10; ++b)  // background undulation
+    addBlob(u(rng) * size, u(rng) * size, (20 + 30 * u(rng)) * scale, 10 + 25 * u(rng));
+  const int anomalies = 1 + int(u(rng) * 5);
+  for (int b = 0; b < anomalies; ++b)
+    addBlob(u(rng) * size, u(rng) * size, (4 + 20 * u(rng)) * scale, 80 + 150 * u(rng));
+  RealisticCase c;
+  c.map = Map(size, size, 0);
+  for (size_t k = 0; k < acc.size(); ++k)
+    c.map.data[k] = uint8_t(std::clamp(acc[k] + 16 * (u(rng) - 0.5), 0.0, 255.0));
+  std::vector<uint8_t> sorted = c.map.data;
+  const size_t q = std::min(sorted.size() - 1, size_t((1.0 - aboveFraction) * sorted.size()));
+  std::nth_element(sorted.begin(), sorted.begin() + q, sorted.end());
+  c.range = {sorted[q], 255};
+  return c;
+}
+
+std::vector<RealisticCase> realisticCases(int size) {
+  std::vector<RealisticCase> cases;
+  uint32_t seed = 1000 + size;
+  for (double f : {0.05, 0.10, 0.20, 0.35})
+    for (int k = 0; k < (size <= 256 ? 2 : 1); ++k) cases.push_back(realisticCase(size, f, seed++));
+  return cases;
+}
+
+void testRealistic() {
+  int checkedCases = 0;
+  for (int size : {64, 256, 1024}) {
+    for (const RealisticCase& c : realisticCases(size)) {
+      for (const Options& options : {Options{}, Options{1, 4, true}, Options{7, 2, false}}) {
+        const Result fast = binarize(c.map.view(), c.range, options);
+        const Result ref = binarizeOracle(c.map.view(), c.range, options);
+        check(fast.threshold == ref.threshold && fast.count == ref.count &&
+                  fast.sequence == ref.sequence && fast.binary == ref.binary &&
+                  fast.foreground == ref.foreground,
+              "realistic map " + std::to_string(size) + " minTh " +
+                  std::to_string(c.range.minTh) + " sr " + std::to_string(options.sampleRate));
+        ++checkedCases;
+        if (size == 1024) break;  // the oracle is slow at this size
+      }
+    }
+  }
+  std::printf("realistic maps fast vs oracle: %d cases checked\n", checkedCases);
+}
+
+int profile(int size, int reps) {
+  const std::vector<RealisticCase> cases = realisticCases(size);
+  double sumBest = 0;
+  long long checksum = 0;
+  for (const RealisticCase& c : cases) {
+    double best = 1e300;
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Result res = binarize(c.map.view(), c.range, Options{});
+      best = std::min(best, std::chrono::duration<double, std::milli>(
+                                std::chrono::steady_clock::now() - t0).count());
+      if (r == 0) checksum += res.foreground * 31 + res.threshold * 7 + res.count;
+    }
+    sumBest += best;
+  }
+  std::printf("profile %dx%d: %zu maps, mean best-of-%d %.4f ms, checksum %lld\n", size, size,
+              cases.size(), reps, sumBest / cases.size(), checksum);
+  return 0;
+}
+
 template <typename F>
 double medianMs(int runs, F&& fn) {
   std::vector<double> ms;
@@ -360,12 +449,15 @@ void timing() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "--profile")
+    return profile(std::atoi(argv[2]), argc > 3 ? std::atoi(argv[3]) : 200);
   const int cases = argc > 1 ? std::atoi(argv[1]) : 3000;
   testSelectionTable();
   testMiniExample();
   testRawThresholdEquivalence();
   testValidation();
   testRandom(cases);
+  testRealistic();
   timing();
   if (failures) {
     std::printf("%d FAILURES\n", failures);

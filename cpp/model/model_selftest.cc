@@ -17,14 +17,17 @@
    (CMake equivalent: find_package(Torch) with Torch_DIR=/usr/lib/x86_64-linux-gnu/cmake/Torch,
    link ${TORCH_LIBRARIES}, compile with ${TORCH_CXX_FLAGS} = -D_GLIBCXX_USE_CXX11_ABI=1.) */
 // Run:   /tmp/model_selftest/model_selftest [fixtures dir, default test/fixtures/vit]
-//        /tmp/model_selftest/model_selftest --bench [reps]   (ViT-S/16, batch 8, 224, 2 threads)
+//        /tmp/model_selftest/model_selftest --bench [reps] [threads]   (ViT-S/16, batch 8, 224;
+//        default 5 reps, 2 threads)
 // Exit status 0 iff every check passed.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -135,7 +138,7 @@ at::Tensor loadNpy(const std::string& path) {
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(st));
   const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
   if (off + hl + bytes > d.size()) throw std::runtime_error("short npy " + path);
-  std::memcpy(t.data_ptr(), d.data() + off + hl, bytes);
+  if (bytes) std::memcpy(t.data_ptr(), d.data() + off + hl, bytes);
   return t;
 }
 
@@ -426,9 +429,11 @@ void testFuzz(const std::string& dir) {
   int loaded = 0, rejected = 0, other = 0;
   const std::string fileBytes = readFile(dir + "/tiny_vit.pth");
   const std::string stBytes = readFile(dir + "/tiny_vit.safetensors");
-  for (int it = 0; it < 600; ++it) {
+  const int total = std::getenv("MODEL_SELFTEST_FUZZ") ? std::atoi(std::getenv("MODEL_SELFTEST_FUZZ")) : 600;
+  for (int it = 0; it < total; ++it) {
     std::string path;
-    if (it < 300) {  // pickle mutations: flips, truncations, insertions
+    const int phase = it % 600;
+    if (phase < 300) {  // pickle mutations: flips, truncations, insertions
       std::string m = pkl;
       const int kind = it % 3;
       if (kind == 0) {
@@ -440,7 +445,7 @@ void testFuzz(const std::string& dir) {
       }
       path = "/tmp/model_selftest_fuzz.pth";
       writeZip(path, m, recs);
-    } else if (it < 450) {  // raw file mutations of the zip
+    } else if (phase < 450) {  // raw file mutations of the zip
       std::string m = fileBytes;
       for (int j = 0; j < 1 + static_cast<int>(rng() % 8); ++j) m[rng() % m.size()] = static_cast<char>(rng());
       path = "/tmp/model_selftest_fuzz2.pth";
@@ -463,7 +468,7 @@ void testFuzz(const std::string& dir) {
       ++other;
     }
   }
-  std::printf("  600 mutated files: %d loaded, %d rejected with ERR_CHECKPOINT, %d other\n", loaded, rejected, other);
+  std::printf("  %d mutated files: %d loaded, %d rejected with ERR_CHECKPOINT, %d other\n", total, loaded, rejected, other);
   check(other == 0, "mutated files only ever load or raise ERR_CHECKPOINT");
 
   // hand-made hostile pickles
@@ -605,8 +610,21 @@ void testPreprocess(const std::string& dir) {
 }
 
 // ---------------------------------------------------------------------------
-int bench(int reps) {
-  at::set_num_threads(2);
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// Interleaved Plain/Fused timing (order alternates every repetition; min and median
+// reported, the machine is shared).
+double cpuNow() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int bench(int reps, int threads) {
+  at::set_num_threads(threads);
   torch::NoGradGuard ng;
   VitConfig cfg = presetConfig("dino_vits16");
   MaskGuidedViT vit(cfg);
@@ -614,41 +632,56 @@ int bench(int reps) {
   at::manual_seed(0);
   at::Tensor x = at::randn({8, 3, 224, 224});
   at::Tensor m = (at::rand({8, 1, 224, 224}) < 0.7).to(at::kFloat);
-  std::printf("bench: ViT-S/16, batch 8, 224x224, %d intra-op threads, %d reps\n", at::get_num_threads(), reps);
-  double best[2] = {1e30, 1e30}, sum[2] = {0, 0};
+  std::printf("bench: ViT-S/16, batch 8, 224x224, %d intra-op threads (OPENBLAS_NUM_THREADS=%s), %d reps\n",
+              at::get_num_threads(), std::getenv("OPENBLAS_NUM_THREADS") ? std::getenv("OPENBLAS_NUM_THREADS") : "unset",
+              reps);
+  std::vector<double> t[2], cpu[2];
   at::Tensor out[2];
   for (int r = -1; r < reps; ++r) {
-    for (int impl = 0; impl < 2; ++impl) {
+    for (int j = 0; j < 2; ++j) {
+      const int impl = (r & 1) ? 1 - j : j;
       vit.setAttentionImpl(impl == 0 ? AttentionImpl::Plain : AttentionImpl::Fused);
       auto t0 = std::chrono::steady_clock::now();
+      const double c0 = cpuNow();
       out[impl] = vit.forward(x, m);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (r >= 0) {
-        best[impl] = std::min(best[impl], s);
-        sum[impl] += s;
+        t[impl].push_back(s);
+        cpu[impl].push_back(cpuNow() - c0);
       }
     }
   }
-  std::printf("  plain: best %.3f s  mean %.3f s\n  fused: best %.3f s  mean %.3f s\n  |plain-fused| %.2e\n",
-              best[0], sum[0] / reps, best[1], sum[1] / reps, maxAbs(out[0], out[1]));
+  std::printf("  full forward  plain: min %.3f s  median %.3f s | fused: min %.3f s  median %.3f s | |plain-fused| %.1e\n",
+              *std::min_element(t[0].begin(), t[0].end()), median(t[0]),
+              *std::min_element(t[1].begin(), t[1].end()), median(t[1]), maxAbs(out[0], out[1]));
+  std::printf("  full forward CPU time  plain: min %.3f s  median %.3f s | fused: min %.3f s  median %.3f s\n",
+              *std::min_element(cpu[0].begin(), cpu[0].end()), median(cpu[0]),
+              *std::min_element(cpu[1].begin(), cpu[1].end()), median(cpu[1]));
   // attention core only (one block's q, k, v): ViT-S/16 and ViT-B/8 sizes at batch 8
   for (auto [H, N] : {std::pair<int, int>{6, 197}, std::pair<int, int>{12, 785}}) {
     const int B = 8, hd = 64;
     at::Tensor qkv = at::randn({B, N, 3, H, hd}).permute({2, 0, 3, 1, 4});
     at::Tensor blocked = at::rand({B, N}).lt(0.3);
     blocked.select(1, 0).fill_(false);
-    double core[2] = {1e30, 1e30};
-    const int coreReps = N > 500 ? reps : reps * 4;
+    std::vector<double> c[2], cc[2];
+    const int coreReps = N > 500 ? std::max(2, reps / 2) : reps * 6;
     for (int r = -1; r < coreReps; ++r)
-      for (int impl = 0; impl < 2; ++impl) {
+      for (int j = 0; j < 2; ++j) {
+        const int impl = (r & 1) ? 1 - j : j;
         auto t0 = std::chrono::steady_clock::now();
+        const double c0 = cpuNow();
         at::Tensor o = maskedAttention(qkv[0], qkv[1], qkv[2], 0.125, blocked,
                                        impl == 0 ? AttentionImpl::Plain : AttentionImpl::Fused);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (r >= 0) core[impl] = std::min(core[impl], s);
+        if (r >= 0) {
+          c[impl].push_back(s);
+          cc[impl].push_back(cpuNow() - c0);
+        }
       }
-    std::printf("  attention core (B%d H%d N%d hd%d): plain best %.1f ms, fused best %.1f ms\n", B, H, N, hd,
-                core[0] * 1e3, core[1] * 1e3);
+    std::printf("  attention core B%d H%d N%d hd%d  plain: min %.1f ms median %.1f ms | fused: min %.1f ms median %.1f ms\n",
+                B, H, N, hd, *std::min_element(c[0].begin(), c[0].end()) * 1e3, median(c[0]) * 1e3,
+                *std::min_element(c[1].begin(), c[1].end()) * 1e3, median(c[1]) * 1e3);
+    std::printf("    (CPU time: plain median %.1f ms, fused median %.1f ms)\n", median(cc[0]) * 1e3, median(cc[1]) * 1e3);
   }
   return 0;
 }
@@ -656,7 +689,8 @@ int bench(int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "--bench") return bench(argc >= 3 ? std::atoi(argv[2]) : 3);
+  if (argc >= 2 && std::string(argv[1]) == "--bench")
+    return bench(argc >= 3 ? std::atoi(argv[2]) : 5, argc >= 4 ? std::atoi(argv[3]) : 2);
   const std::string dir = argc >= 2 ? argv[1] : "test/fixtures/vit";
   at::manual_seed(123);
   try {

@@ -1,0 +1,602 @@
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+#include <dlfcn.h>
+#include <signal.h>
+
+#include <cerrno>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/parallel.h"
+#include "model/checkpoint.h"
+#include "model/heads.h"
+#include "model/preprocess.h"
+#include "model/vit.h"
+#include "train/bundle.h"
+#include "train/losses.h"
+#include "train/sampler.h"
+
+namespace anomalyncd::train {
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& m) { throw Error(code::kInvalidArgument, m); }
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+constexpr int64_t kSide = model::kCropSize;
+constexpr int64_t kImageFloats = 3 * kSide * kSide;
+constexpr int64_t kMaskFloats = kSide * kSide;
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+std::vector<double> toDoubles(const at::Tensor& t) {
+  at::Tensor d = t.detach().to(at::kCPU, at::kDouble).contiguous().view({-1});
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+LossValues lossValues(const BatchLosses& l) {
+  LossValues v;
+  v.total = l.total.detach().item<double>();
+  v.infoNce = l.infoNce.detach().item<double>();
+  v.supCon = l.supCon.detach().item<double>();
+  v.ce = toDoubles(l.ce);
+  v.distill = toDoubles(l.distill);
+  v.memax = toDoubles(l.memax);
+  v.cluster = toDoubles(l.cluster);
+  return v;
+}
+
+void accumulate(LossValues& sum, const LossValues& v) {
+  auto addVec = [](std::vector<double>& a, const std::vector<double>& b) {
+    if (a.empty()) a.assign(b.size(), 0.0);
+    for (size_t i = 0; i < b.size(); ++i) a[i] += b[i];
+  };
+  sum.total += v.total;
+  sum.infoNce += v.infoNce;
+  sum.supCon += v.supCon;
+  addVec(sum.ce, v.ce);
+  addVec(sum.distill, v.distill);
+  addVec(sum.memax, v.memax);
+  addVec(sum.cluster, v.cluster);
+}
+
+LossValues divided(LossValues s, double n) {
+  if (n <= 0) return s;
+  s.total /= n;
+  s.infoNce /= n;
+  s.supCon /= n;
+  for (auto* vec : {&s.ce, &s.distill, &s.memax, &s.cluster})
+    for (double& x : *vec) x /= n;
+  return s;
+}
+
+void checkSample(const TrainSample& s, const std::string& what) {
+  if (!s.crop.rgb || !s.crop.mask) invalid(what + ": image and mask are required");
+  if (s.crop.height < 1 || s.crop.width < 1) invalid(what + ": empty crop");
+  (void)model::shortSideResizeSize(s.crop.height, s.crop.width);  // refuses absurd aspect ratios
+}
+
+std::mutex& seedMutex() {
+  static std::mutex m;
+  return m;
+}
+
+// A DINO-style architecture guessed from a state dict's shapes (head dim 64, maskLayers
+// min(9, depth)); inferConfig() then checks it and sets imageSize.
+model::VitConfig guessArch(const model::StateDict& sd) {
+  model::VitConfig c;
+  auto get = [&](const char* k) -> const at::Tensor& {
+    auto it = sd.find(k);
+    if (it == sd.end()) throw Error(code::kCheckpoint, std::string("Checkpoint has no key '") + k + "' (not a DINO ViT state dict?)");
+    return it->second;
+  };
+  const at::Tensor& pw = get("patch_embed.proj.weight");
+  if (pw.dim() != 4) throw Error(code::kCheckpoint, "Checkpoint key 'patch_embed.proj.weight' is not 4-D");
+  c.embedDim = static_cast<int>(pw.size(0));
+  c.patchSize = static_cast<int>(pw.size(2));
+  int maxBlock = -1;
+  for (auto& [k, t] : sd)
+    if (k.rfind("blocks.", 0) == 0) {
+      const size_t dot = k.find('.', 7);
+      const std::string idx = k.substr(7, dot == std::string::npos ? std::string::npos : dot - 7);
+      if (!idx.empty() && idx.size() < 6 && idx.find_first_not_of("0123456789") == std::string::npos)
+        maxBlock = std::max(maxBlock, std::stoi(idx));
+    }
+  c.depth = maxBlock + 1;
+  c.numHeads = std::max(1, c.embedDim / 64);
+  c.maskLayers = std::min(9, c.depth);
+  auto fc1 = sd.find("blocks.0.mlp.fc1.weight");
+  if (fc1 != sd.end() && c.embedDim > 0) c.mlpRatio = static_cast<double>(fc1->second.size(0)) / c.embedDim;
+  c.qkvBias = sd.count("blocks.0.attn.qkv.bias") > 0;
+  return c;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// small pieces
+// ---------------------------------------------------------------------------
+uint64_t deriveSeed(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c) {
+  uint64_t h = splitmix64(seed);
+  h = splitmix64(h ^ stream);
+  h = splitmix64(h ^ a);
+  h = splitmix64(h ^ b);
+  return splitmix64(h ^ c);
+}
+
+void validateConfig(const TrainConfig& c) {
+  auto need = [](bool ok, const std::string& m) {
+    if (!ok) invalid("Invalid training config: " + m);
+  };
+  need(c.epochs >= 1, "epochs must be >= 1 (got " + std::to_string(c.epochs) + ")");
+  need(c.batchSize >= 1, "batchSize must be >= 1 (got " + std::to_string(c.batchSize) + ")");
+  need(std::isfinite(c.lr) && c.lr > 0, "lr must be > 0");
+  need(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1, "momentum must be in [0, 1)");
+  need(std::isfinite(c.weightDecay) && c.weightDecay >= 0, "weightDecay must be >= 0");
+  need(std::isfinite(c.supWeight) && c.supWeight >= 0 && c.supWeight <= 1, "supWeight must be in [0, 1]");
+  need(std::isfinite(c.memaxWeight) && c.memaxWeight >= 0, "memaxWeight must be >= 0");
+  need(std::isfinite(c.plcThreshold), "plcThreshold must be finite (negative: PLC off)");
+  for (double t : {c.studentTemp, c.infoNceTemp, c.supConTemp, c.supConBaseTemp})
+    need(std::isfinite(t) && t > 0, "temperatures must be > 0");
+  (void)teacherTemperature(0, c.teacher);  // validates the schedule
+  need(c.nHead >= 1, "nHead must be >= 1");
+  need(c.gradFromBlock >= -1, "gradFromBlock must be >= 0 (or -1: the last block)");
+  need(c.projHidden >= 1 && c.projOut >= 1, "projHidden and projOut must be >= 1");
+  need(c.numNovel >= 1, "the number of novel classes (k) must be >= 1 (got " + std::to_string(c.numNovel) + ")");
+  need(c.numKnown() >= 0, "classNames must hold the known classes followed by the " + std::to_string(c.numNovel) + " novel ones");
+  need(c.threads >= 0 && c.threads <= 1024, "threads must be in 0..1024");
+  need(c.augmentThreads >= 0 && c.augmentThreads <= 1024, "augmentThreads must be in 0..1024");
+}
+
+std::string dataFingerprint(const TrainData& data) {
+  uint64_t h = 0x6a09e667f3bcc909ULL;
+  auto mix = [&](uint64_t w) {
+    h ^= w * 0x9e3779b97f4a7c15ULL;
+    h = (h << 31) | (h >> 33);
+    h *= 0xff51afd7ed558ccdULL;
+  };
+  auto bytes = [&](const uint8_t* p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      mix(w);
+    }
+    uint64_t tail = 0;
+    std::memcpy(&tail, p + i, n - i);
+    mix(tail ^ (static_cast<uint64_t>(n - i) << 56));
+  };
+  for (const auto* set : {&data.unlabelled, &data.labelled}) {
+    mix(set->size());
+    for (const auto& s : *set) {
+      mix(static_cast<uint64_t>(s.crop.height) << 32 | static_cast<uint32_t>(s.crop.width));
+      const size_t px = static_cast<size_t>(s.crop.height) * static_cast<size_t>(s.crop.width);
+      if (s.crop.rgb) bytes(s.crop.rgb, px * 3);
+      if (s.crop.mask) bytes(s.crop.mask, px);
+      uint64_t sc;
+      const double score = std::isnan(s.score) ? std::numeric_limits<double>::quiet_NaN() : s.score;
+      std::memcpy(&sc, &score, 8);
+      mix(sc);
+      mix(static_cast<uint64_t>(static_cast<int64_t>(s.label)));
+    }
+  }
+  h = splitmix64(h);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::vector<int> selectHeads(const std::vector<EpochStats>& history) {
+  for (auto it = history.rbegin(); it != history.rend(); ++it) {
+    if (it->batches == 0 || it->losses.cluster.empty()) continue;
+    const auto& c = it->losses.cluster;
+    const double best = *std::min_element(c.begin(), c.end());
+    std::vector<int> out;
+    for (size_t h = 0; h < c.size(); ++h)
+      if (c[h] == best) out.push_back(static_cast<int>(h));
+    return out;
+  }
+  return {0};
+}
+
+ThreadScope::ThreadScope(int n) {
+  if (n <= 0) return;
+  active_ = true;
+  prevTorch_ = at::get_num_threads();
+  at::set_num_threads(n);
+  using GetFn = int (*)();
+  using SetFn = void (*)(int);
+  auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (get && set) {
+    prevBlas_ = get();
+    set(n);
+  }
+}
+
+ThreadScope::~ThreadScope() {
+  if (!active_) return;
+  try {
+    at::set_num_threads(std::max(1, prevTorch_));
+  } catch (...) {
+  }
+  using SetFn = void (*)(int);
+  auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set && prevBlas_ > 0) set(prevBlas_);
+}
+
+// ---------------------------------------------------------------------------
+// model
+// ---------------------------------------------------------------------------
+std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const std::optional<model::VitConfig>& archIn,
+                                     const std::string& backbonePath,
+                                     const std::function<void(const std::string&)>& warn) {
+  validateConfig(cfg);
+  auto m = std::make_shared<NcdModel>();
+  m->config = cfg;
+  model::VitConfig arch;
+  model::StateDict sd;
+  if (!backbonePath.empty()) {
+    sd = model::readStateDict(backbonePath);
+    arch = model::inferConfig(sd, archIn ? *archIn : guessArch(sd));
+  } else {
+    arch = archIn ? *archIn : model::presetConfig("dino_vitb8");
+  }
+  model::validateConfig(arch);
+  if (m->config.gradFromBlock < 0) m->config.gradFromBlock = std::max(0, arch.depth - 1);
+  if (m->config.gradFromBlock > arch.depth)
+    invalid("gradFromBlock (" + std::to_string(m->config.gradFromBlock) + ") must be <= the ViT depth (" +
+            std::to_string(arch.depth) + ")");
+  model::HeadsConfig hc;
+  hc.inDim = arch.embedDim;
+  hc.projHidden = cfg.projHidden;
+  hc.projOut = cfg.projOut;
+  hc.nHead = cfg.nHead;
+  hc.numClasses = static_cast<int>(cfg.classNames.size());
+  {
+    std::lock_guard<std::mutex> lock(seedMutex());
+    at::manual_seed(cfg.seed);
+    m->backbone = std::make_shared<model::MaskGuidedViT>(arch);
+    m->heads = std::make_shared<model::MultiHead>(hc);
+  }
+  m->arch = arch;
+  if (!backbonePath.empty()) {
+    model::loadInto(*m->backbone, sd, /*strict=*/false);
+    m->backbonePath = backbonePath;
+    m->backboneSha256 = sha256File(backbonePath);
+  } else if (warn) {
+    warn("No backbone checkpoint given: the ViT (patch " + std::to_string(arch.patchSize) + ", dim " +
+         std::to_string(arch.embedDim) + ", depth " + std::to_string(arch.depth) +
+         ") is randomly initialised (seeded); results will be far from the reference, which starts from DINO weights");
+  }
+  model::setTrainableFromBlock(*m->backbone, m->config.gradFromBlock);
+  return m;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> trainableParameters(NcdModel& m) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& kv : m.backbone->named_parameters(true))
+    if (kv.value().requires_grad()) out.emplace_back("backbone." + kv.key(), kv.value());
+  for (auto& kv : m.heads->named_parameters(true))
+    if (kv.value().requires_grad()) out.emplace_back(kv.key(), kv.value());
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// training
+// ---------------------------------------------------------------------------
+namespace {
+
+struct Prepared {
+  std::vector<float> images, masks;  // [2b, 3, 224, 224], [2b, 1, 224, 224]
+  std::vector<int64_t> labels;       // [b]
+  std::vector<float> plc;            // [b]
+  int64_t b = 0;
+  double augmentMs = 0;
+};
+
+std::string firstDifference(const std::vector<std::pair<std::string, std::string>>& a,
+                            const std::vector<std::pair<std::string, std::string>>& b) {
+  std::map<std::string, std::string> mb(b.begin(), b.end());
+  for (auto& [k, v] : a) {
+    auto it = mb.find(k);
+    if (it == mb.end()) return k;
+    if (it->second != v) return k + " (" + it->second + " in the checkpoint, " + v + " now)";
+  }
+  if (a.size() != b.size()) return "the set of options";
+  return {};
+}
+
+// Temp files "checkpoint.safetensors.tmp-<pid>-<n>" left by a killed writer (its
+// process no longer exists) are removed; those of live processes are left alone.
+void removeStaleTempFiles(const std::string& dir) {
+  const std::string prefix = std::string(kCheckpointFile) + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const size_t dash = rest.find('-');
+    if (dash == 0 || dash == std::string::npos || rest.find_first_not_of("0123456789") != dash) continue;
+    const long pid = std::stol(rest.substr(0, dash));
+    if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
+      std::error_code rmEc;
+      std::filesystem::remove(entry.path(), rmEc);
+    }
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
+  const TrainConfig& cfg = req.config;
+  validateConfig(cfg);
+  const size_t nL = data.labelled.size(), nU = data.unlabelled.size();
+  if (nU == 0) invalid("Training needs at least one unlabelled crop");
+  const int numKnown = cfg.numKnown();
+  if (nL > 0 && numKnown < 1) invalid("Labelled crops were given but classNames holds no known class");
+  for (size_t i = 0; i < nU; ++i) checkSample(data.unlabelled[i], "unlabelled[" + std::to_string(i) + "]");
+  for (size_t i = 0; i < nL; ++i) {
+    checkSample(data.labelled[i], "labelled[" + std::to_string(i) + "]");
+    if (data.labelled[i].label < 0 || data.labelled[i].label >= numKnown)
+      invalid("labelled[" + std::to_string(i) + "]: label " + std::to_string(data.labelled[i].label) +
+              " is outside [0, " + std::to_string(numKnown) + ")");
+  }
+
+  ThreadScope threadScope(cfg.threads);
+  std::shared_ptr<NcdModel> m = buildModel(cfg, req.arch, req.backbonePath, req.warn);
+  m->dataFingerprint = dataFingerprint(data);
+  m->searchRange = req.searchRange;
+  m->backbone->train();
+  m->heads->train();
+  MomentumSGD opt(trainableParameters(*m), cfg.momentum, cfg.weightDecay);
+  const bool storeFrozen = req.backbonePath.empty();
+
+  std::string ckpt;
+  if (!req.checkpointDir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(req.checkpointDir, ec);
+    if (ec) throw Error(code::kIo, "Cannot create checkpoint directory '" + req.checkpointDir + "': " + ec.message());
+    ckpt = (std::filesystem::path(req.checkpointDir) / kCheckpointFile).string();
+    removeStaleTempFiles(req.checkpointDir);
+    if (std::filesystem::exists(ckpt, ec)) {
+      BundleContents b = readBundleContents(ckpt);
+      const std::string diff = firstDifference(resumeFields(*m), resumeFields(*b.meta));
+      if (!diff.empty())
+        throw Error(code::kCheckpoint, "Cannot resume from '" + ckpt + "': it was written for a different run (" + diff +
+                                           " differs); delete it or use another checkpoint directory");
+      loadBundleWeights(*m, b, ckpt);
+      opt.setMomentumBuffers(bundleMomentum(b));
+      m->history = b.meta->history;
+      m->epochsDone = b.meta->epochsDone;
+      m->selectedHeads = selectHeads(m->history);
+      if (req.warn)
+        req.warn("Resumed from '" + ckpt + "' after epoch " + std::to_string(m->epochsDone) + " of " +
+                 std::to_string(cfg.epochs));
+    }
+  }
+
+  LossConfig lc;
+  lc.numKnown = numKnown;
+  lc.studentTemp = cfg.studentTemp;
+  lc.infoNceTemp = cfg.infoNceTemp;
+  lc.supConTemp = cfg.supConTemp;
+  lc.supConBaseTemp = cfg.supConBaseTemp;
+  lc.supWeight = cfg.supWeight;
+  lc.memaxWeight = cfg.memaxWeight;
+
+  const int augThreads = std::max(1, cfg.augmentThreads > 0 ? cfg.augmentThreads : cfg.threads);
+  const at::Device device = m->heads->headList.front()->weight.device();
+  auto sampleAt = [&](size_t idx) -> const TrainSample& {
+    return idx < nL ? data.labelled[idx] : data.unlabelled[idx - nL];
+  };
+  auto prepare = [&](int epoch, int bi, const std::vector<size_t>& batch, Prepared& out) {
+    const auto t0 = Clock::now();
+    const int64_t b = static_cast<int64_t>(batch.size());
+    out.b = b;
+    out.images.resize(static_cast<size_t>(2 * b * kImageFloats));
+    out.masks.resize(static_cast<size_t>(2 * b * kMaskFloats));
+    out.labels.resize(static_cast<size_t>(b));
+    out.plc.resize(static_cast<size_t>(b));
+    for (int64_t j = 0; j < b; ++j) {
+      const TrainSample& s = sampleAt(batch[static_cast<size_t>(j)]);
+      const bool labelled = batch[static_cast<size_t>(j)] < nL;
+      out.labels[static_cast<size_t>(j)] = labelled ? s.label : -1;
+      out.plc[static_cast<size_t>(j)] = labelled ? 0.0f : static_cast<float>(plcWeight(s.score, cfg.plcThreshold));
+    }
+    parallelFor(static_cast<size_t>(b), augThreads, req.cancel, [&](size_t j) {
+      const TrainSample& s = sampleAt(batch[j]);
+      Augmenter aug(deriveSeed(cfg.seed, kAugmentStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(bi), j));
+      const int64_t r1 = static_cast<int64_t>(j), r2 = b + static_cast<int64_t>(j);
+      aug.view(s.crop, out.images.data() + r1 * kImageFloats, out.masks.data() + r1 * kMaskFloats);
+      aug.view(s.crop, out.images.data() + r2 * kImageFloats, out.masks.data() + r2 * kMaskFloats);
+    });
+    out.augmentMs = msSince(t0);
+  };
+
+  for (int e = m->epochsDone; e < cfg.epochs; ++e) {
+    const auto epochStart = Clock::now();
+    const std::vector<size_t> draws = BalancedSampler(nL, nU, deriveSeed(cfg.seed, kSamplerStream, static_cast<uint64_t>(e))).epoch();
+    const std::vector<std::vector<size_t>> batches = makeBatches(draws, static_cast<size_t>(cfg.batchSize), nL);
+    const int candidates = static_cast<int>((draws.size() + static_cast<size_t>(cfg.batchSize) - 1) / static_cast<size_t>(cfg.batchSize));
+    const int nb = static_cast<int>(batches.size());
+    EpochStats st;
+    st.epoch = e;
+    st.batches = nb;
+    st.skipped = candidates - nb;
+    st.lr = cosineLr(e, cfg.lr, cfg.epochs);
+    st.teacherTemp = teacherTemperature(e, cfg.teacher);
+    lc.teacherTemp = st.teacherTemp;
+    LossValues sum;
+
+    Prepared buf[2];
+    std::future<void> pending;
+    if (nb > 0) pending = std::async(std::launch::async, [&] { prepare(e, 0, batches[0], buf[0]); });
+    for (int bi = 0; bi < nb; ++bi) {
+      const auto tWait = Clock::now();
+      pending.get();
+      const double waitMs = msSince(tWait);
+      if (req.cancel) req.cancel->throwIfCancelled();
+      if (bi + 1 < nb)
+        pending = std::async(std::launch::async, [&, bi] { prepare(e, bi + 1, batches[static_cast<size_t>(bi + 1)], buf[(bi + 1) % 2]); });
+      Prepared& p = buf[bi % 2];
+      const auto tModel = Clock::now();
+      const int64_t b = p.b;
+      const auto fopt = at::TensorOptions().dtype(at::kFloat);
+      at::Tensor x = at::from_blob(p.images.data(), {2 * b, 3, kSide, kSide}, fopt);
+      at::Tensor mk = at::from_blob(p.masks.data(), {2 * b, 1, kSide, kSide}, fopt);
+      at::Tensor labels = at::from_blob(p.labels.data(), {b}, at::TensorOptions().dtype(at::kLong));
+      at::Tensor plc = at::from_blob(p.plc.data(), {b}, fopt);
+      if (device != at::Device(at::kCPU)) {
+        x = x.to(device);
+        mk = mk.to(device);
+        labels = labels.to(device);
+        plc = plc.to(device);
+      }
+      opt.zeroGrad();
+      at::Tensor f = m->backbone->forward(x, mk);
+      model::HeadsOutput out = m->heads->forward(f);
+      BatchLosses L = batchLosses(out.z, out.logits, labels, plc, lc);
+      L.total.backward();
+      opt.step(st.lr);
+      const LossValues v = lossValues(L);
+      const double modelMs = msSince(tModel);
+      accumulate(sum, v);
+      st.augmentMs += p.augmentMs;
+      st.waitMs += waitMs;
+      st.modelMs += modelMs;
+      if (req.onEvent) {
+        TrainEvent ev;
+        ev.type = TrainEvent::Type::Batch;
+        ev.epoch = e;
+        ev.epochs = cfg.epochs;
+        ev.batch = bi;
+        ev.batches = nb;
+        ev.losses = v;
+        ev.lr = st.lr;
+        ev.teacherTemp = st.teacherTemp;
+        ev.ms = waitMs + modelMs;
+        ev.augmentMs = p.augmentMs;
+        ev.waitMs = waitMs;
+        ev.modelMs = modelMs;
+        ev.skipped = st.skipped;
+        ev.rows = static_cast<int>(2 * b);
+        req.onEvent(ev);
+      }
+    }
+    st.losses = divided(sum, nb);
+    if (nb == 0) {
+      const size_t h = static_cast<size_t>(cfg.nHead);
+      st.losses.ce.assign(h, 0);
+      st.losses.distill.assign(h, 0);
+      st.losses.memax.assign(h, 0);
+      st.losses.cluster.assign(h, 0);
+    }
+    st.ms = msSince(epochStart);
+    m->history.push_back(st);
+    m->epochsDone = e + 1;
+    m->selectedHeads = selectHeads(m->history);
+    if (!ckpt.empty()) writeBundle(ckpt, *m, &opt, storeFrozen);
+    if (req.onEvent) {
+      TrainEvent ev;
+      ev.type = TrainEvent::Type::Epoch;
+      ev.epoch = e;
+      ev.epochs = cfg.epochs;
+      ev.batch = nb;
+      ev.batches = nb;
+      ev.losses = st.losses;
+      ev.lr = st.lr;
+      ev.teacherTemp = st.teacherTemp;
+      ev.ms = st.ms;
+      ev.augmentMs = st.augmentMs;
+      ev.waitMs = st.waitMs;
+      ev.modelMs = st.modelMs;
+      ev.skipped = st.skipped;
+      req.onEvent(ev);
+    }
+  }
+  m->backbone->eval();
+  m->heads->eval();
+  return m;
+}
+
+// ---------------------------------------------------------------------------
+// prediction
+// ---------------------------------------------------------------------------
+Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, bool embeddings, int threads,
+                   int batchSize, const CancelToken* cancel, const std::function<void(size_t, size_t)>& onProgress) {
+  const int nHead = static_cast<int>(m.heads->headList.size());
+  if (head < 0) head = m.selectedHead();
+  if (head >= nHead) invalid("head " + std::to_string(head) + " does not exist (the model has " + std::to_string(nHead) + ")");
+  if (batchSize < 1) invalid("batchSize must be >= 1");
+  for (size_t i = 0; i < crops.size(); ++i) {
+    if (!crops[i].rgb || !crops[i].mask) invalid("crops[" + std::to_string(i) + "]: image and mask are required");
+    if (crops[i].height < 1 || crops[i].width < 1) invalid("crops[" + std::to_string(i) + "]: empty crop");
+  }
+  ThreadScope threadScope(threads);
+  c10::AutoGradMode noGrad(false);
+  const int numKnown = m.numKnown();
+  const int numNovel = m.config.numNovel;
+  const int dim = m.arch.embedDim;
+  Prediction out;
+  out.numNovel = numNovel;
+  out.dim = embeddings ? dim : 0;
+  out.probabilities.resize(crops.size() * static_cast<size_t>(numNovel));
+  if (embeddings) out.embeddings.resize(crops.size() * static_cast<size_t>(dim));
+  const at::Device device = m.heads->headList.front()->weight.device();
+  std::vector<float> images, masks;
+  for (size_t start = 0; start < crops.size(); start += static_cast<size_t>(batchSize)) {
+    if (cancel) cancel->throwIfCancelled();
+    const size_t b = std::min(crops.size() - start, static_cast<size_t>(batchSize));
+    images.resize(b * kImageFloats);
+    masks.resize(b * kMaskFloats);
+    parallelFor(b, std::max(1, threads), cancel, [&](size_t j) {
+      const CropSample& c = crops[start + j];
+      model::preprocess(c.rgb, c.mask, c.height, c.width, images.data() + j * kImageFloats, masks.data() + j * kMaskFloats);
+    });
+    const auto fopt = at::TensorOptions().dtype(at::kFloat);
+    const int64_t bb = static_cast<int64_t>(b);
+    at::Tensor x = at::from_blob(images.data(), {bb, 3, kSide, kSide}, fopt).to(device);
+    at::Tensor mk = at::from_blob(masks.data(), {bb, 1, kSide, kSide}, fopt).to(device);
+    at::Tensor f = m.backbone->forward(x, mk);
+    at::Tensor logits = m.heads->classify(f)[head];
+    at::Tensor p = at::softmax(logits / m.config.studentTemp, 1);
+    if (numKnown > 0) {
+      p.narrow(1, 0, numKnown).zero_();
+      p = p / p.sum(1, /*keepdim=*/true);
+    }
+    at::Tensor novel = p.narrow(1, numKnown, numNovel).to(at::kCPU, at::kFloat).contiguous();
+    std::memcpy(out.probabilities.data() + start * static_cast<size_t>(numNovel), novel.data_ptr<float>(),
+                b * static_cast<size_t>(numNovel) * sizeof(float));
+    if (embeddings) {
+      at::Tensor fe = f.to(at::kCPU, at::kFloat).contiguous();
+      std::memcpy(out.embeddings.data() + start * static_cast<size_t>(dim), fe.data_ptr<float>(),
+                  b * static_cast<size_t>(dim) * sizeof(float));
+    }
+    if (onProgress) onProgress(start + b, crops.size());
+  }
+  return out;
+}
+
+}  // namespace anomalyncd::train

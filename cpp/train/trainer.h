@@ -1,0 +1,215 @@
+// NCD training (SPEC 4.3-4.5, 5, 6): sampler -> batches -> two augmented views per
+// sample (C++ worker threads, batch i+1 prepared while batch i trains) -> one forward of
+// the 2B rows through the mask-guided ViT and the heads -> losses (losses.h) -> SGD step;
+// cosine LR and teacher temperature per epoch (schedule.h); head selection by the last
+// epoch's mean clustering loss; per-epoch checkpoint bundles with exact resume (bundle.h).
+// Pure C++ over libtorch, no N-API. CPU (the device of the model's parameters is used for
+// the batches, so a CUDA libtorch would also run it, but only CPU is tested).
+//
+// Random streams (all derived from TrainConfig::seed; nothing else is random):
+//   * torch's global CPU generator, seeded with `seed` (at::manual_seed) immediately
+//     before the backbone and the heads are constructed (head init, and the random
+//     backbone init when no checkpoint is given). Training itself draws nothing from it
+//     (no dropout, no drop-path).
+//   * the sampler: a fresh BalancedSampler per epoch, seeded with
+//     deriveSeed(seed, kSamplerStream, epoch).
+//   * augmentation: one Augmenter per sample of a batch, seeded with
+//     deriveSeed(seed, kAugmentStream, epoch, batch, row), drawing view 1 then view 2
+//     (batch = index among the epoch's kept batches, row = position in the batch). The
+//     views thus do not depend on which worker thread made them.
+// So the state needed to resume is the number of finished epochs (plus the weights and
+// momentum buffers). A CPU run is bit-reproducible for the same seed, machine, libtorch
+// and intra-op thread count (TrainConfig::threads); augmentation threads do not matter.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/cancel.h"
+#include "model/vit_config.h"
+#include "train/augment.h"
+#include "train/schedule.h"
+
+namespace anomalyncd::model {
+class MaskGuidedViT;
+class MultiHead;
+}  // namespace anomalyncd::model
+
+namespace anomalyncd::train {
+
+struct TrainConfig {
+  // optimisation (SPEC 5.5)
+  int epochs = 50;
+  int batchSize = 32;
+  double lr = 0.003;
+  double momentum = 0.9;
+  double weightDecay = 5e-5;
+  // losses (SPEC 5.4, 6)
+  double supWeight = 0.3;
+  double memaxWeight = 4.0;
+  double plcThreshold = 0.5;  // w = max(0, plcThreshold - score); negative: PLC off
+  TeacherTempSchedule teacher;
+  double studentTemp = 0.1;
+  double infoNceTemp = 1.0;
+  double supConTemp = 0.07;
+  double supConBaseTemp = 0.07;
+  // model (SPEC 4.3, 4.4)
+  int nHead = 4;
+  int gradFromBlock = 11;  // -1: the last block (depth - 1), resolved by buildModel()
+  int projHidden = 2048;
+  int projOut = 256;
+  // classes: classNames = the numKnown labelled class names, then the numNovel novel ones
+  int numNovel = 0;  // K, explicit (never inferred from folders)
+  std::vector<std::string> classNames;
+  // runtime
+  uint64_t seed = 3407;
+  int threads = 0;         // libtorch intra-op threads during training (0: leave as is)
+  int augmentThreads = 0;  // augmentation workers (0: = threads, at least 1)
+
+  int numKnown() const { return static_cast<int>(classNames.size()) - numNovel; }
+};
+
+// Error(kInvalidArgument) naming the first bad field.
+void validateConfig(const TrainConfig& cfg);
+
+// One training crop: pixels borrowed (not owned) for the duration of training.
+struct TrainSample {
+  CropSample crop{};
+  double score = std::numeric_limits<double>::quiet_NaN();  // crop score (SPEC 3.4); NaN: unknown -> no PLC
+  int label = -1;  // labelled: class index in [0, numKnown); unlabelled: -1
+};
+
+struct TrainData {
+  std::vector<TrainSample> unlabelled;  // D^u crops (required, >= 1)
+  std::vector<TrainSample> labelled;    // D^l crops (optional)
+};
+
+// Stable identity of the training data (sizes, pixels, masks, scores, labels), used to
+// refuse resuming a run on other data. 16 hex digits.
+std::string dataFingerprint(const TrainData& data);
+
+// Mixes the seed with a stream id and up to three counters (splitmix64 chain).
+inline constexpr uint64_t kSamplerStream = 1, kAugmentStream = 2;
+uint64_t deriveSeed(uint64_t seed, uint64_t stream, uint64_t a = 0, uint64_t b = 0, uint64_t c = 0);
+
+struct LossValues {
+  double total = 0, infoNce = 0, supCon = 0;
+  std::vector<double> ce, distill, memax, cluster;  // per head
+};
+
+struct EpochStats {
+  int epoch = 0;        // 0-based
+  int batches = 0;      // batches trained
+  int skipped = 0;      // batches dropped by the T24 rule
+  double lr = 0, teacherTemp = 0;
+  LossValues losses;    // means over the trained batches
+  double ms = 0;        // wall time of the epoch
+  double augmentMs = 0; // augmentation work (summed over batches; overlaps the model work)
+  double waitMs = 0;    // time the model waited for augmentation
+  double modelMs = 0;   // forward + losses + backward + step
+};
+
+struct TrainEvent {
+  enum class Type { Batch, Epoch } type = Type::Batch;
+  int epoch = 0, batch = 0, batches = 0;  // batch: 0-based index among the epoch's batches
+  int epochs = 0;
+  LossValues losses;                      // the batch's values, or the epoch means
+  double lr = 0, teacherTemp = 0;
+  double ms = 0, augmentMs = 0, waitMs = 0, modelMs = 0;
+  int skipped = 0;
+  int rows = 0;                           // 2B of the batch (0 for epoch events)
+};
+using TrainEventFn = std::function<void(const TrainEvent&)>;
+
+// Head(s) with the minimum mean clustering loss of the last epoch (SPEC 4.5); all tied
+// heads are returned, lowest index first. Empty history -> {0}.
+std::vector<int> selectHeads(const std::vector<EpochStats>& history);
+
+// The model being trained / trained: backbone + heads + everything describing them.
+struct NcdModel {
+  model::VitConfig arch;
+  TrainConfig config;
+  std::shared_ptr<model::MaskGuidedViT> backbone;
+  std::shared_ptr<model::MultiHead> heads;
+  std::vector<EpochStats> history;
+  int epochsDone = 0;
+  std::vector<int> selectedHeads{0};
+  // the frozen backbone's origin
+  std::string backbonePath;    // "" = random init
+  std::string backboneSha256;  // of the file at backbonePath
+  std::string dataFingerprint;
+  std::optional<std::pair<int, int>> searchRange;  // MEBin range of the crops (informational)
+
+  int selectedHead() const { return selectedHeads.empty() ? 0 : selectedHeads.front(); }
+  int numKnown() const { return config.numKnown(); }
+};
+
+// Builds the backbone (seeded init, then the checkpoint's weights when backbonePath is
+// given: readStateDict + inferConfig + loadInto, non-strict) and the heads, and sets the
+// trainable parameters (SPEC 4.3). `warn` receives notes (e.g. random init).
+// Without `arch`: guessed from the checkpoint's shapes (DINO: head dim 64, maskLayers
+// min(9, depth)), or the reference's dino_vitb8 for a random init.
+std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const std::optional<model::VitConfig>& arch,
+                                     const std::string& backbonePath,
+                                     const std::function<void(const std::string&)>& warn);
+
+// Trainable parameters by bundle name: "backbone.<DINO key>" (blocks >= gradFromBlock),
+// "projector.fc{1,2,3}.{weight,bias}", "heads.<h>.weight".
+std::vector<std::pair<std::string, at::Tensor>> trainableParameters(NcdModel& m);
+
+struct FitRequest {
+  TrainConfig config;
+  std::optional<model::VitConfig> arch;  // see buildModel()
+  std::string backbonePath;   // "" = random init (warned)
+  std::string checkpointDir;  // "" = no per-epoch bundles / no resume
+  std::optional<std::pair<int, int>> searchRange;
+  TrainEventFn onEvent;       // called on the training thread (keep it cheap)
+  std::function<void(const std::string&)> warn;
+  const CancelToken* cancel = nullptr;
+};
+
+// File name of the per-epoch bundle inside a checkpoint directory.
+inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+
+// Trains (resuming from checkpointDir/checkpoint.safetensors when it exists and fits
+// this run: same config except threads, same data, same backbone; else
+// Error(kCheckpoint)). Writes the bundle atomically after every epoch. Sets libtorch's
+// intra-op threads to config.threads for the duration. Cancellation is checked between
+// batches (Error(kAborted)); the last finished epoch's bundle stays on disk.
+std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req);
+
+// Test-time prediction (SPEC 5.1 test transform, SPEC 7 step 1) for crops with the given
+// head (-1: the selected head): probabilities over the novel classes ([n, numNovel],
+// softmax(logits / 0.1) over all classes, known classes zeroed, renormalised), and
+// optionally the backbone [CLS] features ([n, D]).
+struct Prediction {
+  std::vector<float> probabilities;  // n * numNovel
+  std::vector<float> embeddings;     // n * D when asked for
+  int numNovel = 0, dim = 0;
+};
+Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, bool embeddings, int threads,
+                   int batchSize, const CancelToken* cancel,
+                   const std::function<void(size_t, size_t)>& onProgress = {});
+
+// Sets libtorch's intra-op thread count (and OpenBLAS's, when present) for a scope and
+// restores the previous values. n <= 0: no change.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int n);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int prevTorch_ = 0, prevBlas_ = 0;
+  bool active_ = false;
+};
+
+}  // namespace anomalyncd::train

@@ -1,0 +1,177 @@
+/**
+ * `anomalyncd discover`: the whole run from a dataset layout or a manifest to
+ * predictions, metrics, timings and an HTML report.
+ * @module
+ */
+import { basename, join, resolve } from 'node:path';
+import { loadDataset, type Dataset } from './datasets.js';
+import { discover, type DiscoverItem, type DiscoverResult } from './discover.js';
+import { InvalidArgumentError } from './errors.js';
+import { stagingDir, writeFileAtomic } from './files.js';
+import { pngDataUrl } from './png.js';
+import { confusionMatrix, pca2d, writeReport, type ReportCluster, type ReportData } from './report.js';
+import { generateSynthetic } from './synthetic.js';
+import { loadLabelledFolder } from './train.js';
+import type { Progress } from './jobs.js';
+
+/** Parsed `discover` flags (the CLI's flag parser lives in cli.ts). */
+export interface DiscoverFlags {
+  manifest?: string;
+  dataset?: 'mtd' | 'mvtec' | 'synthetic';
+  root?: string;
+  category?: string;
+  maps?: string;
+  gtMaps?: boolean;
+  k: number | 'auto';
+  out: string;
+  backbone?: string;
+  arch?: string;
+  labeled?: string;
+  epochs?: number;
+  seed?: number;
+  threads?: number;
+  tauAlpha?: number;
+  json?: boolean;
+  perType?: number;
+}
+
+async function itemsOf(flags: DiscoverFlags): Promise<{ items: DiscoverItem[]; dataset: string; tauAlpha: number; warnings: string[] }> {
+  if (flags.dataset === 'synthetic') {
+    const samples = generateSynthetic({ perType: flags.perType ?? 8, good: 4, seed: flags.seed ?? 1 });
+    return {
+      items: samples.map((s) => ({ image: s.image, map: s.map, label: s.label, name: s.name })),
+      dataset: 'synthetic (embedded generator)',
+      tauAlpha: 50,
+      warnings: [],
+    };
+  }
+  let data: Dataset;
+  if (flags.manifest !== undefined) {
+    if (flags.dataset !== undefined) throw new InvalidArgumentError('Give either --manifest or --dataset, not both');
+    data = await loadDataset({ kind: 'manifest', path: resolve(flags.manifest) });
+  } else if (flags.dataset === 'mtd' || flags.dataset === 'mvtec') {
+    if (flags.root === undefined) throw new InvalidArgumentError(`--dataset ${flags.dataset} needs --root DIR`);
+    const mapsOrGt = flags.maps !== undefined ? { maps: resolve(flags.maps) } : { groundTruthAsMaps: true };
+    if (flags.maps === undefined && !flags.gtMaps)
+      throw new InvalidArgumentError('Give --maps DIR (anomaly maps of a detector) or --gt-maps (ground-truth masks as maps, the ideal detector)');
+    if (flags.dataset === 'mvtec') {
+      if (flags.category === undefined) throw new InvalidArgumentError('--dataset mvtec needs --category C');
+      data = await loadDataset({ kind: 'mvtec', root: resolve(flags.root), category: flags.category, ...mapsOrGt });
+    } else data = await loadDataset({ kind: 'mtd', root: resolve(flags.root), ...mapsOrGt });
+  } else throw new InvalidArgumentError('Give --manifest FILE.csv or --dataset mtd|mvtec --root DIR (or --dataset synthetic)');
+  return {
+    items: data.items.map((i) => ({ image: i.image, map: i.map, name: i.name, ...(i.label !== undefined ? { label: i.label } : {}) })),
+    dataset: flags.manifest !== undefined ? `manifest ${basename(flags.manifest)}` : `${flags.dataset} ${flags.category ?? ''}`.trim(),
+    // SPEC §7: tau_alpha 100 for MVTec AD, 50 for any other dataset.
+    tauAlpha: flags.dataset === 'mvtec' ? 100 : 50,
+    warnings: data.warnings,
+  };
+}
+
+function reportData(result: DiscoverResult, items: DiscoverItem[], flags: DiscoverFlags, dataset: string, warnings: string[]): ReportData {
+  const clusterIds = [...new Set(result.images.map((i) => i.cluster))].sort((a, b) => a - b);
+  const clusters: ReportCluster[] = clusterIds.map((id) => {
+    const members = result.images.map((img, i) => ({ img, i })).filter(({ img }) => img.cluster === id);
+    const samples = members.slice(0, 12).map(({ img, i }) => {
+      const crop = result.regions.items[i]!.crops[0]!;
+      return { src: pngDataUrl(crop.image!, 96), caption: img.name, ...(img.label !== undefined ? { label: img.label } : {}) };
+    });
+    return { id, images: members.length, regions: result.images.reduce((n, img) => n + img.regions.filter((r) => r.cluster === id).length, 0), samples };
+  });
+  const dim = result.crops[0]?.trained.length ?? 0;
+  const data: ReportData = {
+    title: 'anomalyncd — discovered defect types',
+    subtitle: `${dataset}; ${result.images.length} images`,
+    randomBackbone: flags.backbone === undefined,
+    warnings,
+    summary: {
+      images: result.images.length,
+      crops: result.crops.length,
+      k: result.k,
+      kChosenBy: result.kChoice.mode === 'auto' ? 'estimated' : 'fixed',
+      ...(result.kChoice.mode === 'auto' ? { kDetail: 'best mean silhouette of k-means over the frozen image features' } : {}),
+      extra: [
+        { label: 'Backbone', value: flags.backbone ? basename(flags.backbone) : `random init (${flags.arch ?? 'dino_vitb8'})` },
+        { label: 'Epochs', value: result.model.epochsDone },
+        { label: 'Search range', value: result.searchRange.join('–') },
+      ],
+    },
+    clusters,
+    timings: Object.entries(result.timings)
+      .filter(([stage]) => !/PerMap|PerImage/.test(stage))
+      .map(([stage, ms]) => ({ stage, ms })),
+  };
+  if (dim > 0 && result.crops.length >= 2) {
+    const features = new Float32Array(result.crops.length * dim);
+    result.crops.forEach((c, j) => features.set(c.trained, j * dim));
+    const xy = pca2d(features, result.crops.length, dim);
+    data.embedding = {
+      points: result.crops.map((c, j) => {
+        const label = items[c.image]!.label;
+        return { x: xy[2 * j]!, y: xy[2 * j + 1]!, cluster: result.images[c.image]!.cluster, ...(label !== undefined ? { label } : {}) };
+      }),
+    };
+  }
+  if (result.metrics) {
+    data.metrics = [
+      { method: 'AnomalyNCD', ...result.metrics.anomalyncd },
+      { method: 'k-means baseline (frozen features)', ...result.metrics.kmeansBaseline },
+    ];
+    data.confusion = confusionMatrix(
+      result.images.map((i) => i.cluster),
+      result.images.map((i) => i.label!),
+      result.metrics.anomalyncd.mapping,
+    );
+  }
+  if (result.kChoice.curve) data.kCurve = { curve: result.kChoice.curve, chosen: result.k };
+  return data;
+}
+
+/** Runs `discover` and writes predictions.json, metrics.json (labels known), timings.json and report.html into `flags.out`. */
+export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onProgress?: (p: Progress) => void): Promise<{ result: DiscoverResult; outDir: string }> {
+  const t0 = performance.now();
+  const { items, dataset, tauAlpha, warnings } = await itemsOf(flags);
+  const loadMs = performance.now() - t0;
+  const labeled = flags.labeled !== undefined ? await loadLabelledFolder(resolve(flags.labeled), { signal }) : undefined;
+  const outDir = resolve(flags.out);
+  const staging = await stagingDir(outDir);
+  let result: DiscoverResult | undefined;
+  try {
+    result = await discover(items, {
+      k: flags.k,
+      tauAlpha: flags.tauAlpha ?? tauAlpha,
+      ...(flags.backbone !== undefined ? { backbone: resolve(flags.backbone) } : {}),
+      ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
+      ...(labeled ? { labeled } : {}),
+      ...(flags.epochs !== undefined ? { epochs: flags.epochs } : {}),
+      ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
+      ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+      signal,
+      ...(onProgress ? { onProgress } : {}),
+    });
+    const allWarnings = [...warnings, ...result.warnings];
+    const timings = { load: loadMs, ...result.timings };
+    result.timings = timings;
+    const predictions = result.images.map((img) => ({
+      image: img.name,
+      ...(img.label !== undefined ? { label: img.label } : {}),
+      cluster: img.cluster,
+      probabilities: img.probabilities,
+      regions: img.regions.map((r) => ({ box: r.box, cluster: r.cluster, probability: r.probability })),
+    }));
+    await writeFileAtomic(join(staging.path, 'predictions.json'), JSON.stringify({ k: result.k, kChoice: result.kChoice, searchRange: result.searchRange, images: predictions }, null, 1) + '\n');
+    if (result.metrics) {
+      const pick = (m: { nmi: number; ari: number; f1: number }) => ({ nmi: m.nmi, ari: m.ari, f1: m.f1 });
+      await writeFileAtomic(join(staging.path, 'metrics.json'), JSON.stringify({ anomalyncd: pick(result.metrics.anomalyncd), kmeansBaseline: pick(result.metrics.kmeansBaseline) }, null, 1) + '\n');
+    }
+    await writeFileAtomic(join(staging.path, 'timings.json'), JSON.stringify(timings, null, 1) + '\n');
+    await writeReport(join(staging.path, 'report.html'), reportData(result, items, flags, dataset, allWarnings));
+    await staging.commit();
+    result.warnings = allWarnings;
+    return { result, outDir };
+  } catch (e) {
+    result?.model.dispose();
+    await staging.discard();
+    throw e;
+  }
+}

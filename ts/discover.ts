@@ -1,0 +1,256 @@
+/**
+ * The whole AnomalyNCD run (SPEC §0): MEBin → anomaly-centred crops → frozen
+ * features and the k-means baseline → (K estimation) → mask-guided NCD
+ * training → per-crop prediction → region merging → metrics.
+ * @module
+ */
+import { estimateK, kmeans, type KScore } from './cluster.js';
+import { InvalidArgumentError } from './errors.js';
+import { threadCount } from './jobs.js';
+import { mergeRegions, argmax } from './merge.js';
+import { evaluate, type EvaluationResult } from './metrics.js';
+import { loadBackbone, preprocess, type ArchSpec } from './model.js';
+import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
+import { fit, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
+import type { MapInput, MebinOptions } from './mebin.js';
+import type { Progress } from './jobs.js';
+
+/** One image of a discovery run. */
+export interface DiscoverItem {
+  image: ImageInput;
+  map: MapInput;
+  /** The true defect type, when known (enables metrics). */
+  label?: string;
+  /** A readable unique name (default: the image path or its index). */
+  name?: string;
+}
+
+/** Options of {@link discover}. */
+export interface DiscoverOptions extends MebinOptions {
+  /** Number of defect types (novel classes), or `'auto'` to estimate it (silhouette of k-means over the frozen features). */
+  k: number | 'auto';
+  /** Range searched by `k: 'auto'` (default [2, 10]). */
+  kRange?: [number, number];
+  /** DINO checkpoint; without it the ViT is randomly initialised (a warning says so). */
+  backbone?: string;
+  /** Architecture (default `dino_vitb8`). */
+  arch?: ArchSpec;
+  /** Labelled crops of known defect classes (D^l), e.g. from `loadLabelledFolder`. */
+  labeled?: readonly LabelledCrop[];
+  /** Training epochs (default 50). */
+  epochs?: number;
+  /** Seed of every random stream (default 3407). */
+  seed?: number;
+  /** Worker / libtorch threads (default: all cores). */
+  threads?: number;
+  /** Region-merging temperature (SPEC §7: 100 for MVTec AD, 50 otherwise; default 50). */
+  tauAlpha?: number;
+  /** Further training options (batch size, learning rate, checkpointDir, ...). */
+  training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange'>;
+  signal?: AbortSignal;
+  /** Stage progress (regions, features, training, predict). */
+  onProgress?: (progress: Progress) => void;
+  /** Every training batch / epoch event. */
+  onTrainEvent?: (event: TrainEvent) => void;
+}
+
+/** One region of an image in the result. */
+export interface DiscoveredRegion {
+  box: Box;
+  cluster: number;
+  probability: number;
+  maskArea: number;
+  score: number;
+}
+
+/** One image in the result. */
+export interface DiscoveredImage {
+  name: string;
+  label?: string;
+  /** Image-level cluster (region-merged, SPEC §7). */
+  cluster: number;
+  /** Merged novel-class probabilities. */
+  probabilities: number[];
+  regions: DiscoveredRegion[];
+  /** The k-means baseline's cluster for this image. */
+  baselineCluster: number;
+}
+
+/** Result of {@link discover}. */
+export interface DiscoverResult {
+  images: DiscoveredImage[];
+  k: number;
+  /** How K was chosen, with the estimation curve for `'auto'`. */
+  kChoice: { mode: 'given' | 'auto'; curve?: KScore[] };
+  /** With labels: AnomalyNCD and the k-means baseline against the truth. */
+  metrics?: { anomalyncd: EvaluationResult; kmeansBaseline: EvaluationResult };
+  searchRange: [number, number];
+  /** Per-stage wall time (ms). */
+  timings: Record<string, number>;
+  warnings: string[];
+  /** The trained model (call `dispose()` when done). */
+  model: TrainedModel;
+  /** Per crop (in image order): the image index, frozen and trained features (for plots). */
+  crops: { image: number; frozen: Float32Array; trained: Float32Array; probabilities: Float32Array }[];
+  /** The regions stage's own result (crops with pixels). */
+  regions: RegionsResult;
+}
+
+function l2normalised(v: Float32Array): Float32Array {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const n = Math.sqrt(s) || 1;
+  return v.map((x) => x / n);
+}
+
+/** Runs AnomalyNCD end to end over a set of images and anomaly maps. */
+export async function discover(items: readonly DiscoverItem[], options: DiscoverOptions): Promise<DiscoverResult> {
+  if (!Array.isArray(items) || items.length === 0) throw new InvalidArgumentError('discover() needs a non-empty array of {image, map}');
+  const k = options.k;
+  if (k !== 'auto' && (!Number.isInteger(k) || k < 1 || k > 1000)) throw new InvalidArgumentError(`Option 'k' must be an integer >= 1 or 'auto' (got ${JSON.stringify(k)})`);
+  const threads = threadCount(options.threads);
+  const tauAlpha = options.tauAlpha ?? 50;
+  if (!(tauAlpha > 0)) throw new InvalidArgumentError(`Option 'tauAlpha' must be positive (got ${tauAlpha})`);
+  const seed = options.seed ?? 3407;
+  const signal = options.signal;
+  const common = { threads, ...(signal ? { signal } : {}) };
+  const timings: Record<string, number> = {};
+  const warnings: string[] = [];
+  const report = (stage: string, done: number, total: number) => options.onProgress?.({ stage, done, total });
+  const time = async <T>(stage: string, work: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const out = await work();
+    timings[stage] = performance.now() - t0;
+    return out;
+  };
+
+  // 1. MEBin + crops.
+  const regions = await time('regions', () =>
+    extractRegions(
+      items.map((i) => i.image),
+      items.map((i) => i.map),
+      {
+        ...common,
+        ...(options.sampleRate !== undefined ? { sampleRate: options.sampleRate } : {}),
+        ...(options.minIntervalLen !== undefined ? { minIntervalLen: options.minIntervalLen } : {}),
+        ...(options.erode !== undefined ? { erode: options.erode } : {}),
+        ...(options.range !== undefined ? { range: options.range } : {}),
+        onProgress: (p) => report('regions', p.done, p.total),
+      },
+    ),
+  );
+  timings.mebinMsPerMap = regions.timings.mebinMsPerMap;
+  timings.cropMsPerImage = regions.timings.cropMsPerImage;
+  warnings.push(...regions.warnings);
+  const crops = regions.items.flatMap((item, image) => item.crops.map((c) => ({ image, crop: c })));
+  const trainCrops = crops.map(({ crop }) => ({ image: crop.image!, mask: crop.mask!, score: crop.score }));
+
+  // 2. Frozen features → image features (region-merge weights) → K and the k-means baseline.
+  const frozen = await time('features', async () => {
+    const backbone = await loadBackbone(options.backbone ?? null, { ...(options.arch !== undefined ? { arch: options.arch } : {}), seed, ...(signal ? { signal } : {}) });
+    try {
+      const out: Float32Array[] = [];
+      const chunk = 64;
+      for (let start = 0; start < trainCrops.length; start += chunk) {
+        const part = trainCrops.slice(start, start + chunk);
+        const { images, masks } = await preprocess(part.map((c) => c.image), part.map((c) => c.mask), common);
+        const y = await backbone.embed(images, masks, common);
+        const d = y.shape[1]!;
+        for (let i = 0; i < part.length; i++) out.push(l2normalised(y.data.slice(i * d, (i + 1) * d)));
+        report('features', Math.min(start + chunk, trainCrops.length), trainCrops.length);
+      }
+      return out;
+    } finally {
+      backbone.dispose();
+    }
+  });
+  if (!options.backbone) warnings.push('No --backbone given: the ViT is RANDOMLY INITIALISED, so features carry little meaning. Pass a DINO checkpoint for real results.');
+  const dim = frozen[0]!.length;
+  const imageFeatures = new Float32Array(items.length * dim);
+  regions.items.forEach((item, i) => {
+    const mine = crops.map((c, j) => (c.image === i ? j : -1)).filter((j) => j >= 0);
+    const { weights } = mergeRegions(mine.map((j) => ({ probabilities: [0], maskArea: crops[j]!.crop.maskArea })), tauAlpha);
+    mine.forEach((j, r) => {
+      for (let d = 0; d < dim; d++) imageFeatures[i * dim + d]! += weights[r]! * frozen[j]![d]!;
+    });
+    void item;
+  });
+  let K: number;
+  const kChoice: DiscoverResult['kChoice'] = { mode: k === 'auto' ? 'auto' : 'given' };
+  if (k === 'auto') {
+    const [kMin, kMax] = options.kRange ?? [2, Math.min(10, items.length - 1)];
+    if (items.length < 3) throw new InvalidArgumentError("k: 'auto' needs at least 3 images");
+    const est = await time('estimateK', async () => estimateK(imageFeatures, items.length, dim, { kMin, kMax: Math.max(kMin, kMax), seed }));
+    K = est.k;
+    kChoice.curve = est.curve;
+  } else K = k;
+  const baseline = await time('kmeansBaseline', async () => kmeans(imageFeatures, items.length, dim, Math.min(K, items.length), { seed }));
+
+  // 3. Training.
+  const model = await time('training', () =>
+    fit(
+      { unlabelled: trainCrops, ...(options.labeled ? { labelled: options.labeled } : {}) },
+      {
+        ...options.training,
+        k: K,
+        ...(options.backbone !== undefined ? { backbone: options.backbone } : {}),
+        ...(options.arch !== undefined ? { arch: options.arch as NonNullable<FitOptions['arch']> } : {}),
+        ...(options.epochs !== undefined ? { epochs: options.epochs } : {}),
+        seed,
+        threads,
+        searchRange: regions.searchRange,
+        ...(signal ? { signal } : {}),
+        onProgress: (e) => {
+          if (e.type === 'epoch') report('training', e.epoch + 1, e.epochs);
+          options.onTrainEvent?.(e);
+        },
+      },
+    ),
+  );
+  warnings.push(...model.warnings.filter((w) => !/random/i.test(w) || options.backbone));
+
+  // 4. Prediction and region merging.
+  const prediction = await time('predict', () =>
+    model.predict(trainCrops, { embeddings: true, threads, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
+  );
+  const t0 = performance.now();
+  const images: DiscoveredImage[] = regions.items.map((item, i) => {
+    const mine = crops.map((c, j) => (c.image === i ? j : -1)).filter((j) => j >= 0);
+    const merged = mergeRegions(mine.map((j) => ({ probabilities: prediction.probabilities[j]!, maskArea: crops[j]!.crop.maskArea })), tauAlpha);
+    const out: DiscoveredImage = {
+      name: items[i]!.name ?? (typeof items[i]!.image === 'string' ? (items[i]!.image as string) : String(i)),
+      cluster: merged.cluster,
+      probabilities: Array.from(merged.probabilities),
+      regions: mine.map((j) => {
+        const p = prediction.probabilities[j]!;
+        const c = argmax(p);
+        const crop = crops[j]!.crop;
+        return { box: crop.box, cluster: c, probability: p[c]!, maskArea: crop.maskArea, score: crop.score };
+      }),
+      baselineCluster: baseline.labels[i]!,
+    };
+    if (items[i]!.label !== undefined) out.label = items[i]!.label!;
+    void item;
+    return out;
+  });
+  timings.merge = performance.now() - t0;
+
+  // 5. Metrics against the truth, when every image has a label.
+  let metrics: DiscoverResult['metrics'];
+  if (items.every((i) => i.label !== undefined)) {
+    const truth = items.map((i) => i.label!);
+    metrics = { anomalyncd: evaluate(truth, images.map((i) => i.cluster)), kmeansBaseline: evaluate(truth, images.map((i) => i.baselineCluster)) };
+  }
+  return {
+    images,
+    k: K,
+    kChoice,
+    ...(metrics ? { metrics } : {}),
+    searchRange: regions.searchRange,
+    timings,
+    warnings,
+    model,
+    crops: crops.map((c, j) => ({ image: c.image, frozen: frozen[j]!, trained: prediction.embeddings?.[j] ?? new Float32Array(0), probabilities: prediction.probabilities[j]! })),
+    regions,
+  };
+}

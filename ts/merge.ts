@@ -1,0 +1,53 @@
+/**
+ * Region merging (SPEC §7): the crops of one image vote for its defect type,
+ * weighted by a softmax over the square roots of their mask areas.
+ * @module
+ */
+import { InvalidArgumentError } from './errors.js';
+
+/** One region of an image: its novel-class probabilities and mask area. */
+export interface RegionVote {
+  probabilities: ArrayLike<number>;
+  /** 255-pixels of the crop's mask at native crop size (SPEC T27). */
+  maskArea: number;
+}
+
+/** The image-level decision. */
+export interface MergedPrediction {
+  /** argmax of the merged probabilities (first index on ties). */
+  cluster: number;
+  /** The merged probability vector. */
+  probabilities: Float64Array;
+  /** The softmax weight of each region. */
+  weights: Float64Array;
+}
+
+/** Index of the largest value, the first one on ties. */
+export function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+/**
+ * Merges the regions of one image with temperature `tauAlpha` (100 for MVTec
+ * AD, 50 otherwise in the reference). One region: its own probabilities.
+ */
+export function mergeRegions(regions: readonly RegionVote[], tauAlpha: number): MergedPrediction {
+  if (regions.length === 0) throw new InvalidArgumentError('mergeRegions() needs at least one region');
+  if (!(tauAlpha > 0) || !Number.isFinite(tauAlpha)) throw new InvalidArgumentError(`tauAlpha must be a positive number (got ${tauAlpha})`);
+  const k = regions[0]!.probabilities.length;
+  for (const r of regions)
+    if (r.probabilities.length !== k) throw new InvalidArgumentError('every region needs the same number of class probabilities');
+  const g = regions.map((r) => Math.sqrt(r.maskArea) / tauAlpha);
+  const top = Math.max(...g);
+  const e = g.map((v) => Math.exp(v - top));
+  const sum = e.reduce((a, b) => a + b, 0);
+  const weights = Float64Array.from(e, (v) => v / sum);
+  const probabilities = new Float64Array(k);
+  if (regions.length === 1) probabilities.set(Array.from(regions[0]!.probabilities));
+  else regions.forEach((r, j) => {
+    for (let c = 0; c < k; c++) probabilities[c]! += weights[j]! * r.probabilities[c]!;
+  });
+  return { cluster: argmax(probabilities), probabilities, weights };
+}

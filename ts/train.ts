@@ -1,0 +1,578 @@
+/**
+ * NCD training (SPEC §4.3–§6): fit the mask-guided ViT's last block, the projection
+ * MLP and the cosine heads on anomaly-centred crops, then predict novel-class
+ * probabilities with the exact test-time preprocessing.
+ *
+ * ```ts
+ * import { fit, loadLabelledFolder } from 'anomalyncd';
+ * const labelled = await loadLabelledFolder('AeBAD_crop');
+ * const model = await fit({ unlabelled: crops, labelled }, { k: 6, backbone: 'dino_vitb8.pth', seed: 3407, threads: 8 });
+ * const { probabilities } = await model.predict(crops);
+ * await model.save('mtd.safetensors');
+ * model.dispose();
+ * ```
+ *
+ * Everything heavy runs natively on worker threads (sampling, both augmented
+ * views, forward/backward, SGD); nothing per sample runs in JavaScript.
+ * @module
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
+import { checkBool, checkInt, checkNumber, runJob, threadCount, type Progress } from './jobs.js';
+import { addon } from './native.js';
+import { rawArch, type ArchSpec, type VitConfig } from './model.js';
+import { isTensorLike, Tensor } from './tensor.js';
+import type {
+  RawEpochRecord,
+  RawFitOptions,
+  RawProgress,
+  RawTrainAddon,
+  RawTrainCrop,
+  RawTrainedModel,
+  RawTrainEvent,
+  RawTrainLosses,
+} from './addon-types.js';
+
+/** One unlabelled training crop (an anomaly-centred sub-image and its mask). */
+export interface TrainCrop {
+  /** uint8 [h, w, 3] RGB, or [h, w] / [h, w, 1] gray (replicated to RGB). */
+  image: Tensor;
+  /** uint8 [h, w] (or [h, w, 1]), 0..255; 255 = anomalous region. */
+  mask: Tensor;
+  /**
+   * The crop score (SPEC §3.4, `RegionCrop.score`) for pseudo-label correction:
+   * weight `max(0, plcThreshold - score)` toward the first novel class. Absent or
+   * NaN: no correction for this crop.
+   */
+  score?: number;
+}
+
+/** One labelled crop of the known-class set D^l. */
+export interface LabelledCrop {
+  image: Tensor;
+  mask: Tensor;
+  /** Class name; known classes are indexed in sorted name order. */
+  label: string;
+}
+
+/** Training data: the unlabelled crops of one category, optionally a labelled set. */
+export interface TrainDataset {
+  unlabelled: readonly TrainCrop[];
+  /**
+   * Labelled crops (D^l). Without them the labelled loss terms are 0 and no batch is
+   * skipped (the reference always has D^l and skips batches lacking either kind).
+   */
+  labelled?: readonly LabelledCrop[];
+}
+
+/** Loss terms (SPEC §5.4); per-head arrays have one entry per head. */
+export interface TrainLosses {
+  /** Eq. 7 total. */
+  total: number;
+  /** Unsupervised contrastive (InfoNCE, temperature 1.0). */
+  infoNce: number;
+  /** Supervised contrastive (SupCon, 0.07); 0 without labelled rows. */
+  supCon: number;
+  /** Supervised cross-entropy per head; 0 without labelled rows. */
+  ce: number[];
+  /** Cross-view self-distillation per head. */
+  distill: number[];
+  /** Mean-entropy regulariser per head. */
+  memax: number[];
+  /** distill + memaxWeight * memax per head (head selection, SPEC §4.5). */
+  cluster: number[];
+}
+
+/** A training progress event. */
+export interface TrainEvent {
+  type: 'batch' | 'epoch';
+  /** 0-based epoch. */
+  epoch: number;
+  epochs: number;
+  /** 0-based batch index (batch events); the number of batches (epoch events). */
+  batch: number;
+  /** Batches trained this epoch (after the T24 skip rule). */
+  batches: number;
+  /** The batch's values, or the epoch's means. */
+  losses: TrainLosses;
+  lr: number;
+  teacherTemp: number;
+  /** Wall time of the batch (wait for its views + model work) or of the epoch. */
+  ms: number;
+  /** Augmentation work (it overlaps the previous batch's model work). */
+  augmentMs: number;
+  /** Time the model waited for augmentation. */
+  waitMs: number;
+  /** Forward, losses, backward and SGD step. */
+  modelMs: number;
+  /** Batches dropped this epoch by the T24 rule. */
+  skipped: number;
+  /** Rows (2 x batch size) of a batch event; 0 for epoch events. */
+  rows: number;
+}
+
+/** One finished epoch. */
+export interface EpochRecord {
+  epoch: number;
+  batches: number;
+  skipped: number;
+  lr: number;
+  teacherTemp: number;
+  /** Means over the epoch's batches. */
+  losses: TrainLosses;
+  ms: number;
+  augmentMs: number;
+  waitMs: number;
+  modelMs: number;
+}
+
+/** Teacher temperature schedule (SPEC §5.4). */
+export interface TeacherTempOptions {
+  /** First ramp value (default 0.07). */
+  warmup?: number;
+  /** Final value (default 0.04). */
+  final?: number;
+  /** Ramp length in epochs (default 40). */
+  warmupEpochs?: number;
+  /** Each ramp value is held this many epochs (default 4). */
+  repeatTimes?: number;
+}
+
+/** Options of {@link fit}. Defaults are the reference's (SPEC §11). */
+export interface FitOptions {
+  /** Number of novel classes K (explicit; never inferred from folder names). */
+  k: number;
+  /** Names of the K novel classes (default `novel_0` ...). */
+  novelClassNames?: readonly string[];
+  /** DINO ViT checkpoint (.pth zip state dict or .safetensors). Without it the ViT is randomly initialised (a warning says so). */
+  backbone?: string;
+  /** Architecture: a preset, fields, or JSON text (default: inferred from `backbone`'s shapes, else `dino_vitb8`). */
+  arch?: ArchSpec;
+  /** Default 50. */
+  epochs?: number;
+  /** Default 32. */
+  batchSize?: number;
+  /** Base learning rate (default 0.003), cosine-annealed per epoch to lr * 1e-3. */
+  lr?: number;
+  /** SGD momentum (default 0.9). */
+  momentum?: number;
+  /** On >= 2-D trainable parameters only (default 5e-5). */
+  weightDecay?: number;
+  /** lambda of Eq. 7 (default 0.3). */
+  supWeight?: number;
+  /** Weight of the mean-entropy term (default 4). */
+  memaxWeight?: number;
+  /** PLC threshold (default 0.5; negative turns PLC off). */
+  plcThreshold?: number;
+  teacherTemp?: TeacherTempOptions;
+  /** Classifier heads (default 4). */
+  nHead?: number;
+  /** Backbone blocks with index >= this train (default: the last block, 11 for the 12-block presets). */
+  gradFromBlock?: number;
+  /** Projection MLP hidden width (default 2048). */
+  projHidden?: number;
+  /** Projection output size (default 256). */
+  projOut?: number;
+  /** Seed of every random stream (default 3407). */
+  seed?: number;
+  /** libtorch threads during training (default: all cores). Results are bit-reproducible for a fixed seed and thread count. */
+  threads?: number;
+  /** Augmentation worker threads (default: `threads`); does not change results. */
+  augmentThreads?: number;
+  /** Write a resumable bundle here after every epoch, and resume from it on start. */
+  checkpointDir?: string;
+  /** MEBin search range of the crops, recorded in the bundle. */
+  searchRange?: [number, number];
+  signal?: AbortSignal;
+  /** Called on the main thread after every batch and epoch. */
+  onProgress?: (event: TrainEvent) => void;
+}
+
+/** The resolved training configuration. */
+export interface TrainConfig {
+  k: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  supWeight: number;
+  memaxWeight: number;
+  plcThreshold: number;
+  warmupTeacherTemp: number;
+  teacherTemp: number;
+  warmupTeacherEpochs: number;
+  repeatTimes: number;
+  studentTemp: number;
+  infoNceTemp: number;
+  supConTemp: number;
+  supConBaseTemp: number;
+  nHead: number;
+  gradFromBlock: number;
+  projHidden: number;
+  projOut: number;
+  seed: number;
+  threads: number;
+  augmentThreads: number;
+}
+
+/** Options of {@link TrainedModel.predict}. */
+export interface PredictOptions {
+  /** Head to use (default: the selected head). */
+  head?: number;
+  /** Also return the backbone [CLS] features. */
+  embeddings?: boolean;
+  /** Worker / libtorch threads (default: all cores). */
+  threads?: number;
+  /** Crops per forward (default 32). */
+  batchSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: Progress) => void;
+}
+
+/** Result of {@link TrainedModel.predict}. */
+export interface Prediction {
+  /**
+   * Per crop, probabilities over the K novel classes (SPEC §7 step 1: softmax of
+   * logits / 0.1 over all classes, known classes zeroed, renormalised).
+   */
+  probabilities: Float32Array[];
+  /** Per crop, the backbone feature (with `embeddings: true`). */
+  embeddings?: Float32Array[];
+  /** The head used. */
+  head: number;
+  /** Names of the K novel classes (index order of `probabilities`). */
+  classNames: string[];
+}
+
+function trainAddon(): RawTrainAddon {
+  const t = (addon() as unknown as { train?: RawTrainAddon }).train;
+  if (!t) throw new InvalidArgumentError('This build of anomalyncd has no training stage (built without libtorch)');
+  return t;
+}
+
+function losses(l: RawTrainLosses): TrainLosses {
+  return { total: l.total, infoNce: l.infoNce, supCon: l.supCon, ce: l.ce, distill: l.distill, memax: l.memax, cluster: l.cluster };
+}
+
+function epochRecord(e: RawEpochRecord): EpochRecord {
+  return { ...e, losses: losses(e.losses) };
+}
+
+/** Checks a crop and converts gray images to RGB; returns the raw form. */
+function rawCrop(crop: unknown, label: string): RawTrainCrop {
+  if (typeof crop !== 'object' || crop === null) throw new InvalidArgumentError(`${label} must be an object {image, mask}`);
+  const { image, mask, score } = crop as Partial<TrainCrop>;
+  if (!isTensorLike(image) || image.dtype !== 'uint8') throw new InvalidArgumentError(`${label}.image must be a uint8 Tensor [h, w, 3]`);
+  if (!isTensorLike(mask) || mask.dtype !== 'uint8') throw new InvalidArgumentError(`${label}.mask must be a uint8 Tensor [h, w]`);
+  const s = image.shape;
+  let rgb: Tensor = image;
+  if (s.length === 2 || (s.length === 3 && s[2] === 1)) {
+    const [h, w] = [s[0]!, s[1]!];
+    const src = image.data as Uint8Array;
+    const data = new Uint8Array(h * w * 3);
+    for (let i = 0; i < h * w; i++) data[3 * i] = data[3 * i + 1] = data[3 * i + 2] = src[i]!;
+    rgb = new Tensor('uint8', [h, w, 3], data);
+  } else if (!(s.length === 3 && s[2] === 3)) throw new InvalidArgumentError(`${label}.image must have shape [h, w, 3] (got [${s.join(', ')}])`);
+  const m = mask.shape;
+  if (!(m.length === 2 || (m.length === 3 && m[2] === 1)) || m[0] !== rgb.shape[0] || m[1] !== rgb.shape[1])
+    throw new InvalidArgumentError(`${label}.mask must have shape [${rgb.shape[0]}, ${rgb.shape[1]}] like its image (got [${m.join(', ')}])`);
+  if (rgb.shape[0] === 0 || rgb.shape[1] === 0) throw new InvalidArgumentError(`${label} is empty`);
+  const raw: RawTrainCrop = { image: rgb, mask };
+  if (score !== undefined) {
+    if (typeof score !== 'number') throw new InvalidArgumentError(`${label}.score must be a number`);
+    raw.score = score;
+  }
+  return raw;
+}
+
+/** A trained NCD model: backbone + heads in native memory. Call {@link dispose} when done. */
+export class TrainedModel {
+  /** The head SPEC §4.5 selects (lowest index among ties). */
+  readonly selectedHead: number;
+  /** Every head tied for the minimum last-epoch clustering loss. */
+  readonly selectedHeads: readonly number[];
+  /** Known classes (sorted labelled names) then the K novel ones. */
+  readonly classNames: readonly string[];
+  readonly knownClasses: readonly string[];
+  readonly novelClasses: readonly string[];
+  readonly config: TrainConfig;
+  readonly arch: Omit<VitConfig, 'attention'>;
+  /** Per-epoch loss means (from the start of the run, resumed epochs included). */
+  readonly history: readonly EpochRecord[];
+  readonly epochsDone: number;
+  /** The frozen backbone's checkpoint and its SHA-256 (null for a random init). */
+  readonly backbone: { path: string | null; sha256: string | null };
+  readonly searchRange?: [number, number];
+  /** Notes from training / loading (random init, resume, ...). */
+  readonly warnings: readonly string[];
+  #handle: unknown;
+
+  /** @internal */
+  constructor(raw: RawTrainedModel) {
+    this.#handle = raw.handle;
+    this.selectedHeads = Object.freeze([...raw.selectedHeads]);
+    this.selectedHead = raw.selectedHeads[0] ?? 0;
+    this.classNames = Object.freeze([...raw.classNames]);
+    this.knownClasses = Object.freeze(raw.classNames.slice(0, raw.numKnown));
+    this.novelClasses = Object.freeze(raw.classNames.slice(raw.numKnown));
+    this.config = { ...raw.config };
+    this.arch = { ...raw.arch };
+    this.history = Object.freeze(raw.history.map(epochRecord));
+    this.epochsDone = raw.epochsDone;
+    this.backbone = { ...raw.backbone };
+    if (raw.searchRange) this.searchRange = [raw.searchRange[0], raw.searchRange[1]];
+    this.warnings = Object.freeze([...raw.warnings]);
+  }
+
+  #live(): unknown {
+    if (this.#handle === undefined) throw new InvalidArgumentError('The trained model has been disposed');
+    return this.#handle;
+  }
+
+  /**
+   * Writes the model as a training bundle (.safetensors with metadata), atomically.
+   * By default the frozen backbone is referenced by path + SHA-256; with
+   * `selfContained` (always for a random init) its weights are stored too.
+   */
+  async save(path: string, options: { selfContained?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('save() needs a file path');
+    const selfContained = checkBool('selfContained', options.selfContained) ?? false;
+    const handle = this.#live();
+    const t = trainAddon();
+    await runJob(() => t.saveBundle(handle, path, { selfContained }), options.signal ? { signal: options.signal } : {});
+  }
+
+  /** Novel-class probabilities of crops (test-time transform, SPEC §5.1 / §7 step 1). */
+  async predict(crops: readonly TrainCrop[], options: PredictOptions = {}): Promise<Prediction> {
+    if (!Array.isArray(crops)) throw new InvalidArgumentError('predict() needs an array of crops');
+    const head = checkInt('head', options.head, 0, this.config.nHead - 1);
+    const batchSize = checkInt('batchSize', options.batchSize, 1, 4096);
+    const embeddings = checkBool('embeddings', options.embeddings) ?? false;
+    const raw = crops.map((c, i) => rawCrop(c, `crops[${i}]`));
+    const handle = this.#live();
+    const t = trainAddon();
+    const opts: { head?: number; embeddings?: boolean; threads?: number; batchSize?: number } = { embeddings, threads: threadCount(options.threads) };
+    if (head !== undefined) opts.head = head;
+    if (batchSize !== undefined) opts.batchSize = batchSize;
+    const jobOptions: { signal?: AbortSignal; onProgress?: (p: Progress) => void } = {};
+    if (options.signal) jobOptions.signal = options.signal;
+    if (options.onProgress) jobOptions.onProgress = options.onProgress;
+    const r = await runJob((onProgress) => t.predict(handle, raw, opts, onProgress), jobOptions);
+    const k = r.numNovel;
+    const all = new Float32Array(r.probabilities);
+    const out: Prediction = {
+      probabilities: Array.from({ length: r.count }, (_, i) => all.subarray(i * k, (i + 1) * k)),
+      head: r.head,
+      classNames: [...this.novelClasses],
+    };
+    if (embeddings && r.embeddings && r.dim !== undefined) {
+      const e = new Float32Array(r.embeddings);
+      const d = r.dim;
+      out.embeddings = Array.from({ length: r.count }, (_, i) => e.subarray(i * d, (i + 1) * d));
+    }
+    return out;
+  }
+
+  /** Frees the native weights now (pending predictions finish first). */
+  dispose(): void {
+    if (this.#handle === undefined) return;
+    trainAddon().dispose(this.#handle);
+    this.#handle = undefined;
+  }
+}
+
+/**
+ * Trains the NCD model (SPEC §5) on worker threads and resolves with the trained
+ * model. With `checkpointDir`, a resumable bundle is written after every epoch and a
+ * run restarted with the same options and data continues after the last finished
+ * epoch (bit-identical to an uninterrupted run on CPU with the same `threads`).
+ */
+export async function fit(dataset: TrainDataset, options: FitOptions): Promise<TrainedModel> {
+  if (typeof dataset !== 'object' || dataset === null || !Array.isArray(dataset.unlabelled))
+    throw new InvalidArgumentError('fit() needs a dataset { unlabelled: TrainCrop[], labelled?: LabelledCrop[] }');
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('fit() needs options with k (the number of novel classes)');
+  if (dataset.unlabelled.length === 0) throw new InvalidArgumentError('fit() needs at least one unlabelled crop');
+  const k = checkInt('k', options.k, 1, 100000);
+  if (k === undefined) throw new InvalidArgumentError("Option 'k' (the number of novel classes) is required");
+  const labelled = dataset.labelled ?? [];
+  if (!Array.isArray(labelled)) throw new InvalidArgumentError('dataset.labelled must be an array');
+  const known = [...new Set(labelled.map((c, i) => {
+    if (typeof c?.label !== 'string' || c.label.length === 0) throw new InvalidArgumentError(`dataset.labelled[${i}].label must be a class name`);
+    return c.label;
+  }))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const novel = options.novelClassNames ? [...options.novelClassNames] : Array.from({ length: k }, (_, i) => `novel_${i}`);
+  if (novel.length !== k || !novel.every((n) => typeof n === 'string' && n.length > 0))
+    throw new InvalidArgumentError(`Option 'novelClassNames' must hold ${k} non-empty names`);
+  const classNames = [...known, ...novel];
+  if (new Set(classNames).size !== classNames.length) throw new InvalidArgumentError('Class names must be unique (known and novel together)');
+  const index = new Map(known.map((n, i) => [n, i]));
+
+  const raw: RawFitOptions = { k, classNames, threads: threadCount(options.threads) };
+  const ints: [keyof FitOptions & keyof RawFitOptions, number, number][] = [
+    ['epochs', 1, 100000],
+    ['batchSize', 1, 65536],
+    ['nHead', 1, 1024],
+    ['gradFromBlock', 0, 1024],
+    ['projHidden', 1, 1 << 20],
+    ['projOut', 1, 1 << 20],
+    ['augmentThreads', 1, 1024],
+  ];
+  for (const [name, min, max] of ints) {
+    const v = checkInt(name, options[name], min, max);
+    if (v !== undefined) (raw as unknown as Record<string, number>)[name] = v;
+  }
+  const nums: [keyof FitOptions & keyof RawFitOptions, number, number][] = [
+    ['lr', Number.MIN_VALUE, 1e3],
+    ['momentum', 0, 0.999999],
+    ['weightDecay', 0, 1e3],
+    ['supWeight', 0, 1],
+    ['memaxWeight', 0, 1e6],
+    ['plcThreshold', -1e6, 1e6],
+  ];
+  for (const [name, min, max] of nums) {
+    const v = checkNumber(name, options[name], min, max);
+    if (v !== undefined) (raw as unknown as Record<string, number>)[name] = v;
+  }
+  const seed = checkInt('seed', options.seed, 0, Number.MAX_SAFE_INTEGER);
+  if (seed !== undefined) raw.seed = seed;
+  if (options.teacherTemp !== undefined) {
+    const tt = options.teacherTemp;
+    const w = checkNumber('teacherTemp.warmup', tt.warmup, Number.MIN_VALUE, 1e6);
+    const f = checkNumber('teacherTemp.final', tt.final, Number.MIN_VALUE, 1e6);
+    const we = checkInt('teacherTemp.warmupEpochs', tt.warmupEpochs, 0, 100000);
+    const rt = checkInt('teacherTemp.repeatTimes', tt.repeatTimes, 1, 100000);
+    if (w !== undefined) raw.warmupTeacherTemp = w;
+    if (f !== undefined) raw.teacherTemp = f;
+    if (we !== undefined) raw.warmupTeacherEpochs = we;
+    if (rt !== undefined) raw.repeatTimes = rt;
+  }
+  if (options.backbone !== undefined) {
+    if (typeof options.backbone !== 'string' || options.backbone.length === 0) throw new InvalidArgumentError("Option 'backbone' must be a checkpoint path");
+    raw.backbone = options.backbone;
+  }
+  if (options.arch !== undefined) raw.arch = rawArch(options.arch);
+  if (options.checkpointDir !== undefined) {
+    if (typeof options.checkpointDir !== 'string' || options.checkpointDir.length === 0) throw new InvalidArgumentError("Option 'checkpointDir' must be a folder path");
+    raw.checkpointDir = options.checkpointDir;
+  }
+  if (options.searchRange !== undefined) {
+    const r = options.searchRange;
+    if (!Array.isArray(r) || r.length !== 2 || !r.every((v) => Number.isInteger(v) && v >= 0 && v <= 255) || r[0] > r[1])
+      throw new InvalidArgumentError(`Option 'searchRange' must be [min, max] with integers 0 <= min <= max <= 255 (got ${JSON.stringify(r)})`);
+    raw.searchRange = [r[0], r[1]];
+  }
+  const unlabelled = dataset.unlabelled.map((c, i) => rawCrop(c, `dataset.unlabelled[${i}]`));
+  const lab = labelled.map((c, i) => {
+    const r = rawCrop(c, `dataset.labelled[${i}]`);
+    delete r.score;
+    r.label = index.get(c.label)!;
+    return r;
+  });
+  const t = trainAddon();
+  const onProgress = options.onProgress;
+  const onEvent = onProgress
+    ? (e: RawTrainEvent) => {
+        try {
+          onProgress({ ...e, losses: losses(e.losses) });
+        } catch {
+          // A listener's exception must not break training.
+        }
+      }
+    : undefined;
+  const result = await runJob(
+    (p: RawProgress | undefined) => t.fit(lab.length > 0 ? { unlabelled, labelled: lab } : { unlabelled }, raw, p, onEvent),
+    options.signal ? { signal: options.signal } : {},
+  );
+  return new TrainedModel(result);
+}
+
+/**
+ * Loads a training bundle written by {@link TrainedModel.save} (or a checkpoint
+ * directory's `checkpoint.safetensors`). The frozen backbone comes from the bundle
+ * when stored, else from the recorded checkpoint path (or `backbone`, whose SHA-256
+ * must match the recorded one).
+ */
+export async function loadTrainedModel(path: string, options: { backbone?: string; threads?: number; signal?: AbortSignal } = {}): Promise<TrainedModel> {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadTrainedModel() needs a file path');
+  const o: { backbone?: string; threads?: number } = { threads: threadCount(options.threads) };
+  if (options.backbone !== undefined) o.backbone = options.backbone;
+  const t = trainAddon();
+  const raw = await runJob((p) => t.loadBundle(path, o, p), options.signal ? { signal: options.signal } : {});
+  return new TrainedModel(raw);
+}
+
+/** Decodes crop / mask file pairs natively (OpenCV; gray images become RGB; masks 8-bit gray). */
+export async function readCropFiles(
+  images: readonly string[],
+  masks: readonly string[],
+  options: { threads?: number; signal?: AbortSignal; onProgress?: (p: Progress) => void } = {},
+): Promise<{ image: Tensor<'uint8'>; mask: Tensor<'uint8'> }[]> {
+  if (!Array.isArray(images) || !Array.isArray(masks) || images.length !== masks.length)
+    throw new InvalidArgumentError('readCropFiles(images, masks) needs two arrays of equal length');
+  const t = trainAddon();
+  const jobOptions: { signal?: AbortSignal; onProgress?: (p: Progress) => void } = {};
+  if (options.signal) jobOptions.signal = options.signal;
+  if (options.onProgress) jobOptions.onProgress = options.onProgress;
+  const items = await runJob((p) => t.readCrops([...images], [...masks], { threads: threadCount(options.threads) }, p), jobOptions);
+  return items.map((c) => ({
+    image: new Tensor('uint8', [c.height, c.width, 3], new Uint8Array(c.image)),
+    mask: new Tensor('uint8', [c.height, c.width], new Uint8Array(c.mask)),
+  }));
+}
+
+async function sortedEntries(dir: string, dirs: boolean): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    throw new IoError(`Cannot read folder '${dir}': ${(e as Error).message}`, { cause: e });
+  }
+  return entries
+    .filter((e) => (dirs ? e.isDirectory() : e.isFile() && e.name.toLowerCase().endsWith('.png')))
+    .map((e) => e.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Reads a labelled crop set laid out as `dir/images/<class>/*.png` with masks at
+ * `dir/masks/<class>/<same name>` (SPEC §1.6). Classes are the sorted sub-folder
+ * names; files are decoded natively.
+ */
+export async function loadLabelledFolder(
+  dir: string,
+  options: { threads?: number; signal?: AbortSignal; onProgress?: (p: Progress) => void } = {},
+): Promise<LabelledCrop[]> {
+  if (typeof dir !== 'string' || dir.length === 0) throw new InvalidArgumentError('loadLabelledFolder() needs a folder path');
+  const imagesDir = join(dir, 'images');
+  try {
+    if (!(await stat(imagesDir)).isDirectory()) throw new Error('not a folder');
+  } catch {
+    throw new IoError(`'${dir}' has no images/ folder (expected images/<class>/*.png and masks/<class>/*.png)`);
+  }
+  const images: string[] = [];
+  const masks: string[] = [];
+  const labels: string[] = [];
+  for (const cls of await sortedEntries(imagesDir, true)) {
+    for (const file of await sortedEntries(join(imagesDir, cls), false)) {
+      const mask = join(dir, 'masks', cls, file);
+      try {
+        await stat(mask);
+      } catch {
+        throw new BadInputError(`Labelled crop '${join(imagesDir, cls, file)}' has no mask '${mask}'`);
+      }
+      images.push(join(imagesDir, cls, file));
+      masks.push(mask);
+      labels.push(cls);
+    }
+  }
+  if (images.length === 0) throw new BadInputError(`'${imagesDir}' holds no <class>/*.png crops`);
+  const crops = await readCropFiles(images, masks, options);
+  return crops.map((c, i) => ({ image: c.image, mask: c.mask, label: labels[i]! }));
+}
+
+/** Synchronous native building blocks (loss terms, schedules, SGD) for tests. @internal */
+export function trainKernels(): RawTrainAddon['kernels'] {
+  return trainAddon().kernels;
+}
