@@ -44,6 +44,7 @@ async function mtdCrops(perClass: number): Promise<TrainCrop[]> {
 
 interface Case {
   name: string;
+  threads: number;
   arch: FitOptions['arch'];
   gradFromBlock: number;
   crops: number;
@@ -52,6 +53,7 @@ interface Case {
 
 interface Row {
   name: string;
+  threads: number;
   params: string;
   batches: number;
   crops: number;
@@ -74,7 +76,7 @@ async function runCase(c: Case, pool: TrainCrop[]): Promise<Row> {
     epochs: c.epochs,
     batchSize: 32,
     seed: 1,
-    threads: THREADS,
+    threads: c.threads,
     onProgress: (e) => events.push(e),
   }).then((m) => m.dispose());
   // The last epoch is measured (earlier epochs warm up allocators and caches).
@@ -88,6 +90,7 @@ async function runCase(c: Case, pool: TrainCrop[]): Promise<Row> {
   const arch = typeof c.arch === 'string' ? c.arch : JSON.stringify(c.arch);
   return {
     name: c.name,
+    threads: c.threads,
     params: arch,
     batches: batches.length,
     crops: n,
@@ -108,37 +111,40 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!;
   const v = nativeVersions();
   const pool = await mtdCrops(QUICK ? 4 : 11);
+  const small = { patchSize: 16, embedDim: 64, depth: 4, numHeads: 4, maskLayers: 2 };
+  const smallName = 'small ViT (patch 16, dim 64, depth 4, 4 heads, 2 mask layers)';
+  const vitsName = 'ViT-S/16 (dino_vits16 geometry, 224², random init)';
   const cases: Case[] = [
-    { name: 'small ViT (patch 16, dim 64, depth 4, 4 heads, 2 mask layers)', arch: { patchSize: 16, embedDim: 64, depth: 4, numHeads: 4, maskLayers: 2 }, gradFromBlock: 3, crops: QUICK ? 24 : 64, epochs: 2 },
-    { name: 'ViT-S/16 (dino_vits16 geometry, 224², random init)', arch: 'dino_vits16', gradFromBlock: 11, crops: QUICK ? 16 : 64, epochs: QUICK ? 1 : 2 },
-  ];
+    { name: smallName, threads: 1, arch: small, gradFromBlock: 3, crops: QUICK ? 24 : 64, epochs: 2 },
+    { name: smallName, threads: THREADS, arch: small, gradFromBlock: 3, crops: QUICK ? 24 : 64, epochs: 2 },
+    { name: vitsName, threads: 1, arch: 'dino_vits16', gradFromBlock: 11, crops: QUICK ? 16 : 64, epochs: QUICK ? 1 : 2 },
+    { name: vitsName, threads: THREADS, arch: 'dino_vits16', gradFromBlock: 11, crops: QUICK ? 16 : 64, epochs: QUICK ? 1 : 2 },
+  ].filter((c, i, all) => all.findIndex((d) => d.name === c.name && d.threads === c.threads) === i);
   const rows: Row[] = [];
   for (const c of cases) {
     const r = await runCase(c, pool);
     rows.push(r);
-    process.stderr.write(`${r.name}: ${fmt(r.cropsPerS, 2)} crops/s\n`);
+    process.stderr.write(`${r.name}, ${r.threads} threads: ${fmt(r.cropsPerS, 2)} crops/s\n`);
   }
   const load1 = loadavg()[0]!;
   const lines: string[] = [];
   lines.push('## NCD training throughput on the CPU (`bench/train.bench.ts`)', '');
   lines.push(
     `- Machine: ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${availableParallelism()} cores; Node ${process.version}; libtorch ${v.libtorch}, OpenCV ${v.opencv}; ${new Date().toISOString().slice(0, 10)}.`,
-    `- ${THREADS} libtorch threads and ${THREADS} augmentation workers (the defaults); batch 32 (64 rows: two views per crop), SGD step included; reference heads (4 heads, projection 2048-2048-256), k = 6, no labelled set.`,
+    `- libtorch threads as in the table, as many augmentation workers (the default); batch 32 (64 rows: two views per crop), SGD step included; reference heads (4 heads, projection 2048-2048-256), k = 6, no labelled set.`,
     `- Crops: ${pool.length} anomaly-centred MTD crops (ground-truth masks >= 128 as maps through \`extractRegions\`); each run trains on the first N of them; the figures are from the run's last epoch (the first warms up).`,
     `- Load average (1 min): ${fmt(load0, 2)} before, ${fmt(load1, 2)} after.${load0 > 1 ? ' **Taken under load**: other processes competed for the cores; the figures are pessimistic.' : ''} Whole run: ${fmt((performance.now() - started) / 1000, 0)} s.`,
     '',
-    '| model | crops (batches) | epoch wall s | **crops/s** (2 views each) | augmentation ms/crop | model ms/crop | model waited for augmentation |',
-    '|---|---|---|---|---|---|---|',
+    '| model | threads | crops (batches) | epoch wall s | **crops/s** (2 views each) | augmentation ms/crop | model ms/crop | augmentation share of the work | model waited for augmentation |',
+    '|---|---|---|---|---|---|---|---|---|',
   );
   for (const r of rows)
     lines.push(
-      `| ${r.name} | ${r.crops} (${r.batches}) | ${fmt(r.wallMs / 1000, 2)} | **${fmt(r.cropsPerS, 2)}** | ${fmt(r.augmentPerCropMs, 1)} | ${fmt(r.modelPerCropMs, 1)} | ${fmt((100 * r.waitMs) / r.wallMs, 1)} % of the wall time |`,
+      `| ${r.name} | ${r.threads} | ${r.crops} (${r.batches}) | ${fmt(r.wallMs / 1000, 2)} | **${fmt(r.cropsPerS, 2)}** | ${fmt(r.augmentPerCropMs, 1)} | ${fmt(r.modelPerCropMs, 1)} | ${fmt((100 * r.augmentMs) / (r.augmentMs + r.modelMs), 1)} % | ${fmt((100 * r.waitMs) / r.wallMs, 1)} % of the wall time |`,
     );
   lines.push(
     '',
-    'Augmentation ms/crop is the wall time of preparing a batch (both views of every crop, on the worker pool, while the previous batch trains) divided by its crops; model ms/crop covers the forward of the 2B rows, the losses, the backward and the SGD step. Augmentation share of the work: ' +
-      rows.map((r) => `${r.name.split(' (')[0]} ${fmt((100 * r.augmentMs) / (r.augmentMs + r.modelMs), 1)} %`).join(', ') +
-      '. With only 2 cores the overlapped augmentation competes with libtorch for the same cores, so the two parts slow each other down.',
+    'Augmentation ms/crop is the wall time of preparing a batch (both views of every crop, on the worker pool, while the previous batch trains) divided by its crops; model ms/crop covers the forward of the 2B rows, the losses, the backward and the SGD step; the share is augmentation / (augmentation + model). With few cores the overlapped augmentation competes with libtorch for the same cores, so the two parts slow each other down.',
   );
   const section = lines.join('\n');
   process.stdout.write(section + '\n');

@@ -96,6 +96,60 @@ export interface DiscoverResult {
   regions: RegionsResult;
 }
 
+/** Per image: merged cluster and probabilities, and every region's own vote (crops in image order). */
+function mergeImages(regions: RegionsResult, probabilities: readonly ArrayLike<number>[], tauAlpha: number): Omit<DiscoveredImage, 'name' | 'label' | 'baselineCluster'>[] {
+  let next = 0;
+  return regions.items.map((item) => {
+    const mine = item.crops.map((crop) => ({ crop, p: probabilities[next++]! }));
+    const merged = mergeRegions(mine.map(({ crop, p }) => ({ probabilities: p, maskArea: crop.maskArea })), tauAlpha);
+    return {
+      cluster: merged.cluster,
+      probabilities: Array.from(merged.probabilities),
+      regions: mine.map(({ crop, p }) => {
+        const c = argmax(p);
+        return { box: crop.box, cluster: c, probability: p[c]!, maskArea: crop.maskArea, score: crop.score };
+      }),
+    };
+  });
+}
+
+/** Options of {@link predict}. */
+export interface PredictImagesOptions extends Omit<MebinOptions, 'range'> {
+  /** Region-merging temperature (default 50; 100 for MVTec AD). */
+  tauAlpha?: number;
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: Progress) => void;
+}
+
+/** A prediction for one new image. */
+export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineCluster'>;
+
+/**
+ * Classifies new images with a trained model: MEBin with the search range saved
+ * at training time (SPEC T31: a new image alone would give a degenerate range),
+ * crops, per-crop novel-class probabilities, region merging.
+ */
+export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
+  const range = model.searchRange;
+  if (!range) throw new InvalidArgumentError('This model has no saved MEBin search range (train it through discover() or pass searchRange to fit())');
+  const tauAlpha = options.tauAlpha ?? 50;
+  const threads = threadCount(options.threads);
+  const signal = options.signal;
+  const regions = await extractRegions(images, maps, {
+    range,
+    threads,
+    ...(options.sampleRate !== undefined ? { sampleRate: options.sampleRate } : {}),
+    ...(options.minIntervalLen !== undefined ? { minIntervalLen: options.minIntervalLen } : {}),
+    ...(options.erode !== undefined ? { erode: options.erode } : {}),
+    ...(signal ? { signal } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
+  const prediction = await model.predict(crops, { threads, ...(signal ? { signal } : {}) });
+  return mergeImages(regions, prediction.probabilities, tauAlpha);
+}
+
 function l2normalised(v: Float32Array): Float32Array {
   let s = 0;
   for (const x of v) s += x * x;
@@ -214,23 +268,14 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     model.predict(trainCrops, { embeddings: true, threads, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
   );
   const t0 = performance.now();
-  const images: DiscoveredImage[] = regions.items.map((item, i) => {
-    const mine = crops.map((c, j) => (c.image === i ? j : -1)).filter((j) => j >= 0);
-    const merged = mergeRegions(mine.map((j) => ({ probabilities: prediction.probabilities[j]!, maskArea: crops[j]!.crop.maskArea })), tauAlpha);
+  const predicted = mergeImages(regions, prediction.probabilities, tauAlpha);
+  const images: DiscoveredImage[] = predicted.map((p, i) => {
     const out: DiscoveredImage = {
       name: items[i]!.name ?? (typeof items[i]!.image === 'string' ? (items[i]!.image as string) : String(i)),
-      cluster: merged.cluster,
-      probabilities: Array.from(merged.probabilities),
-      regions: mine.map((j) => {
-        const p = prediction.probabilities[j]!;
-        const c = argmax(p);
-        const crop = crops[j]!.crop;
-        return { box: crop.box, cluster: c, probability: p[c]!, maskArea: crop.maskArea, score: crop.score };
-      }),
+      ...p,
       baselineCluster: baseline.labels[i]!,
     };
     if (items[i]!.label !== undefined) out.label = items[i]!.label!;
-    void item;
     return out;
   });
   timings.merge = performance.now() - t0;

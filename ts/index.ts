@@ -79,3 +79,15 @@ export {
   type ReportSummary,
   type StageTiming,
 } from './report.js';
+export { mergeRegions, argmax, type RegionVote, type MergedPrediction } from './merge.js';
+export {
+  discover,
+  predict,
+  type PredictImagesOptions,
+  type PredictedImage,
+  type DiscoverItem,
+  type DiscoverOptions,
+  type DiscoverResult,
+  type DiscoveredImage,
+  type DiscoveredRegion,
+} from './discover.js';

@@ -176,7 +176,13 @@ export interface FitOptions {
   projOut?: number;
   /** Seed of every random stream (default 3407). */
   seed?: number;
-  /** libtorch threads during training (default: all cores). Results are bit-reproducible for a fixed seed and thread count. */
+  /**
+   * libtorch threads during training (default: all cores). Results are bit-reproducible
+   * for a fixed seed and thread count. libtorch's OpenMP threads slow down sharply when
+   * other processes compete for the cores (measured: 2 threads on a 2-core machine at load
+   * ~9 were ~6x slower than 1 thread); on a shared machine use fewer threads than cores.
+   * The setting is process-wide while the call runs (libtorch has one thread pool).
+   */
   threads?: number;
   /** Augmentation worker threads (default: `threads`); does not change results. */
   augmentThreads?: number;

@@ -44,8 +44,9 @@ double normalized(int value, const Range& range) {
 }
 
 // Reused buffers: binarize() is called once per map, often thousands of times.
-// Nothing here needs clearing between calls: every byte that is read is
-// written first in the same call.
+// Nothing here needs clearing between calls: every byte whose value matters
+// is written first in the same call (scans that run past a row end mask the
+// extra bytes off).
 struct Workspace {
   std::vector<uint8_t> columnMin;  // one row of vertical 6-mins between 255 guards
   std::vector<uint8_t> filtered;   // (H+2) x (W+2) filtered map with a zero ring
@@ -343,14 +344,6 @@ void countComponents(const uint8_t* fp, int W, const std::array<int32_t, 256>& h
       const NeighboursOn neighboursOn(S, static_cast<uint8_t>(value));
       for (int32_t p = head[value]; p >= 0;) {
         const int32_t next = parent[p];
-#if defined(__GNUC__)
-        if (next >= 0) {
-          __builtin_prefetch(fp + next - S);
-          __builtin_prefetch(fp + next + S);
-          __builtin_prefetch(parent + next - S);
-          __builtin_prefetch(parent + next + S);
-        }
-#endif
         const uint32_t on = neighboursOn(fp + p);
         const uint32_t entry = kNeighbourGroups.entry[on];
         const int groups = entry & 7;

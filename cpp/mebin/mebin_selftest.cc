@@ -3,8 +3,8 @@
 //       $(pkg-config --cflags --libs opencv4) -o /tmp/mebin_selftest
 // 1. SPEC 2.7 selection table and 3-map end-to-end example (both implementations);
 // 2. SPEC 2.5 claim (n > t  <=>  a > thr) for every range and every t in 1..255;
-// 3. fast binarize() == binarizeOracle() on thousands of random maps;
-// 4. argument validation; 5. timings.
+// 3. fast binarize() == binarizeOracle() on thousands of random maps and on
+//    realistic detector maps (64..1024 px); 4. argument validation; 5. timings.
 // `mebin_selftest --profile SIZE [REPS]` skips the checks and runs binarize()
 // REPS times over fixed realistic SIZE x SIZE maps (best-of-REPS wall times);
 // for repeatable instruction counts run it under

@@ -414,6 +414,10 @@ struct Reader {
   std::vector<double> ds(const char* k) const {
     std::vector<double> out;
     for (auto& x : at(k, Json::Arr).arr) {
+      if (x.type == Json::Null) {  // a non-finite value (diverged training) was written as null
+        out.push_back(std::nan(""));
+        continue;
+      }
       if (x.type != Json::Num) corrupt(path, "metadata " + where + "." + k + " holds a non-number");
       out.push_back(x.num);
     }

@@ -435,6 +435,7 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
     out.augmentMs = msSince(t0);
   };
 
+  bool warnedNonFinite = false;
   for (int e = m->epochsDone; e < cfg.epochs; ++e) {
     const auto epochStart = Clock::now();
     const std::vector<size_t> draws = BalancedSampler(nL, nU, deriveSeed(cfg.seed, kSamplerStream, static_cast<uint64_t>(e))).epoch();
@@ -514,6 +515,10 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
       st.losses.cluster.assign(h, 0);
     }
     st.ms = msSince(epochStart);
+    if (!std::isfinite(st.losses.total) && !warnedNonFinite && req.warn) {
+      warnedNonFinite = true;
+      req.warn("The loss is not finite in epoch " + std::to_string(e) + " (training diverged; lower lr?)");
+    }
     m->history.push_back(st);
     m->epochsDone = e + 1;
     m->selectedHeads = selectHeads(m->history);
