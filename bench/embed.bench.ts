@@ -86,6 +86,8 @@ function readF32(path: string): Float32Array {
 interface CallResult {
   wallMs: number;
   cpuMs: number;
+  /** Minor page faults of the process during the call (fresh memory being mapped in). */
+  minorFaults: number;
 }
 
 /** A child process answering one JSON line per JSON line sent. */
@@ -136,7 +138,7 @@ class Server {
   async call(arch: Arch, batch: number, out?: string): Promise<CallResult> {
     const r = await this.request({ arch, batch, ...(out ? { out } : {}) });
     if (typeof r['error'] === 'string') throw new Error(`${this.name}: ${r['error']}`);
-    return { wallMs: r['wallMs'] as number, cpuMs: r['cpuMs'] as number };
+    return { wallMs: r['wallMs'] as number, cpuMs: r['cpuMs'] as number, minorFaults: r['minorFaults'] as number };
   }
 
   close(): Promise<void> {
@@ -196,13 +198,15 @@ async function serveOurs(threads: number, dir: string, archs: Arch[]): Promise<v
       const bb = backbones.get(cmd.arch);
       if (!bb) throw new Error(`arch ${cmd.arch} not loaded`);
       const { images, masks } = input(cmd.batch);
+      const f0 = process.resourceUsage().minorPageFault;
       const c0 = process.cpuUsage();
       const w0 = performance.now();
       const out = await bb.embed(images, masks, { threads, batchSize: cmd.batch });
       const wallMs = performance.now() - w0;
       const c = process.cpuUsage(c0);
+      const minorFaults = process.resourceUsage().minorPageFault - f0;
       if (cmd.out) writeFileSync(cmd.out, out.data);
-      send({ wallMs, cpuMs: (c.user + c.system) / 1000 });
+      send({ wallMs, cpuMs: (c.user + c.system) / 1000, minorFaults });
     } catch (e) {
       send({ error: (e as Error).message });
     }
@@ -268,11 +272,12 @@ const BLAS_VARIANTS: { label: string; set: Record<string, string | undefined>; e
 ];
 
 const PLAN: Cell[] = [
+  // two threads first (it calibrates the time estimates); ViT-B/8 batch 8 (~1-2 min) ends that phase
   { threads: 2, arch: 'dino_vits16', batch: 1, reps: 7 },
   { threads: 2, arch: 'dino_vits16', batch: 8, reps: 5 },
-  { threads: 2, arch: 'dino_vits16', batch: 32, reps: 2 },
+  { threads: 2, arch: 'dino_vits16', batch: 32, reps: 1 },
   { threads: 2, arch: 'dino_vitb8', batch: 1, reps: 3 },
-  { threads: 2, arch: 'dino_vitb8', batch: 8, reps: 1, optional: true },
+  { threads: 2, arch: 'dino_vitb8', batch: 8, reps: 1 },
   { threads: 2, arch: 'dino_vitb8', batch: 32, reps: 1, capped: true },
   { threads: 1, arch: 'dino_vits16', batch: 1, reps: 7 },
   { threads: 1, arch: 'dino_vits16', batch: 8, reps: 5 },
@@ -281,6 +286,10 @@ const PLAN: Cell[] = [
   { threads: 1, arch: 'dino_vitb8', batch: 8, reps: 1, capped: true },
   { threads: 1, arch: 'dino_vitb8', batch: 32, reps: 1, capped: true },
 ];
+/** An optional cell is run only when this many times its estimate is left. */
+const OPTIONAL_SAFETY = 2;
+/** Prior cost (s) of one ViT-B/8 batch-8 pair (ours + eager) at 2 threads on the 2-core EPYC. */
+const B8_BATCH8_PAIR_S = 115;
 /** Seconds to start a pair of servers (node + libtorch, python + torch), before any model load. */
 const SERVER_START_S = 12;
 const QUICK_PLAN: Cell[] = [
@@ -339,9 +348,16 @@ async function orchestrate(opts: Opts): Promise<void> {
         const est = ((v * gmacPerImage(arch)) / gmacPerImage(ka)) * (Number(kt) / t);
         best = best === undefined ? est : Math.max(best, est);
       }
-      return best ?? 0.5 * (gmacPerImage(arch) / gmacPerImage('dino_vits16')) * (2 / t);
+      // before any measurement: ~0.15 s per ViT-S/16 image and side at 2 threads (the 2-core EPYC, loaded)
+      return best ?? 0.15 * (gmacPerImage(arch) / gmacPerImage('dino_vits16')) * (2 / t);
     };
-    const estPair = (t: number, arch: Arch, b: number) => b * (estPerImage('ours', t, arch) + estPerImage('eager', t, arch));
+    const estPair = (t: number, arch: Arch, b: number) => {
+      const linear = b * (estPerImage('ours', t, arch) + estPerImage('eager', t, arch));
+      // Eager's ViT-B/8 cost grows much faster than the batch (its [B, 12, 785, 785] temporaries are
+      // fresh, page-faulted allocations): on the 2-core EPYC a batch-8 pair took 115-120 s at 2 threads
+      // where batch 1 suggested 25-45 s. That measurement is the floor of the estimate.
+      return arch === 'dino_vitb8' && b >= 8 ? Math.max(linear, B8_BATCH8_PAIR_S * (b / 8) * (2 / t)) : linear;
+    };
     const learn = (side: 'ours' | 'eager', t: number, arch: Arch, b: number, r: CallResult) => {
       const k = `${side}/${t}/${arch}`;
       const v = r.wallMs / 1000 / b;
@@ -394,7 +410,7 @@ async function orchestrate(opts: Opts): Promise<void> {
       serverInfo[`ours/${t}`] = oInfo;
       serverInfo[`eager/${t}`] = eInfo;
       const loaded = new Set<Arch>();
-      let warmed = false;
+      const warmed = new Set<Arch>();
       let profiled = false;
 
       const runProfile = async () => {
@@ -410,15 +426,16 @@ async function orchestrate(opts: Opts): Promise<void> {
       };
 
       for (const cell of phase) {
-        if (cell.optional && !profiled) await runProfile();
+        if ((cell.optional || (cell === phase[phase.length - 1] && phase.length > 1)) && !profiled) await runProfile();
         const { arch, batch: b } = cell;
         const loadCost = loaded.has(arch) ? 0 : loadS.get(arch)!;
-        const warmCost = warmed ? 0 : estPair(t, arch, 1);
+        const warmCost = warmed.has(arch) ? 0 : estPair(t, arch, 1);
         const p = estPair(t, arch, b);
         const avail = left() - blasReserveS - loadCost - warmCost;
         const restMin = restCost(cell, t, new Set([...loaded, arch]), false);
         const restWanted = restCost(cell, t, new Set([...loaded, arch]), true);
-        if (p > avail - (cell.optional ? restWanted : restMin)) {
+        // (no skipping before the first measurement: the estimates are guesses until then)
+        if (rate.size > 0 && (cell.optional ? OPTIONAL_SAFETY * p : p) > avail - (cell.optional ? restWanted : restMin)) {
           log(`skip ${cellLabel(cell)}: needs ~${(loadCost + warmCost + p).toFixed(0)} s, ${(avail + loadCost + warmCost - restMin).toFixed(0)} s to spare`);
           skipped.push(cell);
           continue;
@@ -429,11 +446,11 @@ async function orchestrate(opts: Opts): Promise<void> {
           loadS.set(arch, (performance.now() - w0) / 1000);
           loaded.add(arch);
         }
-        if (!warmed) {
-          // one untimed batch-1 call per server (thread pools, OpenBLAS buffers, allocator)
+        if (!warmed.has(arch)) {
+          // one untimed batch-1 call per server and model (thread pools, OpenBLAS buffers, allocator)
           learn('ours', t, arch, 1, await o.call(arch, 1));
           learn('eager', t, arch, 1, await e.call(arch, 1));
-          warmed = true;
+          warmed.add(arch);
         }
         // Reps: all wanted when everything after still gets its wanted reps; otherwise this cell
         // gets its share of the time beyond the later cells' minimum, in proportion to wanted cost.
@@ -442,8 +459,9 @@ async function orchestrate(opts: Opts): Promise<void> {
         const share = (spare * cell.reps * pp) / (cell.reps * pp + Math.max(0, restWanted - restMin));
         const fitsAll = left() - blasReserveS - restWanted >= cell.reps * pp;
         const budgetForCell = fitsAll ? left() - blasReserveS - restWanted : pp + Math.max(0, share);
-        const warmAtBatch = b > 1 && arch === 'dino_vits16' && budgetForCell >= (cell.reps + 1) * pp;
-        const reps = Math.max(1, Math.min(cell.reps, Math.floor((budgetForCell - (warmAtBatch ? pp : 0)) / pp)));
+        const warmAtBatch = b > 1 && b <= 8 && arch === 'dino_vits16' && budgetForCell >= (cell.reps + 1) * pp;
+        // (cheap cells always get their wanted reps: a few seconds in all)
+        const reps = cell.reps * pp <= 6 ? cell.reps : Math.max(1, Math.min(cell.reps, Math.floor((budgetForCell - (warmAtBatch ? pp : 0)) / pp)));
         log(`${cellLabel(cell)}: ${reps} rep(s)${warmAtBatch ? ' after a warm-up at this batch' : ''} (~${pp.toFixed(1)} s per pair)`);
         if (warmAtBatch) {
           await o.call(arch, b);
@@ -479,7 +497,7 @@ async function orchestrate(opts: Opts): Promise<void> {
           }
         }
         log(
-          `  ours ${median(res.ours.map((x) => x.wallMs)).toFixed(0)} ms, eager ${median(res.eager.map((x) => x.wallMs)).toFixed(0)} ms, ` +
+          `  ours ${res.ours.map((x) => x.wallMs.toFixed(0)).join(' ')} ms, eager ${res.eager.map((x) => x.wallMs.toFixed(0)).join(' ')} ms, ` +
             `max|Δ| ${res.maxAbsDiff.toExponential(1)}`,
         );
         results.push(res);
@@ -557,6 +575,10 @@ interface Prep {
 
 function fmtMs(ms: number): string {
   return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+}
+
+function fmtK(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(0)} k` : n.toFixed(0);
 }
 
 function geoMean(xs: number[]): number {
@@ -645,16 +667,18 @@ function renderSection(r: {
     '- Each figure: wall time of one forward of the whole batch (`batchSize` = batch), measured inside each process around the call ' +
       '(ours: `await embed()`, so the hop to the worker thread is included; eager: `model(x, m)` under `torch.no_grad()`); median over the ' +
       'timed reps, after an untimed batch-1 call per server (plus one at the batch size where the budget allowed: reps marked w). ' +
-      'Images/s = batch / median. CPU = process CPU time per call, all threads.',
+      'Images/s = batch / median. CPU = process CPU time per call, all threads. Page faults = minor page faults of the process during ' +
+      'the call (memory freshly mapped in: large temporaries that the allocator returns to the OS and maps again on the next call).',
     '',
   );
 
-  L.push('| model | threads | batch | reps | ours ms | eager ms | ours img/s | eager img/s | **ours / eager** | best-call ratio | CPU ms ours / eager | CPU ratio | max \\|Δ\\| |');
-  L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  L.push('| model | threads | batch | reps | ours ms | eager ms | ours img/s | eager img/s | **ours / eager** | best-call ratio | CPU ms ours / eager | CPU ratio | page faults ours / eager | max \\|Δ\\| |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   const ratios: number[] = [];
   const bestRatios: number[] = [];
   const cpuRatios: number[] = [];
-  for (const c of r.results) {
+  const order = (c: Cell) => (c.arch === 'dino_vits16' ? 0 : 1000) + (2 - c.threads) * 100 + c.batch;
+  for (const c of [...r.results].sort((x, y) => order(x) - order(y))) {
     const om = median(c.ours.map((x) => x.wallMs));
     const em = median(c.eager.map((x) => x.wallMs));
     const ob = Math.min(...c.ours.map((x) => x.wallMs));
@@ -667,7 +691,8 @@ function renderSection(r: {
     L.push(
       `| ${ARCH_LABEL[c.arch]} | ${c.threads} | ${c.batch} | ${c.reps}${c.warmedAtBatch ? ' w' : ''} | ${fmtMs(om)} | ${fmtMs(em)} | ` +
         `${((c.batch * 1000) / om).toFixed(2)} | ${((c.batch * 1000) / em).toFixed(2)} | **${(em / om).toFixed(2)}×** | ${(eb / ob).toFixed(2)}× | ` +
-        `${fmtMs(oc)} / ${fmtMs(ec)} | ${(ec / oc).toFixed(2)}× | ${c.maxAbsDiff.toExponential(1)} |`,
+        `${fmtMs(oc)} / ${fmtMs(ec)} | ${(ec / oc).toFixed(2)}× | ${fmtK(median(c.ours.map((x) => x.minorFaults)))} / ` +
+        `${fmtK(median(c.eager.map((x) => x.minorFaults)))} | ${c.maxAbsDiff.toExponential(1)} |`,
     );
   }
   L.push('');

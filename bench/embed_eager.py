@@ -20,6 +20,7 @@ torch.no_grad(), nothing fused, no TorchScript.
 """
 import ctypes
 import json
+import resource
 import math
 import os
 import sys
@@ -261,12 +262,14 @@ def serve(threads, d, archs):
                 print(json.dumps(profile(models[arch], x, mk, arch, batch, threads)), flush=True)
                 continue
             with torch.no_grad():
+                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 w0, c0 = time.perf_counter(), time.process_time()
                 out = models[arch](x, mk)
                 w1, c1 = time.perf_counter(), time.process_time()
+                f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             if cmd.get("out"):
                 out.contiguous().numpy().tofile(cmd["out"])
-            print(json.dumps({"wallMs": (w1 - w0) * 1e3, "cpuMs": (c1 - c0) * 1e3}), flush=True)
+            print(json.dumps({"wallMs": (w1 - w0) * 1e3, "cpuMs": (c1 - c0) * 1e3, "minorFaults": f1 - f0}), flush=True)
         except Exception as e:  # answer, so the orchestrator does not hang
             print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
 

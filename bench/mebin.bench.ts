@@ -20,8 +20,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inflateSync } from 'node:zlib';
-import { binarize, extractRegions, nativeVersions, Tensor, type BinarizeResult } from 'anomalyncd';
+import { binarize, decodeGrayPng, extractRegions, nativeVersions, Tensor, type BinarizeResult } from 'anomalyncd';
+import { mulberry32 } from '../ts/random.js';
 
 // ---------------------------------------------------------------------------------------
 // Configuration
@@ -75,86 +75,12 @@ const START = '<!-- mebin-bench:start -->';
 const END = '<!-- mebin-bench:end -->';
 
 // ---------------------------------------------------------------------------------------
-// A tiny PNG decoder (8-bit grayscale, non-interlaced: what MTD's masks are)
-
-function paeth(a: number, b: number, c: number): number {
-  const p = a + b - c;
-  const pa = Math.abs(p - a);
-  const pb = Math.abs(p - b);
-  const pc = Math.abs(p - c);
-  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
-}
-
-function decodeGrayPng(file: string): { width: number; height: number; data: Uint8Array } {
-  const buf = readFileSync(file);
-  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (buf.length < 8 || sig.some((b, i) => buf[i] !== b)) throw new Error(`${file}: not a PNG`);
-  let pos = 8;
-  let width = 0;
-  let height = 0;
-  const idat: Buffer[] = [];
-  while (pos + 8 <= buf.length) {
-    const len = buf.readUInt32BE(pos);
-    const type = buf.toString('latin1', pos + 4, pos + 8);
-    const body = buf.subarray(pos + 8, pos + 8 + len);
-    pos += 12 + len;
-    if (type === 'IHDR') {
-      width = body.readUInt32BE(0);
-      height = body.readUInt32BE(4);
-      const [depth, colorType, compression, filter, interlace] = [body[8], body[9], body[10], body[11], body[12]];
-      if (depth !== 8 || colorType !== 0 || compression !== 0 || filter !== 0 || interlace !== 0)
-        throw new Error(`${file}: only 8-bit grayscale non-interlaced PNGs are supported (depth ${depth}, colour type ${colorType}, interlace ${interlace})`);
-    } else if (type === 'IDAT') idat.push(body);
-    else if (type === 'IEND') break;
-  }
-  if (width === 0 || height === 0 || idat.length === 0) throw new Error(`${file}: missing IHDR or IDAT`);
-  const raw = inflateSync(Buffer.concat(idat));
-  const stride = width;
-  if (raw.length < (stride + 1) * height) throw new Error(`${file}: truncated image data`);
-  const out = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) {
-    const ft = raw[y * (stride + 1)]!;
-    const src = y * (stride + 1) + 1;
-    const row = y * stride;
-    const prev = row - stride;
-    for (let x = 0; x < stride; x++) {
-      const v = raw[src + x]!;
-      const a = x > 0 ? out[row + x - 1]! : 0;
-      const b = y > 0 ? out[prev + x]! : 0;
-      const c = x > 0 && y > 0 ? out[prev + x - 1]! : 0;
-      let r: number;
-      switch (ft) {
-        case 0: r = v; break;
-        case 1: r = v + a; break;
-        case 2: r = v + b; break;
-        case 3: r = v + ((a + b) >> 1); break;
-        case 4: r = v + paeth(a, b, c); break;
-        default: throw new Error(`${file}: bad filter type ${ft} in row ${y}`);
-      }
-      out[row + x] = r & 0xff;
-    }
-  }
-  return { width, height, data: out };
-}
-
-// ---------------------------------------------------------------------------------------
 // Detector-like maps
 
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Bilinear resize (half-pixel centres) of a 0/255 mask to a float S x S map in 0..1. */
-function resizeMask(mask: { width: number; height: number; data: Uint8Array }, S: number): Float32Array {
-  const { width: W, height: H, data } = mask;
+function resizeMask(mask: Tensor<'uint8'>, S: number): Float32Array {
+  const [H, W] = mask.shape as [number, number];
+  const data = mask.data;
   const out = new Float32Array(S * S);
   for (let y = 0; y < S; y++) {
     const fy = Math.min(Math.max(((y + 0.5) * H) / S - 0.5, 0), H - 1);
@@ -194,8 +120,8 @@ function boxBlur(img: Float32Array, S: number, r: number, tmp: Float32Array): vo
 }
 
 /** A detector-like float map from a GT mask (or none for a defect-free image). */
-function detectorMap(mask: { width: number; height: number; data: Uint8Array } | undefined, S: number, seed: number): Float32Array {
-  const rand = rng(seed);
+function detectorMap(mask: Tensor<'uint8'> | undefined, S: number, seed: number): Float32Array {
+  const rand = mulberry32(seed);
   const map = mask ? resizeMask(mask, S) : new Float32Array(S * S);
   const strength = 0.55 + 0.45 * rand(); // the detector's confidence for this image
   for (let i = 0; i < map.length; i++) map[i]! *= strength;
@@ -314,7 +240,7 @@ interface Sample {
   cls: string;
   stem: string;
   image: string;
-  mask: { width: number; height: number; data: Uint8Array } | undefined;
+  mask: Tensor<'uint8'> | undefined;
 }
 
 function pick<T>(items: T[], n: number): T[] {
@@ -348,7 +274,7 @@ function selectSamples(): Sample[] {
   while (f < free.length) all.push(free[f++]!);
   return all.map(({ cls, stem }) => {
     const png = join(MTD, cls, 'Imgs', `${stem}.png`);
-    return { cls, stem, image: join(MTD, cls, 'Imgs', `${stem}.jpg`), mask: cls === 'MT_Free' ? undefined : decodeGrayPng(png) };
+    return { cls, stem, image: join(MTD, cls, 'Imgs', `${stem}.jpg`), mask: cls === 'MT_Free' ? undefined : decodeGrayPng(readFileSync(png), png) };
   });
 }
 

@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     );
   lines.push(
     '',
-    'Augmentation ms/crop is the wall time of preparing a batch (both views of every crop, on the worker pool, while the previous batch trains) divided by its crops; model ms/crop covers the forward of the 2B rows, the losses, the backward and the SGD step; the share is augmentation / (augmentation + model). With few cores the overlapped augmentation competes with libtorch for the same cores, so the two parts slow each other down.',
+    'Augmentation ms/crop is the wall time of preparing a batch (both views of every crop, on the worker pool, while the previous batch trains) divided by its crops; model ms/crop covers the forward of the 2B rows, the losses, the backward and the SGD step; the share is augmentation / (augmentation + model). With few cores the overlapped augmentation competes with libtorch for the same cores, so the two parts slow each other down; and when other processes also take the cores, libtorch\'s OpenMP workers wait on each other at every operation, which is why 2 threads came out slower than 1 here.',
   );
   const section = lines.join('\n');
   process.stdout.write(section + '\n');

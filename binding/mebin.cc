@@ -48,23 +48,12 @@ class MebinJob : public Job {
 
   Napi::Value resolve(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
-    Napi::Array range = Napi::Array::New(env, 2);
-    range.Set(0u, range_.minTh);
-    range.Set(1u, range_.maxTh);
-    out.Set("searchRange", range);
+    out.Set("searchRange", rangeArray(env, range_));
     Napi::Array items = Napi::Array::New(env, results_.size());
     double totalMs = 0;
     for (size_t i = 0; i < results_.size(); ++i) {
       auto& r = results_[i];
-      Napi::Object item = Napi::Object::New(env);
-      item.Set("threshold", r.threshold);
-      item.Set("count", r.count);
-      Napi::Array seq = Napi::Array::New(env, r.sequence.size());
-      for (size_t k = 0; k < r.sequence.size(); ++k) seq.Set(static_cast<uint32_t>(k), r.sequence[k]);
-      item.Set("sequence", seq);
-      item.Set("foreground", static_cast<double>(r.foreground));
-      item.Set("height", maps_[i].rows);
-      item.Set("width", maps_[i].cols);
+      Napi::Object item = mebinResultObject(env, r, maps_[i].rows, maps_[i].cols);
       if (wantBinary_) item.Set("binary", externalBuffer(env, std::move(r.binary)));
       items.Set(static_cast<uint32_t>(i), item);
       totalMs += computeMs_[i];
@@ -102,11 +91,7 @@ class MebinJob : public Job {
 Napi::Value Mebin(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) throwError(env, code::kInvalidArgument, "maps must be an array");
-  Napi::Object options = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  auto job = std::make_unique<MebinJob>(env, info[0].As<Napi::Array>(), options);
-  Napi::Object handle = job->start(info[2]);
-  job.release();  // the queued AsyncWorker deletes itself when it settles
-  return handle;
+  return startJob<MebinJob>(info[2], env, info[0].As<Napi::Array>(), objArg(info, 1));
 }
 
 }  // namespace anomalyncd::binding

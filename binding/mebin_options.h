@@ -22,6 +22,11 @@ struct LoadedMaps {
   mebin::Range range;                  // the explicit range, or the set's (SPEC 2.1)
 };
 
+// [min, max]
+Napi::Array rangeArray(Napi::Env env, const mebin::Range& range);
+// {threshold, count, sequence, foreground, height, width} of one map (binary not included).
+Napi::Object mebinResultObject(Napi::Env env, const mebin::Result& r, int height, int width);
+
 // Decodes/normalises every map, then fixes the search range; reference
 // behaviours worth a warning go to `job`.
 LoadedMaps loadMapsForMebin(Job& job, const MebinArgs& args, const std::vector<io::MapSource>& sources);

@@ -12,6 +12,7 @@
 #include "model/preprocess.h"
 #include "model/vit.h"
 #include "napi_util.h"
+#include "vit_config_arg.h"
 
 namespace anomalyncd::binding {
 namespace {
@@ -38,40 +39,13 @@ model::VitConfig configArg(const Napi::Object& o) {
       throwError(o.Env(), e.code(), e.what());
     }
   }
-  cfg.patchSize = optInt(o, "patchSize", cfg.patchSize);
-  cfg.embedDim = optInt(o, "embedDim", cfg.embedDim);
-  cfg.depth = optInt(o, "depth", cfg.depth);
-  cfg.numHeads = optInt(o, "numHeads", cfg.numHeads);
-  cfg.maskLayers = optInt(o, "maskLayers", cfg.maskLayers);
-  cfg.mlpRatio = optDouble(o, "mlpRatio", cfg.mlpRatio);
-  cfg.qkvBias = optBool(o, "qkvBias", cfg.qkvBias);
-  cfg.lnEps = optDouble(o, "lnEps", cfg.lnEps);
-  cfg.imageSize = optInt(o, "imageSize", cfg.imageSize);
-  const std::string attention = optString(o, "attention", "");
-  if (attention == "plain") cfg.attention = model::AttentionImpl::Plain;
-  else if (attention == "fused") cfg.attention = model::AttentionImpl::Fused;
-  else if (!attention.empty()) throwError(o.Env(), code::kInvalidArgument, "Option 'attention' must be 'plain' or 'fused'");
+  applyVitFields(o, cfg, "Option 'attention' must be 'plain' or 'fused'");
   try {
     model::validateConfig(cfg);
   } catch (const Error& e) {
     throwError(o.Env(), e.code(), e.what());
   }
   return cfg;
-}
-
-Napi::Object configObject(Napi::Env env, const model::VitConfig& c) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("patchSize", c.patchSize);
-  o.Set("embedDim", c.embedDim);
-  o.Set("depth", c.depth);
-  o.Set("numHeads", c.numHeads);
-  o.Set("maskLayers", c.maskLayers);
-  o.Set("mlpRatio", c.mlpRatio);
-  o.Set("qkvBias", c.qkvBias);
-  o.Set("lnEps", c.lnEps);
-  o.Set("imageSize", c.imageSize);
-  o.Set("attention", c.attention == model::AttentionImpl::Fused ? "fused" : "plain");
-  return o;
 }
 
 torch::Device deviceArg(const Napi::Object& o) {
@@ -133,7 +107,7 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
   }
   Napi::Value Config(const Napi::CallbackInfo& info) {
     if (!state_) throwError(info.Env(), code::kInvalidArgument, "This backbone has been disposed");
-    return configObject(info.Env(), state_->vit->config());
+    return vitConfigObject(info.Env(), state_->vit->config(), /*withAttention=*/true);
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
 
@@ -338,28 +312,19 @@ class PreprocessJob : public Job {
 };
 
 Napi::Value LoadBackbone(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object options = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  auto job = std::make_unique<LoadBackboneJob>(env, info[0], options);
-  Napi::Object handle = job->start(info[2]);
-  job.release();
-  return handle;
+  return startJob<LoadBackboneJob>(info[2], info.Env(), info[0], objArg(info, 1));
 }
 
 Napi::Value Preprocess(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray() || !info[1].IsArray()) throwError(env, code::kInvalidArgument, "preprocess(crops, masks) needs two arrays");
-  Napi::Object options = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
-  auto job = std::make_unique<PreprocessJob>(env, info[0].As<Napi::Array>(), info[1].As<Napi::Array>(), options);
-  Napi::Object handle = job->start(info[3]);
-  job.release();
-  return handle;
+  return startJob<PreprocessJob>(info[3], env, info[0].As<Napi::Array>(), info[1].As<Napi::Array>(), objArg(info, 2));
 }
 
 Napi::Value Presets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  for (const auto& name : model::presetNames()) out.Set(name, configObject(env, model::presetConfig(name)));
+  for (const auto& name : model::presetNames()) out.Set(name, vitConfigObject(env, model::presetConfig(name), /*withAttention=*/true));
   return out;
 }
 

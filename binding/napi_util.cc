@@ -19,6 +19,10 @@ void throwError(Napi::Env env, const std::string& code, const std::string& messa
   throw makeError(env, code, message);
 }
 
+Napi::Object objArg(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].IsObject() ? info[i].As<Napi::Object>() : Napi::Object::New(info.Env());
+}
+
 namespace {
 const char* dtypeOf(napi_typedarray_type t) {
   switch (t) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/cancel.h"
@@ -57,6 +58,9 @@ double optDouble(const Napi::Object& o, const char* key, double fallback);
 bool optBool(const Napi::Object& o, const char* key, bool fallback);
 std::string optString(const Napi::Object& o, const char* key, const std::string& fallback);
 
+// info[i] when it is an object, else an empty object (absent options).
+Napi::Object objArg(const Napi::CallbackInfo& info, size_t i);
+
 // Base of every Promise-returning native call. Derived classes copy their
 // inputs into plain members in the constructor (main thread), do the work in
 // run() (worker thread, no N-API), and build the JS result in resolve().
@@ -94,5 +98,15 @@ class Job : public Napi::AsyncWorker {
   std::vector<std::string> warnings_;
   std::string errorCode_;
 };
+
+// Queues a new J(args...) and returns its {promise, cancel}; the queued
+// AsyncWorker deletes itself when it settles.
+template <typename J, typename... Args>
+Napi::Object startJob(const Napi::Value& onProgress, Args&&... args) {
+  auto job = std::make_unique<J>(std::forward<Args>(args)...);
+  Napi::Object handle = job->start(onProgress);
+  job.release();
+  return handle;
+}
 
 }  // namespace anomalyncd::binding

@@ -93,23 +93,12 @@ class RegionsJob : public Job {
 
   Napi::Value resolve(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
-    Napi::Array range = Napi::Array::New(env, 2);
-    range.Set(0u, range_.minTh);
-    range.Set(1u, range_.maxTh);
-    out.Set("searchRange", range);
+    out.Set("searchRange", rangeArray(env, range_));
     Napi::Array items = Napi::Array::New(env, results_.size());
     double mebinTotal = 0, cropTotal = 0;
     for (size_t i = 0; i < results_.size(); ++i) {
       ItemResult& r = results_[i];
-      Napi::Object item = Napi::Object::New(env);
-      item.Set("threshold", r.mebin.threshold);
-      item.Set("count", r.mebin.count);
-      Napi::Array seq = Napi::Array::New(env, r.mebin.sequence.size());
-      for (size_t k = 0; k < r.mebin.sequence.size(); ++k) seq.Set(static_cast<uint32_t>(k), r.mebin.sequence[k]);
-      item.Set("sequence", seq);
-      item.Set("foreground", static_cast<double>(r.mebin.foreground));
-      item.Set("height", r.mapHeight);
-      item.Set("width", r.mapWidth);
+      Napi::Object item = mebinResultObject(env, r.mebin, r.mapHeight, r.mapWidth);
       item.Set("imageHeight", r.imageHeight);
       item.Set("imageWidth", r.imageWidth);
       Napi::Array crops = Napi::Array::New(env, r.regions.crops.size());
@@ -224,11 +213,7 @@ class RegionsJob : public Job {
 Napi::Value Regions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray()) throwError(env, code::kInvalidArgument, "items must be an array");
-  Napi::Object options = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-  auto job = std::make_unique<RegionsJob>(env, info[0].As<Napi::Array>(), options);
-  Napi::Object handle = job->start(info[2]);
-  job.release();  // the queued AsyncWorker deletes itself when it settles
-  return handle;
+  return startJob<RegionsJob>(info[2], env, info[0].As<Napi::Array>(), objArg(info, 1));
 }
 
 }  // namespace anomalyncd::binding

@@ -19,6 +19,7 @@
 #include "train/losses.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "vit_config_arg.h"
 
 namespace anomalyncd::binding {
 namespace {
@@ -88,19 +89,7 @@ model::VitConfig archArg(const Napi::Value& v) {
     Napi::Object o = v.As<Napi::Object>();
     model::VitConfig c;
     if (o.Has("preset")) c = model::presetConfig(optString(o, "preset", ""));
-    c.patchSize = optInt(o, "patchSize", c.patchSize);
-    c.embedDim = optInt(o, "embedDim", c.embedDim);
-    c.depth = optInt(o, "depth", c.depth);
-    c.numHeads = optInt(o, "numHeads", c.numHeads);
-    c.maskLayers = optInt(o, "maskLayers", c.maskLayers);
-    c.mlpRatio = optDouble(o, "mlpRatio", c.mlpRatio);
-    c.qkvBias = optBool(o, "qkvBias", c.qkvBias);
-    c.lnEps = optDouble(o, "lnEps", c.lnEps);
-    c.imageSize = optInt(o, "imageSize", c.imageSize);
-    const std::string attention = optString(o, "attention", "");
-    if (attention == "plain") c.attention = model::AttentionImpl::Plain;
-    else if (attention == "fused") c.attention = model::AttentionImpl::Fused;
-    else if (!attention.empty()) bad(env, "arch.attention must be 'fused' or 'plain'");
+    applyVitFields(o, c, "arch.attention must be 'fused' or 'plain'");
     model::validateConfig(c);
     return c;
   } catch (const Error& e) {
@@ -179,20 +168,6 @@ Napi::Object eventObject(Napi::Env env, const train::TrainEvent& e) {
   return o;
 }
 
-Napi::Object archObject(Napi::Env env, const model::VitConfig& a) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("patchSize", a.patchSize);
-  o.Set("embedDim", a.embedDim);
-  o.Set("depth", a.depth);
-  o.Set("numHeads", a.numHeads);
-  o.Set("maskLayers", a.maskLayers);
-  o.Set("mlpRatio", a.mlpRatio);
-  o.Set("qkvBias", a.qkvBias);
-  o.Set("lnEps", a.lnEps);
-  o.Set("imageSize", a.imageSize);
-  return o;
-}
-
 Napi::Object configObject(Napi::Env env, const train::TrainConfig& c) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("epochs", c.epochs);
@@ -231,7 +206,7 @@ Napi::Object modelObject(Napi::Env env, const std::shared_ptr<NcdModel>& m, cons
   auto* holder = new ModelHolder{m};
   o.Set("handle", Napi::External<ModelHolder>::New(env, holder, [](Napi::Env, ModelHolder* h) { delete h; }));
   o.Set("config", configObject(env, m->config));
-  o.Set("arch", archObject(env, m->arch));
+  o.Set("arch", vitConfigObject(env, m->arch, /*withAttention=*/false));
   Napi::Array names = Napi::Array::New(env, m->config.classNames.size());
   for (size_t i = 0; i < m->config.classNames.size(); ++i) names.Set(static_cast<uint32_t>(i), m->config.classNames[i]);
   o.Set("classNames", names);
@@ -355,7 +330,7 @@ class LoadJob : public Job {
 
  protected:
   void run() override {
-    train::ThreadScope scope(threads_);
+    (void)threads_;  // loading runs no network (kept for API symmetry)
     model_ = train::loadBundle(path_, backbone_, [this](const std::string& w) { addWarning(w); });
   }
   Napi::Value resolve(Napi::Env env) override { return modelObject(env, model_, warningsArray(env)); }
@@ -465,18 +440,6 @@ class ReadCropsJob : public Job {
   int threads_;
   std::vector<cv::Mat> img_, msk_;
 };
-
-template <typename J, typename... Args>
-Napi::Value startJob(const Napi::Value& onProgress, Args&&... args) {
-  auto job = std::make_unique<J>(std::forward<Args>(args)...);
-  Napi::Object handle = job->start(onProgress);
-  job.release();
-  return handle;
-}
-
-Napi::Object objArg(const Napi::CallbackInfo& info, size_t i) {
-  return info[i].IsObject() ? info[i].As<Napi::Object>() : Napi::Object::New(info.Env());
-}
 
 // fit(dataset, options, onProgress?, onEvent?) -> {promise, cancel}
 Napi::Value Fit(const Napi::CallbackInfo& info) {

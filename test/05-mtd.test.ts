@@ -4,9 +4,8 @@ import test from 'ava';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { binarize } from 'anomalyncd';
-import { cli, mtdDir, python, tempDir } from './helpers.js';
+import { cli, mtdDir, mtdTestStems, python, tempDir } from './helpers.js';
 
-const CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Free', 'MT_Uneven'];
 const PER_CLASS = 7;
 
 interface RegionsJson {
@@ -21,18 +20,6 @@ interface RegionsJson {
     crops: { image: string; mask: string; maskArea: number; score: number }[];
   }[];
   timings: { mebinMsPerMap: number; cropMsPerImage: number };
-}
-
-/** Test-split stems per class (MT_Free: those not in the training list), first few in sorted order. */
-function pickStems(): { cls: string; stem: string }[] {
-  const train = new Set(readFileSync(join(mtdDir, 'train_filenames.txt'), 'utf8').split(/\s+/).filter(Boolean));
-  return CLASSES.flatMap((cls) =>
-    readdirSync(join(mtdDir, cls, 'Imgs'))
-      .filter((f) => f.endsWith('.jpg') && !train.has(f))
-      .sort()
-      .slice(0, PER_CLASS)
-      .map((f) => ({ cls, stem: f.slice(0, -4) })),
-  );
 }
 
 const halfEven = (v: number) => {
@@ -91,7 +78,7 @@ function checkInvariants(t: import('ava').ExecutionContext, json: RegionsJson, o
 
 test('regions on MTD with ground-truth masks as maps (the ideal-detector setting)', async (t) => {
   const dir = tempDir();
-  const picked = pickStems();
+  const picked = mtdTestStems(PER_CLASS);
   // MTD's defect masks carry anti-aliased grey edges (388 of its 392 defect masks are not strictly
   // 0/255), so they are thresholded at 128 first to get the ideal 0/255 maps of SPEC §9.
   const soft = python(
@@ -140,7 +127,7 @@ print(soft)`,
 
 test('regions and mebin on MTD with noisy detector-like maps (relative manifest paths)', async (t) => {
   const dir = tempDir();
-  const picked = pickStems();
+  const picked = mtdTestStems(PER_CLASS);
   mkdirSync(join(dir, 'maps'));
   // Square 128x128 maps as detectors emit, blurred masks plus noise and a false blob; one global min-max.
   python(

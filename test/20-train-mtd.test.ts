@@ -2,29 +2,17 @@
 // anomaly maps through extractRegions), a tiny random-init ViT on the CPU; then the
 // `train` command on the same crops with a labelled folder.
 import test from 'ava';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractRegions, fit, loadLabelledFolder, loadTrainedModel, readCropFiles, Tensor, type TrainEvent } from 'anomalyncd';
 import { cmdTrain } from '../ts/cli-train.js';
-import { mtdDir, tempDir } from './helpers.js';
+import { MTD_CLASSES, mtdDir, mtdTestStems, tempDir } from './helpers.js';
 
-const CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Free', 'MT_Uneven'];
 const PER_CLASS = 6;
 const ARCH = { patchSize: 16, embedDim: 64, depth: 4, numHeads: 4, maskLayers: 2 };
 
-function pick(): { cls: string; stem: string }[] {
-  const train = new Set(readFileSync(join(mtdDir, 'train_filenames.txt'), 'utf8').split(/\s+/).filter(Boolean));
-  return CLASSES.flatMap((cls) =>
-    readdirSync(join(mtdDir, cls, 'Imgs'))
-      .filter((f) => f.endsWith('.jpg') && !train.has(f))
-      .sort()
-      .slice(0, PER_CLASS)
-      .map((f) => ({ cls, stem: f.slice(0, -4) })),
-  );
-}
-
 async function mtdRegions(cropDir: string) {
-  const rows = pick();
+  const rows = mtdTestStems(PER_CLASS);
   const decoded = await readCropFiles(
     rows.map((r) => join(mtdDir, r.cls, 'Imgs', `${r.stem}.jpg`)),
     rows.map((r) => join(mtdDir, r.cls, 'Imgs', `${r.stem}.png`)),
@@ -51,7 +39,7 @@ test('training on ~40 MTD crops: the loss falls, events and history are consiste
     { unlabelled: crops },
     {
       k: 6,
-      novelClassNames: CLASSES,
+      novelClassNames: MTD_CLASSES,
       arch: ARCH,
       gradFromBlock: 2,
       epochs: 4,
@@ -66,7 +54,7 @@ test('training on ~40 MTD crops: the loss falls, events and history are consiste
     },
   );
   t.true(model.warnings.some((w) => /randomly initialised/.test(w)));
-  t.deepEqual(model.classNames, CLASSES);
+  t.deepEqual(model.classNames, MTD_CLASSES);
   t.deepEqual(model.knownClasses, []);
   t.is(model.history.length, 4);
   const perEpoch = Math.ceil(crops.length / 16);

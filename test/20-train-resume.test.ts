@@ -294,3 +294,20 @@ torch.save(sd, sys.argv[1])`,
   inferred.dispose();
   model.dispose();
 });
+
+test('with a seed, runs are bit-reproducible for the same libtorch thread count, whatever the augmentation workers', async (t) => {
+  const lib = await import('anomalyncd');
+  const data = await makeData(lib);
+  const dir = tempDir();
+  const options = { ...OPTIONS, epochs: 2, threads: 2 };
+  const a = await fit(data, { ...options, augmentThreads: 1 });
+  const b = await fit(data, { ...options, augmentThreads: 2 });
+  t.deepEqual(lossesOnly(a.history), lossesOnly(b.history));
+  await a.save(join(dir, 'a.safetensors'));
+  await b.save(join(dir, 'b.safetensors'));
+  const ta = tensorsOf(join(dir, 'a.safetensors')), tb = tensorsOf(join(dir, 'b.safetensors'));
+  for (const [k, v] of ta) t.true(v.equals(tb.get(k)!), `tensor ${k} differs`);
+  const c = await fit(data, { ...options, seed: 12 });
+  t.notDeepEqual(lossesOnly(c.history), lossesOnly(a.history), 'another seed gives another run');
+  for (const m of [a, b, c]) m.dispose();
+});

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import {
   BadInputError,
   binarize,
@@ -17,9 +17,9 @@ import {
   writeNpy,
   type Dataset,
 } from 'anomalyncd';
-import { mtdDir, prng, python, tempDir, writePng } from './helpers.js';
+import { pngChunk } from '../ts/png.js';
+import { MTD_CLASSES, mtdDir, prng, python, tempDir, writePng } from './helpers.js';
 
-const MTD_CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Free', 'MT_Uneven'];
 const MTD_COUNTS = [115, 85, 57, 32, 191, 103];
 /** Defect images whose published mask is all zero. */
 const EMPTY_MASKS = ['MT_Uneven/exp3_num_45042', 'MT_Uneven/exp4_num_124690', 'MT_Uneven/exp4_num_352527', 'MT_Uneven/exp4_num_45057'];
@@ -366,15 +366,6 @@ for p in sys.argv[1:]:
 // ---------------------------------------------------------------------------
 // PNG decoder
 
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body) >>> 0);
-  return Buffer.concat([len, body, crc]);
-}
-
 interface Crafted {
   width: number;
   height: number;
@@ -430,11 +421,11 @@ function craftPng(c: Crafted): Buffer {
   ihdr[12] = c.interlace ?? 0;
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    ...(c.before ?? []).map(([type, data]) => chunk(type, data)),
-    ...(c.palette ? [chunk('PLTE', Buffer.from(c.palette))] : []),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
+    pngChunk('IHDR', ihdr),
+    ...(c.before ?? []).map(([type, data]) => pngChunk(type, data)),
+    ...(c.palette ? [pngChunk('PLTE', Buffer.from(c.palette))] : []),
+    pngChunk('IDAT', deflateSync(raw)),
+    pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
 

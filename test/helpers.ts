@@ -1,20 +1,35 @@
 // Shared test helpers: paths, a tiny PNG writer for crafting (bad) inputs,
 // the Debian Python oracle, and CLI runs.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodePng } from '../ts/png.js';
+import { mulberry32 } from '../ts/random.js';
 
 export { encodePng };
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const sharedDir = join(repoRoot, '..', 'shared');
 export const mtdDir = join(sharedDir, 'data', 'mtd');
+/** MTD's six classes (five defect types and MT_Free), in sorted order. */
+export const MTD_CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Free', 'MT_Uneven'];
 export const cliPath = join(repoRoot, 'dist', 'ts', 'cli.js');
 /** Debian's Python, which has numpy/cv2/PIL/torch/sklearn as oracles (not pyenv's). */
 export const oraclePython = '/usr/bin/python3';
+
+/** MTD test-split stems per class (MT_Free: those not in the training list), the first `perClass` in sorted order. */
+export function mtdTestStems(perClass: number): { cls: string; stem: string }[] {
+  const train = new Set(readFileSync(join(mtdDir, 'train_filenames.txt'), 'utf8').split(/\s+/).filter(Boolean));
+  return MTD_CLASSES.flatMap((cls) =>
+    readdirSync(join(mtdDir, cls, 'Imgs'))
+      .filter((f) => f.endsWith('.jpg') && !train.has(f))
+      .sort()
+      .slice(0, perClass)
+      .map((f) => ({ cls, stem: f.slice(0, -4) })),
+  );
+}
 
 export function tempDir(prefix = 'anomalyncd-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -37,14 +52,5 @@ export function cli(args: string[], options: { cwd?: string } = {}): { status: n
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A seeded PRNG for reproducible random tests. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG for reproducible random tests (the library's mulberry32). */
+export const prng = mulberry32;

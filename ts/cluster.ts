@@ -357,23 +357,28 @@ function finishRun(x: Float64Array, n: number, dim: number, labels: Int32Array, 
   return { labels, inertia, iterations, centers };
 }
 
-/** Lloyd on coordinates. */
-function lloydDirect(
-  x: Float64Array, xx: Float64Array, n: number, dim: number, k: number,
-  init: Int32Array, maxIter: number, tolAbs: number,
-): Run {
-  let centers = new Float64Array(k * dim);
-  let next = new Float64Array(k * dim);
-  for (let j = 0; j < k; j++) centers.set(x.subarray(init[j]! * dim, init[j]! * dim + dim), j * dim);
-  const cc = new Float64Array(k);
+/**
+ * The Lloyd iteration both variants share. Each pass assigns every sample to
+ * its nearest centre (`norms()`: |c_j|^2 of the current centres, `product(i, j)`:
+ * x_i . c_j) and stops once no label changes (after the first pass); else it
+ * re-seeds empty clusters ({@link relocateEmpty}) and `update` moves the
+ * centres to the new means, returning their total squared shift, which stops
+ * the loop when within `tolAbs`. The labels end consistent with the final centres.
+ */
+function lloydIterate(
+  n: number, k: number, xx: Float64Array, maxIter: number, tolAbs: number,
+  norms: () => Float64Array,
+  product: (i: number, j: number) => number,
+  update: (labels: Int32Array, counts: Float64Array, stuck: Int32Array) => number,
+): { labels: Int32Array; iterations: number } {
   const labels = new Int32Array(n).fill(-1);
   const dist = new Float64Array(n);
   const counts = new Float64Array(k);
   const stuck = new Int32Array(k);
   const assign = (): number => {
-    rowNorms(centers, k, dim, cc);
+    const cc = norms();
     let changed = 0;
-    for (let i = 0; i < n; i++) if (pick(i, k, cc, (j) => dot(x, i * dim, centers, j * dim, dim), xx[i]!, labels, dist)) changed++;
+    for (let i = 0; i < n; i++) if (pick(i, k, cc, (j) => product(i, j), xx[i]!, labels, dist)) changed++;
     return changed;
   };
   let iterations = 0;
@@ -386,6 +391,27 @@ function lloydDirect(
       break;
     }
     relocateEmpty(n, k, labels, dist, counts, stuck);
+    if (update(labels, counts, stuck) <= tolAbs) break;
+  }
+  if (!strict) assign(); // labels consistent with the final centres
+  return { labels, iterations };
+}
+
+/** Lloyd on coordinates. */
+function lloydDirect(
+  x: Float64Array, xx: Float64Array, n: number, dim: number, k: number,
+  init: Int32Array, maxIter: number, tolAbs: number,
+): Run {
+  let centers = new Float64Array(k * dim);
+  let next = new Float64Array(k * dim);
+  for (let j = 0; j < k; j++) centers.set(x.subarray(init[j]! * dim, init[j]! * dim + dim), j * dim);
+  const cc = new Float64Array(k);
+  const norms = (): Float64Array => {
+    rowNorms(centers, k, dim, cc);
+    return cc;
+  };
+  const product = (i: number, j: number): number => dot(x, i * dim, centers, j * dim, dim);
+  const update = (labels: Int32Array, counts: Float64Array, stuck: Int32Array): number => {
     next.fill(0);
     for (let i = 0; i < n; i++) {
       const co = labels[i]! * dim, xo = i * dim;
@@ -402,9 +428,9 @@ function lloydDirect(
       shift += sqDist(next, co, centers, co, dim);
     }
     [centers, next] = [next, centers];
-    if (shift <= tolAbs) break;
-  }
-  if (!strict) assign(); // labels consistent with the final centres
+    return shift;
+  };
+  const { labels, iterations } = lloydIterate(n, k, xx, maxIter, tolAbs, norms, product, update);
   return finishRun(x, n, dim, labels, centers, iterations);
 }
 
@@ -444,26 +470,8 @@ function lloydGram(
     for (let j = 0; j < k; j++) norms[j] = sgl[j]! >= 0 ? out[sgl[j]! * k + j]! : norms[j]! / sz[j]!;
   };
   products(member, size, single, prod, cc);
-  const labels = new Int32Array(n).fill(-1);
-  const dist = new Float64Array(n);
-  const counts = new Float64Array(k);
-  const stuck = new Int32Array(k);
   const cross = new Float64Array(k);
-  const assign = (): number => {
-    let changed = 0;
-    for (let i = 0; i < n; i++) if (pick(i, k, cc, (j) => prod[i * k + j]!, xx[i]!, labels, dist)) changed++;
-    return changed;
-  };
-  let iterations = 0;
-  let strict = false;
-  for (let it = 0; it < maxIter; it++) {
-    const changed = assign();
-    iterations = it + 1;
-    if (changed === 0 && it > 0) {
-      strict = true;
-      break;
-    }
-    relocateEmpty(n, k, labels, dist, counts, stuck);
+  const update = (labels: Int32Array, counts: Float64Array, stuck: Int32Array): number => {
     const newMember = Int32Array.from(labels);
     products(newMember, counts, stuck, nextProd, nextCc);
     // shift_j = |c_new|^2 + |c_old|^2 - 2 c_new . c_old, with c_new . c_old from the old products
@@ -479,9 +487,9 @@ function lloydGram(
     single = Int32Array.from(stuck);
     member = newMember;
     size = Float64Array.from(counts);
-    if (shift <= tolAbs) break;
-  }
-  if (!strict) assign();
+    return shift;
+  };
+  const { labels, iterations } = lloydIterate(n, k, xx, maxIter, tolAbs, () => cc, (i, j) => prod[i * k + j]!, update);
   // explicit centroids of the final centres
   const centers = new Float64Array(k * dim);
   for (let m = 0; m < n; m++) {

@@ -8,6 +8,15 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
 
+/** Reads a whole file; failures become an {@link IoError} naming the file. */
+export async function readFileBytes(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new IoError(`Cannot read '${path}': ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** Writes `data` to a temp file beside `path`, then renames it into place. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;

@@ -3,10 +3,9 @@
  * uses: float32, float64, uint8, int32, int64; little-endian, C order.
  * @module
  */
-import { readFile } from 'node:fs/promises';
-import { BadInputError, IoError } from './errors.js';
+import { BadInputError } from './errors.js';
 import { Tensor, type DType } from './tensor.js';
-import { writeFileAtomic } from './files.js';
+import { readFileBytes, writeFileAtomic } from './files.js';
 
 const descrToDtype: Record<string, DType> = {
   '<f4': 'float32',
@@ -81,12 +80,7 @@ export function parseNpy(bytes: Uint8Array, name = 'buffer'): Tensor {
 
 /** Reads a `.npy` file. */
 export async function readNpy(path: string): Promise<Tensor> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new IoError(`Cannot read '${path}': ${(e as Error).message}`, { cause: e });
-  }
+  const bytes = await readFileBytes(path);
   return parseNpy(bytes, `'${path}'`);
 }
 

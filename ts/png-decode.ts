@@ -15,9 +15,9 @@
  * Interlaced (Adam7) and 16-bit files are refused with {@link BadInputError}.
  * @module
  */
-import { readFile } from 'node:fs/promises';
 import { crc32, inflateSync } from 'node:zlib';
-import { BadInputError, IoError } from './errors.js';
+import { BadInputError } from './errors.js';
+import { readFileBytes } from './files.js';
 import { Tensor } from './tensor.js';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -206,11 +206,6 @@ export function decodeGrayPng(bytes: Uint8Array, name = 'buffer'): Tensor<'uint8
 
 /** Reads a PNG file as an 8-bit grayscale Tensor [H, W] (equal to OpenCV's IMREAD_GRAYSCALE; see the module notes). */
 export async function readGrayPng(path: string): Promise<Tensor<'uint8'>> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new IoError(`Cannot read '${path}': ${(e as Error).message}`, { cause: e });
-  }
+  const bytes = await readFileBytes(path);
   return decodeGrayPng(bytes, `'${path}'`);
 }

@@ -18,7 +18,8 @@ const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** PNG's largest dimension (2^31 - 1). */
 const MAX_SIDE = 0x7fffffff;
 
-function chunk(type: string, data: Buffer): Buffer {
+/** One PNG chunk: length, type, data and the CRC of type + data. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const len = Buffer.alloc(4);
   len.writeUInt32BE(data.length);
   const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
@@ -36,6 +37,18 @@ function paeth(a: number, b: number, c: number): number {
 }
 
 /**
+ * Residual of byte `i` of `row` under filter type `f` (None, Sub, Up, Average,
+ * Paeth); `prev` is the row above (zeros for the first row).
+ */
+function residual(f: number, row: Uint8Array, prev: Uint8Array, i: number, bpp: number): number {
+  const a = i >= bpp ? row[i - bpp]! : 0;
+  const b = prev[i]!;
+  const c = i >= bpp ? prev[i - bpp]! : 0;
+  const pred = f === 0 ? 0 : f === 1 ? a : f === 2 ? b : f === 3 ? (a + b) >>> 1 : paeth(a, b, c);
+  return (row[i]! - pred) & 0xff;
+}
+
+/**
  * Filters every scanline with the filter type (None, Sub, Up, Average, Paeth)
  * that minimises the sum of absolute signed residuals, libpng's heuristic.
  */
@@ -50,12 +63,7 @@ function filterRows(raw: Uint8Array, stride: number, height: number, bpp: number
     for (let f = 0; f < 5; f++) {
       let cost = 0;
       for (let i = 0; i < stride; i++) {
-        const x = row[i]!;
-        const a = i >= bpp ? row[i - bpp]! : 0;
-        const b = prev[i]!;
-        const c = i >= bpp ? prev[i - bpp]! : 0;
-        const pred = f === 0 ? 0 : f === 1 ? a : f === 2 ? b : f === 3 ? (a + b) >>> 1 : paeth(a, b, c);
-        const r = (x - pred) & 0xff;
+        const r = residual(f, row, prev, i, bpp);
         cost += r < 128 ? r : 256 - r;
         if (cost >= bestCost) break;
       }
@@ -68,14 +76,7 @@ function filterRows(raw: Uint8Array, stride: number, height: number, bpp: number
     const base = y * (stride + 1);
     out[base] = best;
     const dst = out.subarray(base + 1, base + 1 + stride);
-    for (let i = 0; i < stride; i++) {
-      const x = row[i]!;
-      const a = i >= bpp ? row[i - bpp]! : 0;
-      const b = prev[i]!;
-      const c = i >= bpp ? prev[i - bpp]! : 0;
-      const pred = best === 0 ? 0 : best === 1 ? a : best === 2 ? b : best === 3 ? (a + b) >>> 1 : paeth(a, b, c);
-      dst[i] = (x - pred) & 0xff;
-    }
+    for (let i = 0; i < stride; i++) dst[i] = residual(best, row, prev, i, bpp);
   }
   return out;
 }
@@ -134,9 +135,9 @@ export function encodePng(
   // compression 0, filter method 0, no interlace
   return Buffer.concat([
     SIGNATURE,
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(filterRows(raw, stride, height, channels * bytesPerSample))),
-    chunk('IEND', Buffer.alloc(0)),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', deflateSync(filterRows(raw, stride, height, channels * bytesPerSample))),
+    pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
 

@@ -22,6 +22,7 @@ import { InvalidArgumentError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import type { KScore } from './cluster.js';
 import type { ClassLabel, ClusterMatch } from './metrics.js';
+import { mulberry32 } from './random.js';
 
 // ---------------------------------------------------------------------------
 // data model
@@ -273,17 +274,6 @@ export function confusionMatrix(pred: ArrayLike<number>, truth: ArrayLike<ClassL
   const out: ReportConfusion = { clusters: rows, labels: cols, counts };
   if (mapping) out.mapping = mapping;
   return out;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Modified Gram–Schmidt (twice) on the `b` columns of Q (column-major, m rows); collapsed columns are refilled from `rand`. */

@@ -6,6 +6,7 @@
  * @module
  */
 import { InvalidArgumentError } from './errors.js';
+import { mulberry32 } from './random.js';
 import { Tensor } from './tensor.js';
 
 /** Defect types the generator draws. `good` images have no defect. */
@@ -38,18 +39,6 @@ export interface SyntheticOptions {
   mapSize?: number;
   /** Seed of the deterministic generator (default 1). */
   seed?: number;
-}
-
-/** mulberry32: a small, fast, seedable PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gaussian(rand: () => number): number {
@@ -134,7 +123,7 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticSamp
   const mapSize = options.mapSize ?? 128;
   for (const [k, v, lo] of [['perType', perType, 0], ['good', good, 0], ['size', size, 16], ['mapSize', mapSize, 8]] as const)
     if (!Number.isInteger(v) || v < lo || v > 8192) throw new InvalidArgumentError(`Option '${k}' must be an integer in ${lo}..8192`);
-  const rand = rng(options.seed ?? 1);
+  const rand = mulberry32(options.seed ?? 1);
   const labels: SyntheticLabel[] = [];
   for (const t of DEFECT_TYPES) for (let i = 0; i < perType; i++) labels.push(t);
   for (let i = 0; i < good; i++) labels.push('good');

@@ -3,10 +3,14 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
+#include <fcntl.h>
 #include <torch/nn/module.h>
 #include <torch/utils.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -25,8 +29,6 @@
 
 namespace anomalyncd::model {
 
-namespace {
-
 std::string shapeStr(at::IntArrayRef s) {
   std::ostringstream os;
   os << '[';
@@ -34,6 +36,8 @@ std::string shapeStr(at::IntArrayRef s) {
   os << ']';
   return os.str();
 }
+
+namespace {
 
 std::string hex2(unsigned v) {
   char b[8];
@@ -627,23 +631,22 @@ StateDict readTorchZip(const CheckpointError& err, const std::string& path, uint
   return toStateDict(err, root);
 }
 
+}  // namespace
+
 // ==========================================================================
-// Minimal JSON (safetensors header)
+// Minimal JSON (safetensors header, training-bundle metadata)
 // ==========================================================================
-struct Json {
-  enum Type { Null, Bool, Num, Str, Arr, Obj } type = Null;
-  bool b = false;
-  bool isInt = false;
-  int64_t i = 0;
-  double num = 0;
-  std::string s;
-  std::vector<Json> arr;
-  std::vector<std::pair<std::string, Json>> obj;
-};
+const Json* Json::get(const std::string& k) const {
+  for (auto& [key, v] : obj)
+    if (key == k) return &v;
+  return nullptr;
+}
+
+namespace {
 
 class JsonParser {
  public:
-  JsonParser(const CheckpointError& err, const std::string& s) : err_(err), s_(s) {}
+  JsonParser(const std::string& s, int maxDepth) : s_(s), maxDepth_(maxDepth) {}
   Json parseDocument() {
     Json v = value(0);
     ws();
@@ -652,9 +655,7 @@ class JsonParser {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& w) const {
-    err_.fail("safetensors header is not valid JSON: " + w + " at byte " + std::to_string(p_));
-  }
+  [[noreturn]] void fail(const std::string& w) const { throw JsonError{w + " at byte " + std::to_string(p_)}; }
   void ws() {
     while (p_ < s_.size() && (s_[p_] == ' ' || s_[p_] == '\t' || s_[p_] == '\n' || s_[p_] == '\r')) ++p_;
   }
@@ -667,7 +668,7 @@ class JsonParser {
     return false;
   }
   Json value(int depth) {
-    if (depth > 32) fail("nesting too deep");
+    if (depth > maxDepth_) fail("nesting too deep");
     ws();
     if (p_ >= s_.size()) fail("unexpected end");
     Json v;
@@ -770,6 +771,8 @@ class JsonParser {
       frac = true;
       ++p_;
       if (p_ < s_.size() && (s_[p_] == '+' || s_[p_] == '-')) ++p_;
+      // an exponent needs digits (the bundle's metadata parser always required them)
+      if (p_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[p_]))) fail("bad number");
       while (p_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[p_]))) ++p_;
     }
     v.num = std::strtod(s_.substr(start, p_ - start).c_str(), nullptr);
@@ -848,18 +851,20 @@ class JsonParser {
     }
   }
 
-  const CheckpointError& err_;
   const std::string& s_;
+  const int maxDepth_;
   size_t p_ = 0;
 };
 
-const Json* member(const Json& o, const char* k) {
-  for (auto& [key, v] : o.obj)
-    if (key == k) return &v;
-  return nullptr;
-}
+}  // namespace
 
-StateDict readSafetensors(const CheckpointError& err, std::ifstream& f, uint64_t fileSize) {
+Json parseJson(const std::string& text, int maxDepth) { return JsonParser(text, maxDepth).parseDocument(); }
+
+namespace {
+
+// `metadata` (optional) receives the string values of `__metadata__`.
+StateDict readSafetensors(const CheckpointError& err, std::ifstream& f, uint64_t fileSize,
+                          std::map<std::string, std::string>* metadata) {
   if (fileSize < 8) err.fail("truncated safetensors file (shorter than the 8-byte header length)");
   unsigned char lenBytes[8];
   f.seekg(0);
@@ -872,8 +877,12 @@ StateDict readSafetensors(const CheckpointError& err, std::ifstream& f, uint64_t
   if (hlen > (100u << 20)) err.fail("safetensors header too large (" + std::to_string(hlen) + " bytes)");
   std::string header(hlen, '\0');
   if (hlen && !f.read(&header[0], static_cast<std::streamsize>(hlen))) err.fail("cannot read the safetensors header");
-  JsonParser jp(err, header);
-  Json root = jp.parseDocument();
+  Json root;
+  try {
+    root = parseJson(header, 32);
+  } catch (const JsonError& e) {
+    err.fail("safetensors header is not valid JSON: " + e.what);
+  }
   if (root.type != Json::Obj) err.fail("safetensors header is not a JSON object");
   const uint64_t dataStart = 8 + hlen;
   const uint64_t dataSize = fileSize - dataStart;
@@ -881,13 +890,16 @@ StateDict readSafetensors(const CheckpointError& err, std::ifstream& f, uint64_t
   for (auto& [name, v] : root.obj) {
     if (name == "__metadata__") {
       if (v.type != Json::Obj) err.fail("__metadata__ is not an object");
+      if (metadata)
+        for (auto& [k, mv] : v.obj)
+          if (mv.type == Json::Str) (*metadata)[k] = mv.s;
       continue;
     }
     const std::string where = "tensor " + quoteUntrusted(name) + ": ";
     if (v.type != Json::Obj) err.fail(where + "entry is not an object");
-    const Json* dt = member(v, "dtype");
-    const Json* shape = member(v, "shape");
-    const Json* offs = member(v, "data_offsets");
+    const Json* dt = v.get("dtype");
+    const Json* shape = v.get("shape");
+    const Json* offs = v.get("data_offsets");
     if (!dt || dt->type != Json::Str) err.fail(where + "missing dtype");
     if (!shape || shape->type != Json::Arr) err.fail(where + "missing shape");
     if (!offs || offs->type != Json::Arr || offs->arr.size() != 2) err.fail(where + "missing data_offsets");
@@ -942,13 +954,55 @@ std::string jsonEscape(const std::string& s) {
   return o;
 }
 
-}  // namespace
+void writeAll(int fd, const void* data, size_t n, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
 
-// ==========================================================================
-// Public API
-// ==========================================================================
-StateDict readStateDict(const std::string& path) {
-  CheckpointError err(path);
+// `emit(put)` writes the bytes into a temp file beside `path` (fsync'ed), then renames it.
+void writeFileAtomic(const std::string& path,
+                     const std::function<void(const std::function<void(const void*, size_t)>&)>& emit) {
+  static std::atomic<unsigned> counter{0};
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(errno));
+  try {
+    emit([&](const void* p, size_t n) { writeAll(fd, p, n, path); });
+    if (::fsync(fd) != 0) throw Error(code::kIo, "Cannot write '" + path + "': fsync: " + std::strerror(errno));
+    if (::close(fd) != 0) {
+      const int err = errno;
+      std::remove(tmp.c_str());
+      throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(err));
+    }
+  } catch (...) {
+    ::close(fd);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    throw Error(code::kIo, "Cannot write '" + path + "': rename: " + std::strerror(err));
+  }
+  // Make the rename durable too (best effort).
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+// Opens `path` for readStateDict / readSafetensors; Error(kIo) when it cannot be read.
+std::ifstream openCheckpoint(const std::string& path, uint64_t* fileSize) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(code::kIo, "Cannot open checkpoint '" + path + "': " +
@@ -958,35 +1012,16 @@ StateDict readStateDict(const std::string& path) {
   f.seekg(0, std::ios::end);
   const std::streamoff endPos = f.tellg();
   if (endPos < 0) throw Error(code::kIo, "Cannot read checkpoint '" + path + "'");
-  const uint64_t fileSize = static_cast<uint64_t>(endPos);
+  *fileSize = static_cast<uint64_t>(endPos);
   f.seekg(0);
-  unsigned char magic[8] = {0};
-  const size_t got = fileSize >= 8 ? 8 : static_cast<size_t>(fileSize);
-  if (got && !f.read(reinterpret_cast<char*>(magic), static_cast<std::streamsize>(got)))
-    throw Error(code::kIo, "Cannot read checkpoint '" + path + "'");
-  if (fileSize == 0) err.fail("empty file");
+  return f;
+}
+
+// Runs `body`, reporting anything but our own Error as a corrupt file.
+template <typename F>
+StateDict guardCorrupt(const CheckpointError& err, F&& body) {
   try {
-    if (got >= 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4) {
-      f.close();
-      return readTorchZip(err, path, fileSize);
-    }
-    if (magic[0] == 0x80 && got >= 2 && magic[1] >= 2 && magic[1] <= 5)
-      err.fail("legacy torch.save format (pre-1.6, not a zip archive) is not supported; re-save it "
-               "with torch >= 1.6 (default zip format) or convert it to .safetensors");
-    // safetensors: 8-byte header length followed by '{'
-    const bool named = path.size() >= 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
-    if (named) return readSafetensors(err, f, fileSize);
-    if (got == 8) {
-      uint64_t hlen = 0;
-      for (int i = 0; i < 8; ++i) hlen |= static_cast<uint64_t>(magic[i]) << (8 * i);
-      char first = 0;
-      if (hlen > 0 && fileSize > 8) {
-        f.seekg(8);
-        f.read(&first, 1);
-      }
-      if (first == '{') return readSafetensors(err, f, fileSize);
-    }
-    err.fail("unrecognised format (neither a torch.save zip archive nor a .safetensors file)");
+    return body();
   } catch (const Error&) {
     throw;
   } catch (const c10::Error& e) {
@@ -998,8 +1033,63 @@ StateDict readStateDict(const std::string& path) {
   }
 }
 
-void writeSafetensors(const std::string& path, const StateDict& sd) {
-  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
+}  // namespace
+
+// ==========================================================================
+// Public API
+// ==========================================================================
+StateDict readStateDict(const std::string& path) {
+  CheckpointError err(path);
+  uint64_t fileSize = 0;
+  std::ifstream f = openCheckpoint(path, &fileSize);
+  unsigned char magic[8] = {0};
+  const size_t got = fileSize >= 8 ? 8 : static_cast<size_t>(fileSize);
+  if (got && !f.read(reinterpret_cast<char*>(magic), static_cast<std::streamsize>(got)))
+    throw Error(code::kIo, "Cannot read checkpoint '" + path + "'");
+  if (fileSize == 0) err.fail("empty file");
+  return guardCorrupt(err, [&]() -> StateDict {
+    if (got >= 4 && magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4) {
+      f.close();
+      return readTorchZip(err, path, fileSize);
+    }
+    if (magic[0] == 0x80 && got >= 2 && magic[1] >= 2 && magic[1] <= 5)
+      err.fail("legacy torch.save format (pre-1.6, not a zip archive) is not supported; re-save it "
+               "with torch >= 1.6 (default zip format) or convert it to .safetensors");
+    // safetensors: 8-byte header length followed by '{'
+    const bool named = path.size() >= 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
+    if (named) return readSafetensors(err, f, fileSize, nullptr);
+    if (got == 8) {
+      uint64_t hlen = 0;
+      for (int i = 0; i < 8; ++i) hlen |= static_cast<uint64_t>(magic[i]) << (8 * i);
+      char first = 0;
+      if (hlen > 0 && fileSize > 8) {
+        f.seekg(8);
+        f.read(&first, 1);
+      }
+      if (first == '{') return readSafetensors(err, f, fileSize, nullptr);
+    }
+    err.fail("unrecognised format (neither a torch.save zip archive nor a .safetensors file)");
+  });
+}
+
+SafetensorsFile readSafetensors(const std::string& path) {
+  CheckpointError err(path);
+  uint64_t fileSize = 0;
+  std::ifstream f = openCheckpoint(path, &fileSize);
+  if (fileSize == 0) err.fail("empty file");
+  SafetensorsFile out;
+  out.tensors = guardCorrupt(err, [&] { return readSafetensors(err, f, fileSize, &out.metadata); });
+  return out;
+}
+
+void writeSafetensors(const std::string& path, const StateDict& sd,
+                      const std::vector<std::pair<std::string, std::string>>& metadata, bool atomic) {
+  std::string header = "{\"__metadata__\":{\"format\":\"pt\"";
+  for (const auto& [k, v] : metadata) {
+    if (k == "format") throw Error(code::kInvalidArgument, "writeSafetensors: metadata 'format' is always 'pt'");
+    header += ",\"" + jsonEscape(k) + "\":\"" + jsonEscape(v) + "\"";
+  }
+  header += "}";
   uint64_t off = 0;
   std::vector<at::Tensor> data;
   data.reserve(sd.size());
@@ -1015,14 +1105,22 @@ void writeSafetensors(const std::string& path, const StateDict& sd) {
   }
   header += "}";
   while (header.size() % 8) header += ' ';
+  // The file's bytes, through `put` (which throws on failure).
+  auto emit = [&](const std::function<void(const void*, size_t)>& put) {
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(header.size()) >> (8 * i));
+    put(len, 8);
+    put(header.data(), header.size());
+    for (auto& t : data)
+      if (t.numel()) put(t.data_ptr(), static_cast<size_t>(t.numel()) * 4);
+  };
+  if (atomic) {
+    writeFileAtomic(path, emit);
+    return;
+  }
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f) throw Error(code::kIo, "Cannot write '" + path + "'");
-  unsigned char len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(header.size()) >> (8 * i));
-  f.write(reinterpret_cast<const char*>(len), 8);
-  f.write(header.data(), static_cast<std::streamsize>(header.size()));
-  for (auto& t : data)
-    if (t.numel()) f.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * 4));
+  emit([&](const void* p, size_t n) { f.write(static_cast<const char*>(p), static_cast<std::streamsize>(n)); });
   f.close();
   if (!f) throw Error(code::kIo, "Failed writing '" + path + "'");
 }

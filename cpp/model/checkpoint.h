@@ -17,8 +17,11 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "model/vit_config.h"
 
@@ -32,9 +35,20 @@ using StateDict = std::map<std::string, at::Tensor>;
 
 StateDict readStateDict(const std::string& path);
 
+// A .safetensors file whatever its name, with readStateDict's checks and errors;
+// `metadata` holds the string values of `__metadata__`.
+struct SafetensorsFile {
+  StateDict tensors;
+  std::map<std::string, std::string> metadata;
+};
+SafetensorsFile readSafetensors(const std::string& path);
+
 // safetensors writer: every tensor as contiguous little-endian F32, keys sorted,
-// header padded to 8 bytes, "__metadata__": {"format": "pt"}. Error(kIo) on failure.
-void writeSafetensors(const std::string& path, const StateDict& sd);
+// header padded to 8 bytes, "__metadata__": {"format": "pt", then `metadata` in order}
+// ("format" itself is refused). `atomic`: a temp file beside `path` (fsync'ed), then
+// rename. Error(kIo) on failure.
+void writeSafetensors(const std::string& path, const StateDict& sd,
+                      const std::vector<std::pair<std::string, std::string>>& metadata = {}, bool atomic = false);
 
 // Copies `sd` into the module's parameters and buffers (names as in named_parameters(),
 // e.g. "blocks.3.attn.qkv.weight"), converting dtype/device to the parameter's.
@@ -50,5 +64,26 @@ StateDict stateDictOf(const torch::nn::Module& module);
 // ((N-1) = (imageSize/patch)^2). Checks embedDim, patch size, depth, MLP width and
 // qkv bias against `arch`; Error(kCheckpoint) naming the key on mismatch / absence.
 VitConfig inferConfig(const StateDict& sd, const VitConfig& arch);
+
+// "[2, 3]": a shape for error messages.
+std::string shapeStr(at::IntArrayRef shape);
+
+// Strict JSON (safetensors headers, training-bundle metadata). parseJson throws
+// JsonError{"<problem> at byte <n>"}, also for nesting deeper than `maxDepth`.
+struct Json {
+  enum Type { Null, Bool, Num, Str, Arr, Obj } type = Null;
+  bool b = false;
+  bool isInt = false;  // a Num without fraction / exponent that fits int64 (then in `i`)
+  int64_t i = 0;
+  double num = 0;
+  std::string s;
+  std::vector<Json> arr;
+  std::vector<std::pair<std::string, Json>> obj;  // keys unique, in file order
+  const Json* get(const std::string& k) const;
+};
+struct JsonError {
+  std::string what;
+};
+Json parseJson(const std::string& text, int maxDepth);
 
 }  // namespace anomalyncd::model

@@ -6,23 +6,15 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include "common/error.h"
+#include "model/checkpoint.h"  // shapeStr
 
 namespace anomalyncd::model {
 
 namespace {
 
 [[noreturn]] void invalid(const std::string& msg) { throw Error(code::kInvalidArgument, msg); }
-
-std::string shapeStr(at::IntArrayRef s) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  os << ']';
-  return os.str();
-}
 
 // Value written into blocked logits. -1e9 as in the reference; float16 cannot hold it.
 double maskFillValue(at::ScalarType st) {

@@ -2,18 +2,13 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <array>
-#include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include "common/error.h"
 #include "model/checkpoint.h"
@@ -26,210 +21,10 @@ namespace anomalyncd::train {
 namespace {
 
 // ===========================================================================
-// Minimal JSON: a value type, a strict parser and a writer
+// JSON: model::parseJson reads; a small writer here
 // ===========================================================================
-struct Json {
-  enum Type { Null, Bool, Num, Str, Arr, Obj } type = Null;
-  bool b = false;
-  double num = 0;
-  std::string s;
-  std::vector<Json> arr;
-  std::vector<std::pair<std::string, Json>> obj;
-
-  const Json* get(const std::string& k) const {
-    for (auto& [key, v] : obj)
-      if (key == k) return &v;
-    return nullptr;
-  }
-};
-
-struct JsonError {
-  std::string what;
-};
-
-class JsonParser {
- public:
-  explicit JsonParser(const std::string& s) : s_(s) {}
-  Json parse() {
-    Json v = value(0);
-    ws();
-    if (p_ != s_.size()) fail("trailing characters");
-    return v;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& w) const { throw JsonError{w + " at byte " + std::to_string(p_)}; }
-  void ws() {
-    while (p_ < s_.size() && (s_[p_] == ' ' || s_[p_] == '\t' || s_[p_] == '\n' || s_[p_] == '\r')) ++p_;
-  }
-  bool lit(const char* w) {
-    const size_t n = std::strlen(w);
-    if (s_.compare(p_, n, w) == 0) {
-      p_ += n;
-      return true;
-    }
-    return false;
-  }
-  Json value(int depth) {
-    if (depth > 64) fail("nesting too deep");
-    ws();
-    if (p_ >= s_.size()) fail("unexpected end");
-    Json v;
-    const char c = s_[p_];
-    if (c == '{') {
-      v.type = Json::Obj;
-      ++p_;
-      ws();
-      if (p_ < s_.size() && s_[p_] == '}') {
-        ++p_;
-        return v;
-      }
-      std::set<std::string> keys;
-      for (;;) {
-        ws();
-        if (p_ >= s_.size() || s_[p_] != '"') fail("expected a key");
-        std::string k = str();
-        if (!keys.insert(k).second) fail("duplicate key");
-        ws();
-        if (p_ >= s_.size() || s_[p_] != ':') fail("expected ':'");
-        ++p_;
-        v.obj.emplace_back(std::move(k), value(depth + 1));
-        ws();
-        if (p_ < s_.size() && s_[p_] == ',') {
-          ++p_;
-          continue;
-        }
-        if (p_ < s_.size() && s_[p_] == '}') {
-          ++p_;
-          return v;
-        }
-        fail("expected ',' or '}'");
-      }
-    }
-    if (c == '[') {
-      v.type = Json::Arr;
-      ++p_;
-      ws();
-      if (p_ < s_.size() && s_[p_] == ']') {
-        ++p_;
-        return v;
-      }
-      for (;;) {
-        v.arr.push_back(value(depth + 1));
-        ws();
-        if (p_ < s_.size() && s_[p_] == ',') {
-          ++p_;
-          continue;
-        }
-        if (p_ < s_.size() && s_[p_] == ']') {
-          ++p_;
-          return v;
-        }
-        fail("expected ',' or ']'");
-      }
-    }
-    if (c == '"') {
-      v.type = Json::Str;
-      v.s = str();
-      return v;
-    }
-    if (lit("true")) {
-      v.type = Json::Bool;
-      v.b = true;
-      return v;
-    }
-    if (lit("false")) {
-      v.type = Json::Bool;
-      return v;
-    }
-    if (lit("null")) return v;
-    if (c == '-' || (c >= '0' && c <= '9')) {
-      const size_t start = p_;
-      if (s_[p_] == '-') ++p_;
-      while (p_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[p_])) || s_[p_] == '.' || s_[p_] == 'e' ||
-                                s_[p_] == 'E' || s_[p_] == '+' || s_[p_] == '-'))
-        ++p_;
-      const std::string t = s_.substr(start, p_ - start);
-      char* end = nullptr;
-      v.type = Json::Num;
-      v.num = std::strtod(t.c_str(), &end);
-      if (!end || *end != '\0') fail("bad number");
-      return v;
-    }
-    fail("unexpected character");
-  }
-  std::string str() {
-    ++p_;
-    std::string o;
-    for (;;) {
-      if (p_ >= s_.size()) fail("unterminated string");
-      const char c = s_[p_++];
-      if (c == '"') return o;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (c != '\\') {
-        o += c;
-        continue;
-      }
-      if (p_ >= s_.size()) fail("unterminated string");
-      const char e = s_[p_++];
-      switch (e) {
-        case '"': o += '"'; break;
-        case '\\': o += '\\'; break;
-        case '/': o += '/'; break;
-        case 'b': o += '\b'; break;
-        case 'f': o += '\f'; break;
-        case 'n': o += '\n'; break;
-        case 'r': o += '\r'; break;
-        case 't': o += '\t'; break;
-        case 'u': {
-          uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && s_.compare(p_, 2, "\\u") == 0) {
-            p_ += 2;
-            const uint32_t lo = hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF) fail("bad surrogate pair");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          utf8(o, cp);
-          break;
-        }
-        default: fail("bad escape");
-      }
-    }
-  }
-  uint32_t hex4() {
-    if (p_ + 4 > s_.size()) fail("bad \\u escape");
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const char h = s_[p_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<uint32_t>(h - 'A' + 10);
-      else fail("bad \\u escape");
-    }
-    return v;
-  }
-  static void utf8(std::string& o, uint32_t cp) {
-    if (cp < 0x80) {
-      o += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      o += static_cast<char>(0xC0 | (cp >> 6));
-      o += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      o += static_cast<char>(0xE0 | (cp >> 12));
-      o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      o += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      o += static_cast<char>(0xF0 | (cp >> 18));
-      o += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      o += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      o += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
-  const std::string& s_;
-  size_t p_ = 0;
-};
+using model::Json;
+using model::JsonError;
 
 std::string quote(const std::string& s) {
   std::string o = "\"";
@@ -532,114 +327,11 @@ std::vector<EpochStats> parseHistory(const std::string& path, const Json& a) {
   return out;
 }
 
-// ===========================================================================
-// Files
-// ===========================================================================
-void writeAll(int fd, const void* data, size_t n, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(errno));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-void writeSafetensorsAtomic(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
-                            const std::vector<std::pair<std::string, std::string>>& metadata) {
-  Obj meta;
-  for (auto& [k, v] : metadata) meta.add(k, quote(v));
-  std::string header = "{\"__metadata__\":" + meta.str();
-  uint64_t off = 0;
-  std::vector<at::Tensor> data;
-  for (const auto& [name, t0] : tensors) {
-    at::Tensor t = t0.detach().to(at::kCPU, at::kFloat).contiguous();
-    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * 4;
-    header += "," + quote(name) + ":{\"dtype\":\"F32\",\"shape\":[";
-    for (int64_t i = 0; i < t.dim(); ++i) header += (i ? "," : "") + std::to_string(t.size(i));
-    header += "],\"data_offsets\":[" + std::to_string(off) + "," + std::to_string(off + bytes) + "]}";
-    off += bytes;
-    data.push_back(t);
-  }
-  header += "}";
-  while (header.size() % 8) header += ' ';
-
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(errno));
-  try {
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(header.size()) >> (8 * i));
-    writeAll(fd, len, 8, path);
-    writeAll(fd, header.data(), header.size(), path);
-    for (auto& t : data)
-      if (t.numel()) writeAll(fd, t.data_ptr(), static_cast<size_t>(t.numel()) * 4, path);
-    if (::fsync(fd) != 0) throw Error(code::kIo, "Cannot write '" + path + "': fsync: " + std::strerror(errno));
-    if (::close(fd) != 0) {
-      const int err = errno;
-      std::remove(tmp.c_str());
-      throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(err));
-    }
-  } catch (...) {
-    ::close(fd);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw Error(code::kIo, "Cannot write '" + path + "': rename: " + std::strerror(err));
-  }
-  // Make the rename durable too (best effort).
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-// The `__metadata__` object of a safetensors file.
-std::map<std::string, std::string> readSafetensorsMetadata(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(code::kIo, "Cannot open training bundle '" + path + "'");
-  f.seekg(0, std::ios::end);
-  const std::streamoff size = f.tellg();
-  f.seekg(0);
-  if (size < 8) corrupt(path, "not a safetensors file (shorter than 8 bytes)");
-  unsigned char len[8];
-  if (!f.read(reinterpret_cast<char*>(len), 8)) throw Error(code::kIo, "Cannot read training bundle '" + path + "'");
-  uint64_t hlen = 0;
-  for (int i = 0; i < 8; ++i) hlen |= static_cast<uint64_t>(len[i]) << (8 * i);
-  if (hlen > static_cast<uint64_t>(size) - 8 || hlen > (100u << 20))
-    corrupt(path, "not a safetensors file or truncated (header length " + std::to_string(hlen) + ")");
-  std::string header(hlen, '\0');
-  if (hlen && !f.read(&header[0], static_cast<std::streamsize>(hlen))) corrupt(path, "truncated header");
-  Json root;
-  try {
-    root = JsonParser(header).parse();
-  } catch (const JsonError& e) {
-    corrupt(path, "not a safetensors file (header is not JSON: " + e.what + ")");
-  }
-  if (root.type != Json::Obj) corrupt(path, "safetensors header is not a JSON object");
-  std::map<std::string, std::string> out;
-  const Json* meta = root.get("__metadata__");
-  if (!meta) return out;
-  if (meta->type != Json::Obj) corrupt(path, "__metadata__ is not an object");
-  for (auto& [k, v] : meta->obj)
-    if (v.type == Json::Str) out[k] = v.s;
-  return out;
-}
-
 Json parseMeta(const std::string& path, const std::map<std::string, std::string>& meta, const std::string& key) {
   auto it = meta.find(key);
   if (it == meta.end()) corrupt(path, "metadata '" + key + "' is missing");
   try {
-    return JsonParser(it->second).parse();
+    return model::parseJson(it->second, 64);
   } catch (const JsonError& e) {
     corrupt(path, "metadata '" + key + "' is not valid JSON (" + e.what + ")");
   }
@@ -794,7 +486,6 @@ void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* 
   std::string range = "null";
   if (m.searchRange) range = "[" + num(m.searchRange->first) + "," + num(m.searchRange->second) + "]";
   const std::vector<std::pair<std::string, std::string>> meta = {
-      {"format", "pt"},
       {"anomalyncd.format_version", std::to_string(kBundleVersion)},
       {"anomalyncd.config", configJson(m.config)},
       {"anomalyncd.arch", archJson(m.arch)},
@@ -807,7 +498,7 @@ void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* 
       {"anomalyncd.resume", resume},
       {"anomalyncd.backbone", backbone},
   };
-  writeSafetensorsAtomic(path, tensors, meta);
+  model::writeSafetensors(path, tensors, meta, /*atomic=*/true);
 }
 
 BundleContents readBundleContents(const std::string& path) {
@@ -815,7 +506,8 @@ BundleContents readBundleContents(const std::string& path) {
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(code::kIo, "Cannot open training bundle '" + path + "': " +
                                (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
-  const std::map<std::string, std::string> meta = readSafetensorsMetadata(path);
+  model::SafetensorsFile file = model::readSafetensors(path);
+  const std::map<std::string, std::string>& meta = file.metadata;
   auto ver = meta.find("anomalyncd.format_version");
   if (ver == meta.end()) corrupt(path, "not an anomalyncd training bundle (no anomalyncd.format_version metadata)");
   if (ver->second != std::to_string(kBundleVersion))
@@ -851,7 +543,7 @@ BundleContents readBundleContents(const std::string& path) {
   b.frozenStored = Reader{path, bb, "backbone"}.b("stored");
   if (!b.frozenStored && m->backbonePath.empty()) corrupt(path, "it stores neither the frozen backbone nor its file");
   b.meta = m;
-  b.tensors = model::readStateDict(path);
+  b.tensors = std::move(file.tensors);
   return b;
 }
 

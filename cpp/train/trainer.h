@@ -198,11 +198,15 @@ Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, 
                    int batchSize, const CancelToken* cancel,
                    const std::function<void(size_t, size_t)>& onProgress = {});
 
-// Sets libtorch's intra-op thread count (and OpenBLAS's, when present) for a scope and
-// restores the previous values. n <= 0: no change.
+// Exclusive use of the process's compute threads: waits (polling `cancel`) until no other
+// ThreadScope is alive, then sets libtorch's intra-op thread count and OpenBLAS's (both
+// process-wide settings; OpenBLAS's GEMM results depend on its thread count) to n, and
+// restores both on destruction. fit() and predict() run inside one, so calls that run the
+// network are queued one at a time per process and a seeded run's bits depend only on
+// its own thread count. n <= 0: the counts are left as they are (still exclusive).
 class ThreadScope {
  public:
-  explicit ThreadScope(int n);
+  explicit ThreadScope(int n, const CancelToken* cancel = nullptr);
   ~ThreadScope();
   ThreadScope(const ThreadScope&) = delete;
   ThreadScope& operator=(const ThreadScope&) = delete;
