@@ -1,7 +1,7 @@
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AbortError, discover, evaluate, generateSynthetic, InvalidArgumentError, loadDataset, mergeRegions, predict } from 'anomalyncd';
+import { AbortError, discover, evaluate, generateSynthetic, InvalidArgumentError, loadDataset, loadLabelledManifest, mergeRegions, predict } from 'anomalyncd';
 import { cli, mtdDir, tempDir } from './helpers.js';
 
 const TINY_ARCH = { patchSize: 16, embedDim: 64, depth: 2, numHeads: 2, maskLayers: 1 };
@@ -103,4 +103,20 @@ test('discover: bad input is typed and leaves no output; aborts are AbortErrors'
   const controller = new AbortController();
   controller.abort();
   await t.throwsAsync(discover(items, { k: 2, arch: TINY_ARCH, epochs: 1, signal: controller.signal }), { instanceOf: AbortError });
+});
+
+test('a labelled set from a manifest (image,map,label): every crop carries its image label; unlabelled rows are refused', async (t) => {
+  const dir = tempDir();
+  const stems = ['MT_Crack', 'MT_Fray'].map((cls) => {
+    const first = readdirSync(join(mtdDir, cls, 'Imgs')).filter((f) => f.endsWith('.jpg')).sort()[0]!;
+    return [cls, first.slice(0, -4)] as const;
+  });
+  const csv = join(dir, 'labelled.csv');
+  writeFileSync(csv, 'image,map,label\n' + stems.map(([cls, stem]) => `${join(mtdDir, cls, 'Imgs', stem + '.jpg')},${join(mtdDir, cls, 'Imgs', stem + '.png')},${cls.slice(3).toLowerCase()}`).join('\n'));
+  const crops = await loadLabelledManifest(csv, { threads: 2 });
+  t.true(crops.length >= 2);
+  t.deepEqual([...new Set(crops.map((c) => c.label))].sort(), ['crack', 'fray']);
+  for (const c of crops) t.deepEqual(c.mask.shape, c.image.shape.slice(0, 2));
+  writeFileSync(join(dir, 'nolabel.csv'), `image,map,label\n${join(mtdDir, stems[0]![0], 'Imgs', stems[0]![1] + '.jpg')},${join(mtdDir, stems[0]![0], 'Imgs', stems[0]![1] + '.png')},\n`);
+  await t.throwsAsync(loadLabelledManifest(join(dir, 'nolabel.csv')), { message: /line 2 has no label/ });
 });

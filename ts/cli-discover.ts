@@ -11,7 +11,7 @@ import { stagingDir, writeFileAtomic } from './files.js';
 import { pngDataUrl } from './png.js';
 import { confusionMatrix, pca2d, writeReport, type ReportCluster, type ReportData } from './report.js';
 import { generateSynthetic } from './synthetic.js';
-import { loadLabelledFolder } from './train.js';
+import { loadLabelled } from './train.js';
 import type { Progress } from './jobs.js';
 
 /** Parsed `discover` flags (the CLI's flag parser lives in cli.ts). */
@@ -132,7 +132,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
   const t0 = performance.now();
   const { items, dataset, tauAlpha, warnings } = await itemsOf(flags);
   const loadMs = performance.now() - t0;
-  const labeled = flags.labeled !== undefined ? await loadLabelledFolder(resolve(flags.labeled), { signal }) : undefined;
+  const labeled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
   const outDir = resolve(flags.out);
   const staging = await stagingDir(outDir);
   let result: DiscoverResult | undefined;

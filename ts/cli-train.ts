@@ -14,7 +14,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
-import { fit, loadLabelledFolder, readCropFiles, type FitOptions, type LabelledCrop, type TrainCrop, type TrainEvent } from './train.js';
+import { fit, loadLabelled, readCropFiles, type FitOptions, type LabelledCrop, type TrainCrop, type TrainEvent } from './train.js';
 
 const VALUE_FLAGS = ['crops', 'k', 'out', 'labeled', 'backbone', 'arch', 'epochs', 'batch-size', 'lr', 'seed', 'threads', 'resume-dir'];
 const BOOL_FLAGS = ['json'];
@@ -152,7 +152,7 @@ export async function cmdTrain(args: string[], signal: AbortSignal): Promise<voi
   const { crops, searchRange } = await readCrops(resolve(cropsPath), threads, signal);
   const labeledDir = str(flags, 'labeled');
   let labelled: LabelledCrop[] = [];
-  if (labeledDir !== undefined) labelled = await loadLabelledFolder(resolve(labeledDir), { signal, ...(threads !== undefined ? { threads } : {}) });
+  if (labeledDir !== undefined) labelled = await loadLabelled(resolve(labeledDir), { signal, ...(threads !== undefined ? { threads } : {}) });
   const readMs = performance.now() - started;
 
   const options: FitOptions = { k, signal };

@@ -43,6 +43,8 @@ export {
   fit,
   loadTrainedModel,
   loadLabelledFolder,
+  loadLabelledManifest,
+  loadLabelled,
   readCropFiles,
   TrainedModel,
   type EpochRecord,

@@ -18,6 +18,8 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readManifest } from './files.js';
+import { extractRegions } from './regions.js';
 import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
 import { checkBool, checkInt, checkNumber, runJob, threadCount, type Progress } from './jobs.js';
 import { addon } from './native.js';
@@ -581,4 +583,38 @@ export async function loadLabelledFolder(
 /** Synchronous native building blocks (loss terms, schedules, SGD) for tests. @internal */
 export function trainKernels(): RawTrainAddon['kernels'] {
   return trainAddon().kernels;
+}
+
+/**
+ * A labelled set D^l from a manifest CSV `image,map,label`: the maps go through
+ * MEBin (one search range over the manifest) and cropping, and every crop of an
+ * image gets that image's label. Rows without a label are refused.
+ */
+export async function loadLabelledManifest(
+  csvPath: string,
+  options: { threads?: number; signal?: AbortSignal; onProgress?: (p: Progress) => void } = {},
+): Promise<LabelledCrop[]> {
+  const rows = await readManifest(csvPath);
+  if (rows.length === 0) throw new BadInputError(`Labelled manifest '${csvPath}' lists no rows`);
+  rows.forEach((r, i) => {
+    if (r.label === undefined) throw new BadInputError(`Labelled manifest '${csvPath}' line ${i + 2} has no label (header image,map,label)`);
+  });
+  const regions = await extractRegions(
+    rows.map((r) => r.imagePath),
+    rows.map((r) => r.mapPath),
+    {
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    },
+  );
+  return regions.items.flatMap((item, i) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, label: rows[i]!.label! })));
+}
+
+/** D^l from a folder (`images/<class>/`, `masks/<class>/`) or a manifest CSV (`image,map,label`). */
+export async function loadLabelled(
+  path: string,
+  options: { threads?: number; signal?: AbortSignal; onProgress?: (p: Progress) => void } = {},
+): Promise<LabelledCrop[]> {
+  return path.toLowerCase().endsWith('.csv') ? loadLabelledManifest(path, options) : loadLabelledFolder(path, options);
 }
