@@ -5,11 +5,11 @@
 #include <torch/torch.h>
 
 #include <atomic>
-#include <mutex>
 
 #include "common/parallel.h"
 #include "model/checkpoint.h"
 #include "model/preprocess.h"
+#include "model/thread_scope.h"
 #include "model/vit.h"
 #include "napi_util.h"
 #include "vit_config_arg.h"
@@ -25,7 +25,6 @@ struct BackboneState {
   int64_t parameterBytes = 0;
 };
 
-std::mutex threadsMutex;  // at::set_num_threads is process-wide: serialise changes
 
 // Parses {patchSize, embedDim, depth, numHeads, maskLayers, mlpRatio, qkvBias, lnEps,
 // imageSize, preset, attention} into a VitConfig.
@@ -60,20 +59,6 @@ torch::Device deviceArg(const Napi::Object& o) {
   }
 }
 
-// Runs `body` with libtorch's intra-op pool set to `threads`.
-template <typename F>
-void withThreads(int threads, F&& body) {
-  std::lock_guard<std::mutex> lock(threadsMutex);
-  const int before = at::get_num_threads();
-  at::set_num_threads(threads);
-  try {
-    body();
-  } catch (...) {
-    at::set_num_threads(before);
-    throw;
-  }
-  at::set_num_threads(before);
-}
 
 class Backbone : public Napi::ObjectWrap<Backbone> {
  public:
@@ -189,7 +174,7 @@ class EmbedJob : public Job {
                                                    std::to_string(patch) + " pixels");
     keepAlive(images_.owner);
     threads_ = optInt(options, "threads", at::get_num_threads());
-    batchSize_ = optInt(options, "batchSize", 32);
+    batchSize_ = optInt(options, "batchSize", 8);
     if (threads_ < 1 || batchSize_ < 1) throwError(env, code::kInvalidArgument, "Options 'threads' and 'batchSize' must be >= 1");
   }
 
@@ -201,7 +186,8 @@ class EmbedJob : public Job {
     const int64_t B = images_.shape[0];
     const int64_t D = state_->vit->config().embedDim;
     output_.resize(static_cast<size_t>(B * D));
-    withThreads(threads_, [&] {
+    {
+      model::ThreadScope threads(threads_, &cancelToken());
       torch::NoGradGuard noGrad;
       for (int64_t start = 0; start < B; start += batchSize_) {
         cancelToken().throwIfCancelled();
@@ -212,7 +198,7 @@ class EmbedJob : public Job {
         std::memcpy(output_.data() + start * D, f.data_ptr<float>(), static_cast<size_t>((end - start) * D) * sizeof(float));
         progress(static_cast<double>(end), static_cast<double>(B), "embed");
       }
-    });
+    }
     shape_ = {B, D};
   }
 
@@ -231,7 +217,7 @@ class EmbedJob : public Job {
   TensorView images_, masks_;
   bool hasMask_ = false;
   int threads_ = 1;
-  int batchSize_ = 32;
+  int batchSize_ = 8;
   std::vector<float> output_;
   std::vector<int64_t> shape_;
 };

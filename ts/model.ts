@@ -72,7 +72,7 @@ export interface LoadBackboneOptions extends Omit<JobOptions, 'threads'> {
 
 /** Options of {@link Backbone.embed}. */
 export interface EmbedOptions extends JobOptions {
-  /** Images per forward pass (default 32). */
+  /** Images per forward pass (default 8: on CPUs, larger batches mostly add page faults on big temporaries). */
   batchSize?: number;
 }
 
@@ -103,7 +103,7 @@ export class Backbone {
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     checkFloat4d(images, 'images', 3);
     if (masks !== undefined) checkFloat4d(masks, 'masks', 1);
-    const raw = { threads: threadCount(options.threads), batchSize: checkInt('batchSize', options.batchSize, 1, 65536) ?? 32 };
+    const raw = { threads: threadCount(options.threads), batchSize: checkInt('batchSize', options.batchSize, 1, 65536) ?? 8 };
     const result = await runJob((onProgress) => this.#native.embed(images, masks ?? null, raw, onProgress), options);
     return new Tensor('float32', result.shape, new Float32Array(result.data));
   }

@@ -220,42 +220,6 @@ std::vector<int> selectHeads(const std::vector<EpochStats>& history) {
   return {0};
 }
 
-namespace {
-std::timed_mutex& computeMutex() {
-  static std::timed_mutex m;
-  return m;
-}
-}  // namespace
-
-ThreadScope::ThreadScope(int n, const CancelToken* cancel) {
-  while (!computeMutex().try_lock_for(std::chrono::milliseconds(50)))
-    if (cancel) cancel->throwIfCancelled();
-  if (n <= 0) return;
-  active_ = true;
-  prevTorch_ = at::get_num_threads();
-  at::set_num_threads(n);
-  using GetFn = int (*)();
-  using SetFn = void (*)(int);
-  auto get = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (get && set) {
-    prevBlas_ = get();
-    set(n);
-  }
-}
-
-ThreadScope::~ThreadScope() {
-  if (active_) {
-    try {
-      at::set_num_threads(std::max(1, prevTorch_));
-    } catch (...) {
-    }
-    using SetFn = void (*)(int);
-    auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-    if (set && prevBlas_ > 0) set(prevBlas_);
-  }
-  computeMutex().unlock();
-}
 
 // ---------------------------------------------------------------------------
 // model
@@ -375,7 +339,7 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
               " is outside [0, " + std::to_string(numKnown) + ")");
   }
 
-  ThreadScope threadScope(cfg.threads, req.cancel);
+  model::ThreadScope threadScope(cfg.threads, req.cancel);
   std::shared_ptr<NcdModel> m = buildModel(cfg, req.arch, req.backbonePath, req.warn);
   m->dataFingerprint = dataFingerprint(data);
   m->searchRange = req.searchRange;
@@ -570,7 +534,7 @@ Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, 
     if (!crops[i].rgb || !crops[i].mask) invalid("crops[" + std::to_string(i) + "]: image and mask are required");
     if (crops[i].height < 1 || crops[i].width < 1) invalid("crops[" + std::to_string(i) + "]: empty crop");
   }
-  ThreadScope threadScope(threads, cancel);
+  model::ThreadScope threadScope(threads, cancel);
   c10::AutoGradMode noGrad(false);
   const int numKnown = m.numKnown();
   const int numNovel = m.config.numNovel;

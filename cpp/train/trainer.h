@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/cancel.h"
+#include "model/thread_scope.h"
 #include "model/vit_config.h"
 #include "train/augment.h"
 #include "train/schedule.h"
@@ -198,22 +199,5 @@ Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, 
                    int batchSize, const CancelToken* cancel,
                    const std::function<void(size_t, size_t)>& onProgress = {});
 
-// Exclusive use of the process's compute threads: waits (polling `cancel`) until no other
-// ThreadScope is alive, then sets libtorch's intra-op thread count and OpenBLAS's (both
-// process-wide settings; OpenBLAS's GEMM results depend on its thread count) to n, and
-// restores both on destruction. fit() and predict() run inside one, so calls that run the
-// network are queued one at a time per process and a seeded run's bits depend only on
-// its own thread count. n <= 0: the counts are left as they are (still exclusive).
-class ThreadScope {
- public:
-  explicit ThreadScope(int n, const CancelToken* cancel = nullptr);
-  ~ThreadScope();
-  ThreadScope(const ThreadScope&) = delete;
-  ThreadScope& operator=(const ThreadScope&) = delete;
-
- private:
-  int prevTorch_ = 0, prevBlas_ = 0;
-  bool active_ = false;
-};
 
 }  // namespace anomalyncd::train
