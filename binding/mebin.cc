@@ -42,6 +42,9 @@ class MebinJob : public Job {
                             : mebin::binarize(views[i], range_, args_.options);
       computeMs_[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (!writeDir_.empty()) writeBinary(i);
+      // Free unwanted maps at once: the next map then reuses this warm memory instead of
+      // faulting in fresh pages (page faults dominated sub-0.1 ms maps on a new thread).
+      if (!wantBinary_) std::vector<uint8_t>().swap(results_[i].binary);
       progress(static_cast<double>(++done), static_cast<double>(views.size()), "mebin");
     });
   }
