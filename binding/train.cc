@@ -149,21 +149,28 @@ Napi::Object lossesObject(Napi::Env env, const train::LossValues& l) {
   return o;
 }
 
-Napi::Object eventObject(Napi::Env env, const train::TrainEvent& e) {
+// The fields a batch/epoch event shares with a history record.
+template <typename Stats>
+Napi::Object epochFields(Napi::Env env, const Stats& s) {
   Napi::Object o = Napi::Object::New(env);
+  o.Set("epoch", s.epoch);
+  o.Set("batches", s.batches);
+  o.Set("skipped", s.skipped);
+  o.Set("lr", s.lr);
+  o.Set("teacherTemp", s.teacherTemp);
+  o.Set("losses", lossesObject(env, s.losses));
+  o.Set("ms", s.ms);
+  o.Set("augmentMs", s.augmentMs);
+  o.Set("waitMs", s.waitMs);
+  o.Set("modelMs", s.modelMs);
+  return o;
+}
+
+Napi::Object eventObject(Napi::Env env, const train::TrainEvent& e) {
+  Napi::Object o = epochFields(env, e);
   o.Set("type", e.type == train::TrainEvent::Type::Batch ? "batch" : "epoch");
-  o.Set("epoch", e.epoch);
   o.Set("epochs", e.epochs);
   o.Set("batch", e.batch);
-  o.Set("batches", e.batches);
-  o.Set("losses", lossesObject(env, e.losses));
-  o.Set("lr", e.lr);
-  o.Set("teacherTemp", e.teacherTemp);
-  o.Set("ms", e.ms);
-  o.Set("augmentMs", e.augmentMs);
-  o.Set("waitMs", e.waitMs);
-  o.Set("modelMs", e.modelMs);
-  o.Set("skipped", e.skipped);
   o.Set("rows", e.rows);
   return o;
 }
@@ -217,19 +224,7 @@ Napi::Object modelObject(Napi::Env env, const std::shared_ptr<NcdModel>& m, cons
   o.Set("selectedHeads", sel);
   Napi::Array hist = Napi::Array::New(env, m->history.size());
   for (size_t i = 0; i < m->history.size(); ++i) {
-    const train::EpochStats& s = m->history[i];
-    Napi::Object e = Napi::Object::New(env);
-    e.Set("epoch", s.epoch);
-    e.Set("batches", s.batches);
-    e.Set("skipped", s.skipped);
-    e.Set("lr", s.lr);
-    e.Set("teacherTemp", s.teacherTemp);
-    e.Set("losses", lossesObject(env, s.losses));
-    e.Set("ms", s.ms);
-    e.Set("augmentMs", s.augmentMs);
-    e.Set("waitMs", s.waitMs);
-    e.Set("modelMs", s.modelMs);
-    hist.Set(static_cast<uint32_t>(i), e);
+    hist.Set(static_cast<uint32_t>(i), epochFields(env, m->history[i]));
   }
   o.Set("history", hist);
   Napi::Object bb = Napi::Object::New(env);

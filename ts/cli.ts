@@ -14,12 +14,10 @@ import { listPngs, readManifest, stagingDir, writeFileAtomic } from './files.js'
 import { binarize, type BinarizeOptions, type MebinOptions } from './mebin.js';
 import { packageRoot } from './native.js';
 import { extractRegions, type ExtractRegionsOptions, type RegionsResult } from './regions.js';
-import { generateSynthetic } from './synthetic.js';
 import { runDiscover, type DiscoverFlags } from './cli-discover.js';
 import { cmdTrain } from './cli-train.js';
 import { loadBackbone } from './model.js';
 import { readNpy, writeNpy } from './npy.js';
-import { nativeVersions } from './versions.js';
 import type { Progress } from './jobs.js';
 
 type Flags = Map<string, string | true>;

@@ -7,7 +7,7 @@
 import { estimateK, kmeans, type KScore } from './cluster.js';
 import { InvalidArgumentError } from './errors.js';
 import { threadCount } from './jobs.js';
-import { mergeRegions, argmax } from './merge.js';
+import { mergeRegions, argmax, regionWeights } from './merge.js';
 import { evaluate, type EvaluationResult } from './metrics.js';
 import { loadBackbone, preprocess, type ArchSpec } from './model.js';
 import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
@@ -221,13 +221,14 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   if (!options.backbone) warnings.push('No --backbone given: the ViT is RANDOMLY INITIALISED, so features carry little meaning. Pass a DINO checkpoint for real results.');
   const dim = frozen[0]!.length;
   const imageFeatures = new Float32Array(items.length * dim);
+  // Crops are in image order: each image's crop features, pooled with its region-merge weights.
+  let first = 0;
   regions.items.forEach((item, i) => {
-    const mine = crops.map((c, j) => (c.image === i ? j : -1)).filter((j) => j >= 0);
-    const { weights } = mergeRegions(mine.map((j) => ({ probabilities: [0], maskArea: crops[j]!.crop.maskArea })), tauAlpha);
-    mine.forEach((j, r) => {
-      for (let d = 0; d < dim; d++) imageFeatures[i * dim + d]! += weights[r]! * frozen[j]![d]!;
+    const weights = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
+    item.crops.forEach((_, r) => {
+      for (let d = 0; d < dim; d++) imageFeatures[i * dim + d]! += weights[r]! * frozen[first + r]![d]!;
     });
-    void item;
+    first += item.crops.length;
   });
   let K: number;
   const kChoice: DiscoverResult['kChoice'] = { mode: k === 'auto' ? 'auto' : 'given' };

@@ -81,7 +81,7 @@ export {
   type ReportSummary,
   type StageTiming,
 } from './report.js';
-export { mergeRegions, argmax, type RegionVote, type MergedPrediction } from './merge.js';
+export { mergeRegions, regionWeights, argmax, type RegionVote, type MergedPrediction } from './merge.js';
 export {
   discover,
   predict,

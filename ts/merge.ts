@@ -30,20 +30,29 @@ export function argmax(values: ArrayLike<number>): number {
 }
 
 /**
+ * The region weights of SPEC §7: softmax over sqrt(maskArea) / tauAlpha
+ * (also used to pool one image's crop features).
+ */
+export function regionWeights(maskAreas: readonly number[], tauAlpha: number): Float64Array {
+  if (maskAreas.length === 0) throw new InvalidArgumentError('regionWeights() needs at least one region');
+  if (!(tauAlpha > 0) || !Number.isFinite(tauAlpha)) throw new InvalidArgumentError(`tauAlpha must be a positive number (got ${tauAlpha})`);
+  const g = maskAreas.map((a) => Math.sqrt(a) / tauAlpha);
+  const top = Math.max(...g);
+  const e = g.map((v) => Math.exp(v - top));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return Float64Array.from(e, (v) => v / sum);
+}
+
+/**
  * Merges the regions of one image with temperature `tauAlpha` (100 for MVTec
  * AD, 50 otherwise in the reference). One region: its own probabilities.
  */
 export function mergeRegions(regions: readonly RegionVote[], tauAlpha: number): MergedPrediction {
   if (regions.length === 0) throw new InvalidArgumentError('mergeRegions() needs at least one region');
-  if (!(tauAlpha > 0) || !Number.isFinite(tauAlpha)) throw new InvalidArgumentError(`tauAlpha must be a positive number (got ${tauAlpha})`);
+  const weights = regionWeights(regions.map((r) => r.maskArea), tauAlpha);
   const k = regions[0]!.probabilities.length;
   for (const r of regions)
     if (r.probabilities.length !== k) throw new InvalidArgumentError('every region needs the same number of class probabilities');
-  const g = regions.map((r) => Math.sqrt(r.maskArea) / tauAlpha);
-  const top = Math.max(...g);
-  const e = g.map((v) => Math.exp(v - top));
-  const sum = e.reduce((a, b) => a + b, 0);
-  const weights = Float64Array.from(e, (v) => v / sum);
   const probabilities = new Float64Array(k);
   if (regions.length === 1) probabilities.set(Array.from(regions[0]!.probabilities));
   else regions.forEach((r, j) => {
