@@ -37,7 +37,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadBackbone, nativeVersions, Tensor, type Backbone } from 'anomalyncd';
-import { blasCoretype } from '../ts/native.js';
+import { blasCoretype } from '../ts/native/loader.js';
 
 // ---------------------------------------------------------------------------------------
 // Configuration

@@ -21,7 +21,7 @@ import { cpus, loadavg, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { binarize, decodeGrayPng, extractRegions, nativeVersions, Tensor, type BinarizeResult } from 'anomalyncd';
-import { mulberry32 } from '../ts/random.js';
+import { mulberry32 } from '../ts/core/random.js';
 
 // ---------------------------------------------------------------------------------------
 // Configuration

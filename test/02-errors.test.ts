@@ -41,7 +41,7 @@ test('option checks name the option', async (t) => {
 
 test('a Tensor whose shape does not match its data is refused by the native layer too', async (t) => {
   // Bypass the TS checks to prove the C++ side validates on its own.
-  const { addon } = (await import('../ts/native.js')) as typeof import('../ts/native.js');
+  const { coreAddon: addon } = (await import('../ts/native/loader.js')) as typeof import('../ts/native/loader.js');
   const bad = { dtype: 'uint8', shape: [5, 5], data: new Uint8Array(10) };
   t.throws(() => addon().mebin([bad], {}), { instanceOf: InvalidArgumentError, message: /25 elements but data has 10/ });
   const mislabelled = { dtype: 'float32', shape: [2, 2], data: new Uint8Array(4) };

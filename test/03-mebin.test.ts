@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadInputError, binarize, InvalidArgumentError, IoError, Tensor } from 'anomalyncd';
-import { addon } from '../ts/native.js';
+import { testingAddon } from '../ts/native/loader.js';
 import { encodePng, prng, tempDir, writePng } from './helpers.js';
 
 /** Builds an H×W uint8 map: background value plus filled rectangles [r0, r1] × [c0, c1] (inclusive). */
@@ -19,7 +19,7 @@ function block(h: number, w: number, r0: number, r1: number): number[] {
 }
 
 test('SPEC 2.7 threshold-selection table', (t) => {
-  const { selectThreshold } = addon().kernels;
+  const { selectThreshold } = testingAddon().kernels;
   const pad = (s: number[]) => [...s, ...new Array(64 - s.length).fill(0)];
   const rows: [number[], number, number, number][] = [
     [pad([0, 0, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1]), 3, 6, 233],

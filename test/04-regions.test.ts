@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractRegions, InvalidArgumentError, Tensor } from 'anomalyncd';
-import { addon } from '../ts/native.js';
+import { testingAddon } from '../ts/native/loader.js';
 import { mtdDir, python, repoRoot } from './helpers.js';
 
 interface Goldens {
@@ -22,7 +22,7 @@ function floatsFromHex(hex: string): Float32Array {
 }
 
 test('SPEC 3.2 merge examples', (t) => {
-  const { mergeBoxes } = addon().kernels;
+  const { mergeBoxes } = testingAddon().kernels;
   t.deepEqual(mergeBoxes([[0, 0, 100, 100], [105, 0, 205, 100], [210, 0, 310, 100]], 1000), [[0, -105, 310, 205]]);
   t.deepEqual(mergeBoxes([[0, 0, 100, 100], [105, 0, 205, 100], [210, 0, 310, 100], [315, 0, 415, 100]], 1000), [
     [0, -105, 310, 205],
@@ -38,7 +38,7 @@ test('SPEC 3.2 merge examples', (t) => {
 });
 
 test('box merging matches the reference on every golden case', (t) => {
-  const { mergeBoxes } = addon().kernels;
+  const { mergeBoxes } = testingAddon().kernels;
   t.true(goldens.merge.length >= 30);
   for (const c of goldens.merge) {
     const got = mergeBoxes(c.boxes.map((b) => b.map(Number)), c.S);
@@ -47,7 +47,7 @@ test('box merging matches the reference on every golden case', (t) => {
 });
 
 test('Pillow float bicubic resize matches Pillow bit for bit', (t) => {
-  const { resizeBicubicF32 } = addon().kernels;
+  const { resizeBicubicF32 } = testingAddon().kernels;
   for (const c of goldens.bicubic) {
     const src = new Tensor('float32', c.in, floatsFromHex(c.src));
     const got = resizeBicubicF32(src, c.out[0], c.out[1]);

@@ -4,7 +4,7 @@
 // DistillLoss with AnomalyNCD's teacher masking + PLC, memax as log(p^-p)).
 import test from 'ava';
 import { Tensor } from 'anomalyncd';
-import { trainKernels } from '../ts/train.js';
+import { trainKernels } from '../ts/stages/train.js';
 import { prng, python } from './helpers.js';
 
 const K = () => trainKernels();

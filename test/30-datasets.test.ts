@@ -17,7 +17,7 @@ import {
   writeNpy,
   type Dataset,
 } from 'anomalyncd';
-import { pngChunk } from '../ts/png.js';
+import { pngChunk } from '../ts/io/png.js';
 import { MTD_CLASSES, mtdDir, prng, python, tempDir, writePng } from './helpers.js';
 
 const MTD_COUNTS = [115, 85, 57, 32, 191, 103];

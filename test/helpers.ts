@@ -5,8 +5,8 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodePng } from '../ts/png.js';
-import { mulberry32 } from '../ts/random.js';
+import { encodePng } from '../ts/io/png.js';
+import { mulberry32 } from '../ts/core/random.js';
 
 export { encodePng };
 
@@ -15,7 +15,7 @@ export const sharedDir = join(repoRoot, '..', 'shared');
 export const mtdDir = join(sharedDir, 'data', 'mtd');
 /** MTD's six classes (five defect types and MT_Free), in sorted order. */
 export const MTD_CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Free', 'MT_Uneven'];
-export const cliPath = join(repoRoot, 'dist', 'ts', 'cli.js');
+export const cliPath = join(repoRoot, 'dist', 'ts', 'cli', 'main.js');
 /** Debian's Python, which has numpy/cv2/PIL/torch/sklearn as oracles (not pyenv's). */
 export const oraclePython = '/usr/bin/python3';
 

@@ -8,10 +8,10 @@
  * ```
  * @module
  */
-export * from './errors.js';
-export { Tensor, isTensorLike, numel, dtypeOf, type DType, type DTypeOf, type DataOf, type TensorData } from './tensor.js';
-export { readNpy, writeNpy, parseNpy, formatNpy } from './npy.js';
-export { binarize, type BinarizeOptions, type BinarizeResult, type MebinMap, type MebinOptions, type MapInput } from './mebin.js';
+export * from './core/errors.js';
+export { Tensor, isTensorLike, numel, dtypeOf, type DType, type DTypeOf, type DataOf, type TensorData } from './core/tensor.js';
+export { readNpy, writeNpy, parseNpy, formatNpy } from './io/npy.js';
+export { binarize, type BinarizeOptions, type BinarizeResult, type MebinMap, type MebinOptions, type MapInput } from './stages/mebin.js';
 export {
   extractRegions,
   type Box,
@@ -21,10 +21,10 @@ export {
   type RegionCrop,
   type RegionItem,
   type RegionsResult,
-} from './regions.js';
-export { generateSynthetic, DEFECT_TYPES, type SyntheticLabel, type SyntheticOptions, type SyntheticSample } from './synthetic.js';
-export type { JobOptions, Progress } from './jobs.js';
-export { nativeVersions } from './versions.js';
+} from './stages/regions.js';
+export { generateSynthetic, DEFECT_TYPES, type SyntheticLabel, type SyntheticOptions, type SyntheticSample } from './io/synthetic.js';
+export type { JobOptions, Progress } from './core/jobs.js';
+export { nativeVersions } from './native/versions.js';
 export {
   loadBackbone,
   preprocess,
@@ -36,9 +36,9 @@ export {
   type LoadBackboneOptions,
   type Preprocessed,
   type VitConfig,
-} from './model.js';
-export { evaluate, hungarianMax, type ClassLabel, type ClusterMatch, type EvaluationResult } from './metrics.js';
-export { kmeans, silhouette, estimateK, type SampleMatrix, type KMeansMethod, type KMeansOptions, type KMeansResult, type EstimateKOptions, type EstimateKResult, type KScore } from './cluster.js';
+} from './stages/model.js';
+export { evaluate, hungarianMax, type ClassLabel, type ClusterMatch, type EvaluationResult } from './analysis/metrics.js';
+export { kmeans, silhouette, estimateK, type SampleMatrix, type KMeansMethod, type KMeansOptions, type KMeansResult, type EstimateKOptions, type EstimateKResult, type KScore } from './analysis/cluster.js';
 export {
   fit,
   loadTrainedModel,
@@ -58,9 +58,9 @@ export {
   type TrainDataset,
   type TrainEvent,
   type TrainLosses,
-} from './train.js';
-export { loadDataset, readImageSize, decodeGrayPng, readGrayPng, parsePngHeader, type Dataset, type DatasetItem, type DatasetSpec, type MvtecDatasetSpec, type MtdDatasetSpec, type ManifestDatasetSpec, type PngHeader } from './datasets.js';
-export { encodePng, encodeTensorPng, pngDataUrl } from './png.js';
+} from './stages/train.js';
+export { loadDataset, readImageSize, decodeGrayPng, readGrayPng, parsePngHeader, type Dataset, type DatasetItem, type DatasetSpec, type MvtecDatasetSpec, type MtdDatasetSpec, type ManifestDatasetSpec, type PngHeader } from './io/datasets.js';
+export { encodePng, encodeTensorPng, pngDataUrl } from './io/png.js';
 export {
   renderReport,
   writeReport,
@@ -80,8 +80,8 @@ export {
   type ReportSample,
   type ReportSummary,
   type StageTiming,
-} from './report.js';
-export { mergeRegions, regionWeights, argmax, type RegionVote, type MergedPrediction } from './merge.js';
+} from './report/report.js';
+export { mergeRegions, regionWeights, argmax, type RegionVote, type MergedPrediction } from './analysis/merge.js';
 export {
   discover,
   predict,
@@ -92,4 +92,4 @@ export {
   type DiscoverResult,
   type DiscoveredImage,
   type DiscoveredRegion,
-} from './discover.js';
+} from './stages/discover.js';

@@ -3,11 +3,11 @@
  * test-time preprocessing, and embeddings on worker threads.
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
-import { checkInt, runJob, threadCount, type JobOptions } from './jobs.js';
-import { addon } from './native.js';
-import { isTensorLike, Tensor } from './tensor.js';
-import type { RawBackbone, RawVitConfig } from './addon-types.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { checkInt, runJob, threadCount, type JobOptions } from '../core/jobs.js';
+import { modelAddon } from '../native/loader.js';
+import { isTensorLike, Tensor } from '../core/tensor.js';
+import type { RawBackbone, RawVitConfig } from '../native/addon-types.js';
 
 /** Architecture of the ViT (SPEC §4.1–4.2). */
 export interface VitConfig {
@@ -127,7 +127,7 @@ function checkFloat4d(t: unknown, name: string, channels: number): void {
 export async function loadBackbone(path: string | null, options: LoadBackboneOptions = {}): Promise<Backbone> {
   if (path !== null && (typeof path !== 'string' || path.length === 0)) throw new InvalidArgumentError('loadBackbone(path): path must be a file path or null');
   const raw = { arch: rawArch(options.arch), device: options.device ?? 'cpu', seed: checkInt('seed', options.seed, 0, 2 ** 31 - 1) ?? 0 };
-  const native = addon();
+  const native = modelAddon();
   if (!native.loadBackbone) throw new InvalidArgumentError('This build of anomalyncd has no model support');
   const handle = await runJob((onProgress) => native.loadBackbone!(path, raw, onProgress), options);
   return new Backbone(handle);
@@ -150,7 +150,7 @@ export interface Preprocessed {
 export async function preprocess(crops: readonly Tensor[], masks: readonly (Tensor | null)[], options: JobOptions = {}): Promise<Preprocessed> {
   if (!Array.isArray(crops) || crops.length === 0) throw new InvalidArgumentError('preprocess() needs a non-empty array of crops');
   if (!Array.isArray(masks) || masks.length !== crops.length) throw new InvalidArgumentError('preprocess() needs one mask (or null) per crop');
-  const native = addon();
+  const native = modelAddon();
   if (!native.preprocess) throw new InvalidArgumentError('This build of anomalyncd has no model support');
   const result = await runJob((onProgress) => native.preprocess!(crops, masks, { threads: threadCount(options.threads) }, onProgress), options);
   return {

@@ -5,9 +5,9 @@
  * scale to any number of images.
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
-import { mulberry32 } from './random.js';
-import { Tensor } from './tensor.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { mulberry32 } from '../core/random.js';
+import { Tensor } from '../core/tensor.js';
 
 /** Defect types the generator draws. `good` images have no defect. */
 export const DEFECT_TYPES = ['scratch', 'spot', 'crack', 'stain'] as const;

@@ -18,11 +18,11 @@
  * `data:image/…;base64,` URLs.
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
-import { writeFileAtomic } from './files.js';
-import type { KScore } from './cluster.js';
-import type { ClassLabel, ClusterMatch } from './metrics.js';
-import { mulberry32 } from './random.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { writeFileAtomic } from '../io/files.js';
+import type { KScore } from '../analysis/cluster.js';
+import type { ClassLabel, ClusterMatch } from '../analysis/metrics.js';
+import { mulberry32 } from '../core/random.js';
 
 // ---------------------------------------------------------------------------
 // data model

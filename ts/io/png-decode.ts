@@ -16,9 +16,9 @@
  * @module
  */
 import { crc32, inflateSync } from 'node:zlib';
-import { BadInputError } from './errors.js';
+import { BadInputError } from '../core/errors.js';
 import { readFileBytes } from './files.js';
-import { Tensor } from './tensor.js';
+import { Tensor } from '../core/tensor.js';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 

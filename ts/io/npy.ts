@@ -3,8 +3,8 @@
  * uses: float32, float64, uint8, int32, int64; little-endian, C order.
  * @module
  */
-import { BadInputError } from './errors.js';
-import { Tensor, type DType } from './tensor.js';
+import { BadInputError } from '../core/errors.js';
+import { Tensor, type DType } from '../core/tensor.js';
 import { readFileBytes, writeFileAtomic } from './files.js';
 
 const descrToDtype: Record<string, DType> = {

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { AbortError, InvalidArgumentError } from './errors.js';
-import type { RawJob, RawProgress } from './addon-types.js';
+import type { RawJob, RawProgress } from '../native/addon-types.js';
 
 /** Progress of a long operation. */
 export interface Progress {

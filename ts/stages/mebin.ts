@@ -3,11 +3,11 @@
  * category-wide threshold search range.
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
-import { checkBool, checkInt, runJob, threadCount, type JobOptions } from './jobs.js';
-import { addon } from './native.js';
-import { isTensorLike, Tensor } from './tensor.js';
-import type { RawMebinOptions, RawTensor } from './addon-types.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { checkBool, checkInt, runJob, threadCount, type JobOptions } from '../core/jobs.js';
+import { coreAddon } from '../native/loader.js';
+import { isTensorLike, Tensor } from '../core/tensor.js';
+import type { RawMebinOptions, RawTensor } from '../native/addon-types.js';
 
 /**
  * An anomaly map: a path to an 8-bit grayscale image file, a uint8 Tensor
@@ -118,7 +118,7 @@ export async function binarize(maps: readonly MapInput[], options: BinarizeOptio
     raw.names = [...names];
   }
   const inputs = maps.map((m, i) => rawMap(m, `maps[${i}]`));
-  const native = addon();
+  const native = coreAddon();
   const result = await runJob((onProgress) => native.mebin(inputs, raw, onProgress), options);
   return {
     searchRange: result.searchRange,

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errorFromCode, NativeLoadError } from './errors.js';
+import { errorFromCode, NativeLoadError } from '../core/errors.js';
 import type { Addon } from './addon-types.js';
 
 /** The package root (holds package.json, prebuilds/ and build/). */
@@ -88,4 +88,22 @@ export function addon(): Addon {
   loaded.setErrorClass(errorFromCode);
   cached = loaded;
   return loaded;
+}
+
+/**
+ * The OpenCV stages' addon (decode, MEBin, crops). Until the split into two
+ * `.node` files lands, both names load the one addon.
+ */
+export function coreAddon(): Addon {
+  return addon();
+}
+
+/** The libtorch addon (model, training); loaded only when a model call needs it. */
+export function modelAddon(): Addon {
+  return addon();
+}
+
+/** Test-only kernels (synchronous building blocks). @internal */
+export function testingAddon(): Addon {
+  return addon();
 }

@@ -13,8 +13,8 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
-import { fit, loadLabelled, readCropFiles, type FitOptions, type LabelledCrop, type TrainCrop, type TrainEvent } from './train.js';
+import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
+import { fit, loadLabelled, readCropFiles, type FitOptions, type LabelledCrop, type TrainCrop, type TrainEvent } from '../stages/train.js';
 
 const VALUE_FLAGS = ['crops', 'k', 'out', 'labeled', 'backbone', 'arch', 'epochs', 'batch-size', 'lr', 'seed', 'threads', 'resume-dir'];
 const BOOL_FLAGS = ['json'];

@@ -4,16 +4,16 @@
  * training → per-crop prediction → region merging → metrics.
  * @module
  */
-import { estimateK, kmeans, type KScore } from './cluster.js';
-import { InvalidArgumentError } from './errors.js';
-import { threadCount } from './jobs.js';
-import { mergeRegions, argmax, regionWeights } from './merge.js';
-import { evaluate, type EvaluationResult } from './metrics.js';
+import { estimateK, kmeans, type KScore } from '../analysis/cluster.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { threadCount } from '../core/jobs.js';
+import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
+import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, preprocess, type ArchSpec } from './model.js';
 import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
 import { fit, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
 import type { MapInput, MebinOptions } from './mebin.js';
-import type { Progress } from './jobs.js';
+import type { Progress } from '../core/jobs.js';
 
 /** One image of a discovery run. */
 export interface DiscoverItem {

@@ -12,7 +12,7 @@
  * seed (no `Math.random`).
  * @module
  */
-import { BadInputError, InvalidArgumentError } from './errors.js';
+import { BadInputError, InvalidArgumentError } from '../core/errors.js';
 import { pairwiseSum } from './metrics.js';
 
 /** Row-major `n x dim` samples. */

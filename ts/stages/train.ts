@@ -18,13 +18,13 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readManifest } from './files.js';
+import { readManifest } from '../io/files.js';
 import { extractRegions } from './regions.js';
-import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
-import { checkBool, checkInt, checkNumber, runJob, threadCount, type Progress } from './jobs.js';
-import { addon } from './native.js';
+import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
+import { checkBool, checkInt, checkNumber, runJob, threadCount, type Progress } from '../core/jobs.js';
+import { modelAddon } from '../native/loader.js';
 import { rawArch, type ArchSpec, type VitConfig } from './model.js';
-import { isTensorLike, Tensor } from './tensor.js';
+import { isTensorLike, Tensor } from '../core/tensor.js';
 import type {
   RawEpochRecord,
   RawFitOptions,
@@ -34,7 +34,7 @@ import type {
   RawTrainedModel,
   RawTrainEvent,
   RawTrainLosses,
-} from './addon-types.js';
+} from '../native/addon-types.js';
 
 /** One unlabelled training crop (an anomaly-centred sub-image and its mask). */
 export interface TrainCrop {
@@ -255,7 +255,7 @@ export interface Prediction {
 }
 
 function trainAddon(): RawTrainAddon {
-  const t = (addon() as unknown as { train?: RawTrainAddon }).train;
+  const t = (modelAddon() as unknown as { train?: RawTrainAddon }).train;
   if (!t) throw new InvalidArgumentError('This build of anomalyncd has no training stage (built without libtorch)');
   return t;
 }

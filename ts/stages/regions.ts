@@ -3,12 +3,12 @@
  * the main anomalous regions, crops, masks and per-crop anomaly scores.
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
-import { checkBool, checkNumber, runJob, type JobOptions } from './jobs.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { checkBool, checkNumber, runJob, type JobOptions } from '../core/jobs.js';
 import { mebinRawOptions, rawMap, type MapInput, type MebinOptions } from './mebin.js';
-import { addon } from './native.js';
-import { isTensorLike, Tensor } from './tensor.js';
-import type { RawRegionsInput, RawRegionsOptions, RawTensor } from './addon-types.js';
+import { coreAddon } from '../native/loader.js';
+import { isTensorLike, Tensor } from '../core/tensor.js';
+import type { RawRegionsInput, RawRegionsOptions, RawTensor } from '../native/addon-types.js';
 
 /**
  * An image: a path to an image file (decoded with OpenCV as the reference
@@ -131,7 +131,7 @@ export async function extractRegions(
     if (options.names) item.name = options.names[i]!;
     return item;
   });
-  const native = addon();
+  const native = coreAddon();
   const result = await runJob((onProgress) => native.regions(inputs, raw, onProgress), options);
   return {
     searchRange: result.searchRange,

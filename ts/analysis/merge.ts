@@ -3,7 +3,7 @@
  * weighted by a softmax over the square roots of their mask areas.
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 
 /** One region of an image: its novel-class probabilities and mask area. */
 export interface RegionVote {

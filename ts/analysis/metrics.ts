@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 
 /** A ground-truth label: a class name or a class index. */
 export type ClassLabel = string | number;

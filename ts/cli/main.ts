@@ -9,16 +9,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { AnomalyNCDError, InvalidArgumentError } from './errors.js';
-import { listPngs, readManifest, stagingDir, writeFileAtomic } from './files.js';
-import { binarize, type BinarizeOptions, type MebinOptions } from './mebin.js';
-import { packageRoot } from './native.js';
-import { extractRegions, type ExtractRegionsOptions, type RegionsResult } from './regions.js';
-import { runDiscover, type DiscoverFlags } from './cli-discover.js';
-import { cmdTrain } from './cli-train.js';
-import { loadBackbone } from './model.js';
-import { readNpy, writeNpy } from './npy.js';
-import type { Progress } from './jobs.js';
+import { AnomalyNCDError, InvalidArgumentError } from '../core/errors.js';
+import { listPngs, readManifest, stagingDir, writeFileAtomic } from '../io/files.js';
+import { binarize, type BinarizeOptions, type MebinOptions } from '../stages/mebin.js';
+import { packageRoot } from '../native/loader.js';
+import { extractRegions, type ExtractRegionsOptions, type RegionsResult } from '../stages/regions.js';
+import { runDiscover, type DiscoverFlags } from './discover.js';
+import { cmdTrain } from './train.js';
+import { loadBackbone } from '../stages/model.js';
+import { readNpy, writeNpy } from '../io/npy.js';
+import type { Progress } from '../core/jobs.js';
 
 type Flags = Map<string, string | true>;
 

@@ -11,8 +11,8 @@
  * @module
  */
 import { crc32, deflateSync } from 'node:zlib';
-import { InvalidArgumentError } from './errors.js';
-import { isTensorLike, type Tensor } from './tensor.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { isTensorLike, type Tensor } from '../core/tensor.js';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** PNG's largest dimension (2^31 - 1). */

@@ -4,15 +4,15 @@
  * @module
  */
 import { basename, join, resolve } from 'node:path';
-import { loadDataset, type Dataset } from './datasets.js';
-import { discover, type DiscoverItem, type DiscoverResult } from './discover.js';
-import { InvalidArgumentError } from './errors.js';
-import { stagingDir, writeFileAtomic } from './files.js';
-import { pngDataUrl } from './png.js';
-import { confusionMatrix, pca2d, writeReport, type ReportCluster, type ReportData } from './report.js';
-import { generateSynthetic } from './synthetic.js';
-import { loadLabelled } from './train.js';
-import type { Progress } from './jobs.js';
+import { loadDataset, type Dataset } from '../io/datasets.js';
+import { discover, type DiscoverItem, type DiscoverResult } from '../stages/discover.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { stagingDir, writeFileAtomic } from '../io/files.js';
+import { pngDataUrl } from '../io/png.js';
+import { confusionMatrix, pca2d, writeReport, type ReportCluster, type ReportData } from '../report/report.js';
+import { generateSynthetic } from '../io/synthetic.js';
+import { loadLabelled } from '../stages/train.js';
+import type { Progress } from '../core/jobs.js';
 
 /** Parsed `discover` flags (the CLI's flag parser lives in cli.ts). */
 export interface DiscoverFlags {

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
+import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
 
 /** Reads a whole file; failures become an {@link IoError} naming the file. */
 export async function readFileBytes(path: string): Promise<Buffer> {

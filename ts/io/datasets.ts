@@ -22,12 +22,12 @@
  */
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
-import { BadInputError, InvalidArgumentError, IoError } from './errors.js';
+import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
 import { readManifest, toPosix } from './files.js';
-import type { MapInput } from './mebin.js';
+import type { MapInput } from '../stages/mebin.js';
 import { readNpy } from './npy.js';
 import { parsePngHeader, readGrayPng } from './png-decode.js';
-import { Tensor } from './tensor.js';
+import { Tensor } from '../core/tensor.js';
 
 export { decodeGrayPng, readGrayPng, parsePngHeader, type PngHeader } from './png-decode.js';
 

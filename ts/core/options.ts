@@ -1,0 +1,162 @@
+/**
+ * One table per option set: each field's type, bounds, default and doc in one
+ * place. `resolveOptions` validates a caller's object against its table and
+ * returns a NEW plain object with every field filled — the only thing handed to
+ * native code (never the caller's object: a getter could answer differently the
+ * second time). The binding reads that object without defaults of its own.
+ * @internal
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { InvalidArgumentError } from './errors.js';
+
+/** How one option is checked and defaulted. */
+export interface Field<T> {
+  /** Validates a present value (`name` as the user spelled it) and returns it, normalised. */
+  check(value: unknown, name: string): T;
+  /** The default when absent; `undefined` with `required` false means "stays absent". */
+  readonly default?: T | (() => T);
+  readonly required?: boolean;
+  /** One line for docs and `--help`. */
+  readonly doc?: string;
+}
+
+/** A table of option fields. */
+export type Schema = Record<string, Field<unknown>>;
+
+/** The value type a field produces. */
+export type FieldType<F> = F extends Field<infer T> ? T : never;
+
+type HasDefault<F> = F extends { readonly default: unknown } ? true : F extends { readonly required: true } ? true : false;
+
+/** What `resolveOptions` returns: defaulted and required fields present, the rest optional. */
+export type Resolved<S extends Schema> = {
+  -readonly [K in keyof S as HasDefault<S[K]> extends true ? K : never]: FieldType<S[K]>;
+} & {
+  -readonly [K in keyof S as HasDefault<S[K]> extends true ? never : K]?: FieldType<S[K]>;
+};
+
+/** What a caller may pass: every field optional (required ones are checked at run time). */
+export type Input<S extends Schema> = { [K in keyof S]?: FieldType<S[K]> };
+
+const show = (v: unknown): string => {
+  try {
+    return typeof v === 'bigint' ? `${v}n` : (JSON.stringify(v) ?? String(v));
+  } catch {
+    return String(v);
+  }
+};
+
+/** An integer in [min, max]. */
+export function int(o: { min: number; max: number; default?: number | (() => number); required?: boolean; doc?: string }): Field<number> {
+  return {
+    ...o,
+    check(v, name) {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < o.min || v > o.max)
+        throw new InvalidArgumentError(`Option '${name}' must be an integer in ${o.min}..${o.max} (got ${show(v)})`);
+      return v;
+    },
+  };
+}
+
+/** A finite number in [min, max] (`gt`: strictly above min). */
+export function num(o: { min: number; max: number; gt?: boolean; default?: number; required?: boolean; doc?: string }): Field<number> {
+  return {
+    ...o,
+    check(v, name) {
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < o.min || v > o.max || (o.gt && v === o.min))
+        throw new InvalidArgumentError(`Option '${name}' must be a number in ${o.gt ? '(' : ''}${o.min}..${o.max} (got ${show(v)})`);
+      return v;
+    },
+  };
+}
+
+/** A boolean. */
+export function bool(o: { default?: boolean; required?: boolean; doc?: string } = {}): Field<boolean> {
+  return {
+    ...o,
+    check(v, name) {
+      if (typeof v !== 'boolean') throw new InvalidArgumentError(`Option '${name}' must be a boolean (got ${show(v)})`);
+      return v;
+    },
+  };
+}
+
+/** A string (non-empty unless `allowEmpty`). */
+export function str(o: { default?: string; required?: boolean; allowEmpty?: boolean; doc?: string } = {}): Field<string> {
+  return {
+    ...o,
+    check(v, name) {
+      if (typeof v !== 'string' || (!o.allowEmpty && v.length === 0))
+        throw new InvalidArgumentError(`Option '${name}' must be a${o.allowEmpty ? '' : ' non-empty'} string (got ${show(v)})`);
+      return v;
+    },
+  };
+}
+
+/** One of a fixed set of strings. */
+export function oneOf<const T extends string>(values: readonly T[], o: { default?: T; required?: boolean; doc?: string } = {}): Field<T> {
+  return {
+    ...o,
+    check(v, name) {
+      if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
+        throw new InvalidArgumentError(`Option '${name}' must be one of ${values.map((x) => `'${x}'`).join(', ')} (got ${show(v)})`);
+      return v as T;
+    },
+  };
+}
+
+/** An integer range `[min, max]` with min < max (`allowEqual`: min <= max), each in [lo, hi]. */
+export function intRange(o: { lo: number; hi: number; allowEqual?: boolean; default?: [number, number]; required?: boolean; doc?: string }): Field<[number, number]> {
+  return {
+    ...o,
+    check(v, name) {
+      const ok =
+        Array.isArray(v) &&
+        v.length === 2 &&
+        v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= o.lo && x <= o.hi) &&
+        (o.allowEqual ? v[0] <= v[1] : v[0] < v[1]);
+      if (!ok)
+        throw new InvalidArgumentError(
+          `Option '${name}' must be [min, max] with integers in ${o.lo}..${o.hi} and min ${o.allowEqual ? '<=' : '<'} max (got ${show(v)})`,
+        );
+      return [v[0], v[1]] as [number, number];
+    },
+  };
+}
+
+/** The `threads` option every heavy call takes: default all available cores. */
+export const threadsField: Field<number> = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
+
+/**
+ * Validates `input` against `schema` and returns a new plain object with every
+ * defaulted field filled. Each property of `input` is read exactly once.
+ * Properties not in the schema are ignored (callers pass `signal`, callbacks, ...).
+ * `prefix` qualifies names in messages (e.g. `'arch.'`).
+ */
+export function resolveOptions<S extends Schema>(schema: S, input: unknown, prefix = ''): Resolved<S> {
+  if (input !== undefined && input !== null && (typeof input !== 'object' || Array.isArray(input)))
+    throw new InvalidArgumentError(`Options${prefix ? ` '${prefix.replace(/\.$/, '')}'` : ''} must be an object (got ${show(input)})`);
+  const source = (input ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(schema)) {
+    const name = prefix + key;
+    const value = source[key];
+    if (value === undefined) {
+      if (field.default !== undefined) out[key] = typeof field.default === 'function' ? (field.default as () => unknown)() : structuredClone(field.default);
+      else if (field.required) throw new InvalidArgumentError(`Option '${name}' is required`);
+      continue;
+    }
+    out[key] = field.check(value, name);
+  }
+  return out as Resolved<S>;
+}
+
+/** The defaults of a schema (for docs, `--help` and tests). */
+export function defaultsOf<S extends Schema>(schema: S): Partial<Record<keyof S, unknown>> {
+  const out: Partial<Record<keyof S, unknown>> = {};
+  for (const [key, field] of Object.entries(schema)) {
+    if (field.default !== undefined) out[key as keyof S] = typeof field.default === 'function' ? (field.default as () => unknown)() : field.default;
+  }
+  return out;
+}
