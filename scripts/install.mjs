@@ -1,6 +1,7 @@
 // npm install hook: use the prebuilt addons (prebuilds/) or an existing build;
-// otherwise compile with cmake-js. Both production addons must be there:
-// anomalyncd_core.node (OpenCV stages) and anomalyncd_model.node (libtorch).
+// otherwise compile with cmake-js. Both production addons must be there,
+// anomalyncd_core.node (OpenCV stages) and anomalyncd_model.node (libtorch),
+// with the codecs module beside them (anomalyncd_codecs.so).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -11,13 +12,13 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 
 // The loader's search order (ts/native/loader.ts): prebuilds/<platform>-<arch>/, then build/Release/.
-function haveAddon(name) {
+function haveAddons() {
   return [join(root, 'prebuilds', `${process.platform}-${process.arch}`), join(root, 'build', 'Release')].some((dir) =>
-    existsSync(join(dir, `${name}.node`)),
+    ['anomalyncd_core.node', 'anomalyncd_model.node', 'anomalyncd_codecs.so'].every((file) => existsSync(join(dir, file))),
   );
 }
 
-if (process.env.ANOMALYNCD_FORCE_BUILD !== '1' && haveAddon('anomalyncd_core') && haveAddon('anomalyncd_model')) process.exit(0);
+if (process.env.ANOMALYNCD_FORCE_BUILD !== '1' && haveAddons()) process.exit(0);
 console.log('anomalyncd: no prebuilt addons for this platform; compiling with cmake-js (needs cmake, g++, libtorch, OpenCV)');
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
 const result = spawnSync(process.execPath, [cmakeJs, 'compile', '--CDCMAKE_BUILD_TYPE=Release'], { cwd: root, stdio: 'inherit' });

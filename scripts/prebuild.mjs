@@ -1,6 +1,8 @@
 // Builds the addons and places the two production ones under
 // prebuilds/<platform>-<arch>/ by name (anomalyncd_core.node,
-// anomalyncd_model.node), so `npm pack` ships them and installs skip compiling.
+// anomalyncd_model.node), with the OpenCV codecs module they load on first
+// image decode (anomalyncd_codecs.so, found beside them), so `npm pack` ships
+// them and installs skip compiling.
 // The model addon links libtorch dynamically: a prebuild is only valid for the
 // libtorch it was built against (recorded beside it).
 import { spawnSync } from 'node:child_process';
@@ -18,9 +20,9 @@ if (built.status !== 0) process.exit(built.status ?? 1);
 const target = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 mkdirSync(target, { recursive: true });
 const files = {};
-for (const name of ['anomalyncd_core', 'anomalyncd_model']) {
-  files[name] = join(target, `${name}.node`);
-  copyFileSync(join(root, 'build', 'Release', `${name}.node`), files[name]);
+for (const file of ['anomalyncd_core.node', 'anomalyncd_model.node', 'anomalyncd_codecs.so']) {
+  files[file.replace(/\..*$/, '')] = join(target, file);
+  copyFileSync(join(root, 'build', 'Release', file), join(target, file));
 }
 const versions = require(files.anomalyncd_model).versions;
 writeFileSync(join(target, 'BUILD_INFO.json'), JSON.stringify({ ...versions, node: process.version, builtAt: new Date().toISOString() }, null, 2) + '\n');

@@ -1,14 +1,18 @@
 #include "io/image_io.h"
 
+#include <dlfcn.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <vector>
 
-#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgcodecs.hpp>  // the IMREAD_* flags only: imgcodecs is loaded lazily (below)
 #include <opencv2/imgproc.hpp>
 
 #include "common/error.h"
+#include "io/png_codec.h"
 
 namespace anomalyncd::io {
 namespace fs = std::filesystem;
@@ -47,13 +51,45 @@ void checkComplete(const std::string& path, const std::vector<uint8_t>& b) {
   }
 }
 
+// cv::imdecode from anomalyncd_codecs.so (cpp/io/codecs/), loaded on first use:
+// next to the binary holding this code (the .node), else where CMake built it.
+using ImdecodeFn = int (*)(const unsigned char*, size_t, int, cv::Mat*, std::string*);
+
+ImdecodeFn imdecodeFn() {
+  static std::once_flag once;
+  static ImdecodeFn fn = nullptr;
+  static std::string failure;
+  std::call_once(once, [] {
+    std::vector<std::string> candidates;
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&imdecodeFn), &self) && self.dli_fname)
+      candidates.push_back((fs::path(self.dli_fname).parent_path() / "anomalyncd_codecs.so").string());
+#ifdef ANOMALYNCD_CODECS_PATH
+    candidates.push_back(ANOMALYNCD_CODECS_PATH);
+#endif
+    for (const auto& file : candidates) {
+      void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (!handle) {
+        const char* e = dlerror();
+        failure += std::string(failure.empty() ? "" : "; ") + (e ? e : file);
+        continue;
+      }
+      fn = reinterpret_cast<ImdecodeFn>(dlsym(handle, "anomalyncd_imdecode"));
+      if (fn) return;
+      failure += "; " + file + " has no anomalyncd_imdecode";
+    }
+  });
+  if (!fn)
+    throw Error(code::kInternal, "OpenCV's image codecs (anomalyncd_codecs.so) could not be loaded: " + failure +
+                                     ". Rebuild with `npx cmake-js compile`.");
+  return fn;
+}
+
 cv::Mat decode(const std::string& path, const std::vector<uint8_t>& bytes, int flags) {
   cv::Mat decoded;
-  try {
-    decoded = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<uint8_t*>(bytes.data())), flags);
-  } catch (const cv::Exception& e) {
-    throw Error(code::kBadInput, "Cannot decode '" + path + "': " + e.msg);
-  }
+  std::string error;
+  if (imdecodeFn()(bytes.data(), bytes.size(), flags, &decoded, &error) < 0)
+    throw Error(code::kBadInput, "Cannot decode '" + path + "': " + error);
   if (decoded.empty()) throw Error(code::kBadInput, "Cannot decode '" + path + "': not an image OpenCV can read");
   return decoded;
 }
@@ -74,7 +110,8 @@ void checkImageFile(const std::string& path) { checkComplete(path, readAll(path)
 cv::Mat readMapU8(const std::string& path) {
   const auto bytes = readAll(path);
   checkComplete(path, bytes);
-  cv::Mat map = decode(path, bytes, cv::IMREAD_UNCHANGED);
+  cv::Mat map;
+  if (!decodeGrayPng(bytes, map)) map = decode(path, bytes, cv::IMREAD_UNCHANGED);
   if (map.depth() != CV_8U)
     throw Error(code::kBadInput, "Anomaly map '" + path + "' has " + std::to_string(map.elemSize1() * 8) +
                                      "-bit samples; expected an 8-bit grayscale image");
@@ -95,15 +132,8 @@ cv::Mat readImageRGB(const std::string& path) {
 
 namespace {
 void writePng(const std::string& path, const cv::Mat& m) {
-  thread_local std::vector<uchar> encoded;
-  encoded.clear();  // keeps its capacity
-  bool ok = false;
-  try {
-    ok = cv::imencode(".png", m, encoded);
-  } catch (const cv::Exception& e) {
-    throw Error(code::kIo, "Cannot write '" + path + "': " + e.msg);
-  }
-  if (!ok) throw Error(code::kIo, "Cannot write '" + path + "'");
+  thread_local std::vector<uint8_t> encoded;  // reused: keeps its capacity
+  encodePng(m, encoded);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) throw Error(code::kIo, "Cannot write '" + path + "'");
   const bool written = std::fwrite(encoded.data(), 1, encoded.size(), f) == encoded.size();

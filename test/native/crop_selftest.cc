@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "crop/crop.h"
 #include "harness.h"
 #include "imgproc/pillow_resample.h"
+#include "io/png_codec.h"
 
 using anomalyncd::crop::Box;
 namespace crop = anomalyncd::crop;
@@ -294,6 +296,60 @@ void checkExtract(std::istringstream& head, std::istream& file) {
   }
 }
 
+// cpp/io/png_codec against OpenCV's own PNG codec: the same bytes written, the
+// same pixels read (gray at every bit depth), and every other PNG left to OpenCV.
+void checkPngCodec() {
+  std::mt19937 rng(7);
+  std::vector<uint8_t> ours;
+  int n = 0;
+  for (int k = 0; k < 24; ++k) {
+    const int h = 1 + static_cast<int>(rng() % 300), w = 1 + static_cast<int>(rng() % 300);
+    const int channels = k % 3 == 2 ? 3 : 1;
+    cv::Mat m(h, w, CV_8UC(channels));
+    // Binary maps (what --binary-out writes), smooth gradients and noise.
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w * channels; ++x)
+        m.ptr<uint8_t>(y)[x] = k % 4 == 0 ? ((x / 7 + y / 5) % 3 ? 0 : 255)
+                                          : k % 4 == 1 ? static_cast<uint8_t>((x + 2 * y) & 255) : static_cast<uint8_t>(rng());
+    std::vector<uint8_t> theirs;
+    cv::imencode(".png", m, theirs);
+    anomalyncd::io::encodePng(m, ours);
+    ++checks;
+    if (ours != theirs) fail("png encode " + std::to_string(k), "bytes differ from cv::imencode");
+    cv::Mat decoded;
+    const bool handled = anomalyncd::io::decodeGrayPng(theirs, decoded);
+    ++checks;
+    if (handled != (channels == 1)) fail("png decode " + std::to_string(k), "gray handled / colour left to OpenCV");
+    if (handled) {
+      ++checks;
+      if (cv::norm(decoded, cv::imdecode(theirs, cv::IMREAD_UNCHANGED), cv::NORM_INF) != 0)
+        fail("png decode " + std::to_string(k), "pixels differ from cv::imdecode");
+    }
+    ++n;
+  }
+  // 1-bit gray (OpenCV's bilevel writer): expanded to 0/255 as OpenCV does.
+  cv::Mat bits(37, 53, CV_8UC1);
+  for (int y = 0; y < bits.rows; ++y)
+    for (int x = 0; x < bits.cols; ++x) bits.at<uint8_t>(y, x) = (x * y) % 3 ? 255 : 0;
+  std::vector<uint8_t> bilevel;
+  cv::imencode(".png", bits, bilevel, {cv::IMWRITE_PNG_BILEVEL, 1});
+  cv::Mat decoded;
+  ++checks;
+  if (!anomalyncd::io::decodeGrayPng(bilevel, decoded) ||
+      cv::norm(decoded, cv::imdecode(bilevel, cv::IMREAD_UNCHANGED), cv::NORM_INF) != 0)
+    fail("png decode 1-bit", "differs from cv::imdecode");
+  // 16-bit gray and damaged data are left to OpenCV.
+  std::vector<uint8_t> deep;
+  cv::imencode(".png", cv::Mat(9, 9, CV_16UC1, cv::Scalar(1000)), deep);
+  ++checks;
+  if (anomalyncd::io::decodeGrayPng(deep, decoded)) fail("png decode 16-bit", "should be left to OpenCV");
+  std::vector<uint8_t> broken = bilevel;
+  broken[broken.size() / 2] ^= 0x5a;
+  ++checks;
+  if (anomalyncd::io::decodeGrayPng(broken, decoded)) fail("png decode damaged", "should be left to OpenCV");
+  std::printf("png codec: %d images, same bytes and pixels as OpenCV\n", n);
+}
+
 void checkErrors() {
   auto expectThrow = [](const char* what, auto fn) {
     ++checks;
@@ -387,6 +443,7 @@ int main(int argc, char** argv) {
       else throw std::runtime_error("unknown record " + tag);
     }
     checkErrors();
+    checkPngCodec();
   } catch (const std::exception& e) {
     fail("exception", e.what());
     return selftest::summary();
