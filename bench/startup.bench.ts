@@ -1,0 +1,246 @@
+// Start-up and CLI write-path benchmark of `anomalyncd mebin`.
+//
+//   npx tsc -p tsconfig.json && node dist/bench/startup.bench.js [--before DIR] [--write] [--quick]
+//
+// --before DIR  also time an older checkout's CLI (DIR/dist/ts/cli/main.js, built with its own
+//               addon), interleaved with this one, for a before/after in the same run
+// --write       replaces the section between the startup-bench markers in bench/RESULTS.md
+// --quick       fewer repetitions (a smoke run; do not --write its figures)
+//
+// What it measures:
+//  1. start-up: wall time and peak RSS (GNU time's %M) of whole processes: bare `node -e 0`,
+//     the CLI's JS alone (`anomalyncd --version`), loading anomalyncd_core.node alone, and
+//     `anomalyncd mebin` on one 256² map; runs of the variants interleaved, medians;
+//  2. the libraries anomalyncd_core.node maps, with what each costs to load (dlopen in a bare node);
+//  3. `anomalyncd mebin --binary-out` over the 80 256² maps of the MEBin bench (bench/mtd-maps.ts,
+//     written as PNG files): the CLI's reported ms/map against the bench's in-process figure
+//     (`binarize(maps, {threads: 1, returnBinary: false})`, median of 25 calls) in the same run.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { binarize, nativeVersions } from 'anomalyncd';
+import { encodeTensorPng } from '../ts/io/png.js';
+import { benchMaps, selectSamples } from './mtd-maps.js';
+
+const argv = process.argv.slice(2);
+const WRITE = argv.includes('--write');
+const QUICK = argv.includes('--quick');
+const beforeAt = argv.indexOf('--before');
+const BEFORE = beforeAt >= 0 ? argv[beforeAt + 1] : undefined;
+for (let i = 0; i < argv.length; i++) {
+  const a = argv[i]!;
+  if (a === '--before') i++;
+  else if (a !== '--write' && a !== '--quick') throw new Error(`Unknown argument ${a} (expected --before DIR, --write, --quick)`);
+}
+const STARTUP_REPS = QUICK ? 5 : 21;
+const CLI_REPS = QUICK ? 3 : 9;
+const BENCH_REPS = QUICK ? 5 : 25;
+
+const repoRoot = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+})();
+const MTD = process.env['MTD_ROOT'] ?? join(repoRoot, '..', 'shared', 'data', 'mtd');
+const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
+const START = '<!-- startup-bench:start -->';
+const END = '<!-- startup-bench:end -->';
+const CLI = join(repoRoot, 'dist', 'ts', 'cli', 'main.js');
+const CORE_ADDON = join(repoRoot, 'build', 'Release', 'anomalyncd_core.node');
+
+function log(msg: string): void {
+  process.stderr.write(msg + '\n');
+}
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** One process: wall ms (measured here) and peak RSS MB (GNU time). */
+function runOnce(args: string[], env: NodeJS.ProcessEnv = process.env): { ms: number; rssMb: number; stdout: string } {
+  const t0 = performance.now();
+  const r = spawnSync('/usr/bin/time', ['-f', 'RSSKB=%M', process.execPath, ...args], { encoding: 'utf8', env });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  const m = /RSSKB=(\d+)/.exec(r.stderr);
+  if (!m) throw new Error(`no RSS from /usr/bin/time: ${r.stderr}`);
+  return { ms, rssMb: Number(m[1]) / 1024, stdout: r.stdout };
+}
+
+interface Row {
+  name: string;
+  ms: number[];
+  rss: number[];
+}
+
+/** Runs every variant `reps` times, interleaved, after one untimed warm-up each (page cache). */
+function interleaved(variants: { name: string; args: string[] }[], reps: number): Row[] {
+  const rows = variants.map((v) => ({ name: v.name, ms: [] as number[], rss: [] as number[] }));
+  for (const v of variants) runOnce(v.args);
+  for (let k = 0; k < reps; k++)
+    variants.forEach((v, i) => {
+      const r = runOnce(v.args);
+      rows[i]!.ms.push(r.ms);
+      rows[i]!.rss.push(r.rssMb);
+    });
+  return rows;
+}
+
+/** The shared libraries a process maps after loading `addon` (from /proc/self/maps). */
+function librariesOf(addon: string): string[] {
+  const r = spawnSync(
+    process.execPath,
+    ['-e', `require(${JSON.stringify(addon)}); const fs = require('fs'); const s = new Set(); for (const l of fs.readFileSync('/proc/self/maps', 'utf8').split('\\n')) { const p = l.split(/\\s+/)[5]; if (p && p.includes('.so')) s.add(p); } console.log([...s].join('\\n'));`],
+    { encoding: 'utf8' },
+  );
+  return r.stdout.trim().split('\n');
+}
+
+/** Median extra wall ms / RSS MB of dlopen-ing `lib` in a bare node (no addon registration needed). */
+function loadCost(lib: string, baseline: Row): { ms: number; rss: number } {
+  const args = ['-e', `try { process.dlopen({ exports: {} }, ${JSON.stringify(lib)}); } catch {}`];
+  const [row] = interleaved([{ name: lib, args }], Math.max(5, Math.floor(STARTUP_REPS / 2)));
+  return { ms: median(row!.ms) - median(baseline.ms), rss: median(row!.rss) - median(baseline.rss) };
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(MTD)) {
+    console.log(`MTD not found at ${MTD} (set MTD_ROOT); benchmark skipped.`);
+    return;
+  }
+  const started = performance.now();
+  const versions = nativeVersions();
+  const load0 = loadavg();
+  const work = mkdtempSync(join(tmpdir(), 'anomalyncd-startup-'));
+  try {
+    // The 80 256² maps of the MEBin bench, as PNG files; the first alone for start-up.
+    const samples = selectSamples(MTD, 64, 16);
+    const maps = benchMaps(samples, 256);
+    const many = join(work, 'maps');
+    const one = join(work, 'one');
+    mkdirSync(many);
+    mkdirSync(one);
+    maps.forEach((m, i) => writeFileSync(join(many, `map${String(i).padStart(3, '0')}.png`), encodeTensorPng(m)));
+    writeFileSync(join(one, 'map000.png'), encodeTensorPng(maps[0]!));
+    log(`wrote ${maps.length} maps to ${many}`);
+
+    // 1. Start-up.
+    const mebinArgs = (cli: string) => [cli, 'mebin', '--maps', one, '--out', join(work, 'one.json'), '--json'];
+    const variants = [
+      { name: 'bare `node -e 0`', args: ['-e', '0'] },
+      { name: 'CLI JS only (`anomalyncd --version`)', args: [CLI, '--version'] },
+      { name: 'load anomalyncd_core.node only', args: ['-e', `require(${JSON.stringify(CORE_ADDON)})`] },
+      { name: '**`anomalyncd mebin`, one 256² map**', args: mebinArgs(CLI) },
+    ];
+    if (BEFORE) variants.push({ name: '`anomalyncd mebin`, one 256² map, before (one addon)', args: mebinArgs(join(BEFORE, 'dist', 'ts', 'cli', 'main.js')) });
+    log('start-up runs...');
+    const startup = interleaved(variants, STARTUP_REPS);
+
+    // 2. What the core addon maps, and the cost of its heaviest dependency.
+    const libs = librariesOf(CORE_ADDON);
+    const torch = libs.filter((l) => /libtorch|libc10/.test(l));
+    const imgcodecs = libs.find((l) => /libopencv_imgcodecs/.test(l));
+    const imgproc = libs.find((l) => /libopencv_imgproc/.test(l));
+    const core = libs.find((l) => /libopencv_core/.test(l));
+    const bare = startup[0]!;
+    const cost = {
+      core: core ? loadCost(core, bare) : undefined,
+      imgproc: imgproc ? loadCost(imgproc, bare) : undefined,
+      imgcodecs: imgcodecs ? loadCost(imgcodecs, bare) : undefined,
+    };
+
+    // 3. --binary-out over the bench's maps, and the bench's own figure.
+    log('binary-out runs...');
+    const outDir = (k: string) => join(work, `bin-${k}`);
+    const cliRuns: Record<string, number[]> = {};
+    const cliVariants: { name: string; cli: string; threads?: string }[] = [
+      { name: 'after', cli: CLI },
+      { name: 'after, --threads 1', cli: CLI, threads: '1' },
+    ];
+    if (BEFORE) {
+      const old = join(BEFORE, 'dist', 'ts', 'cli', 'main.js');
+      cliVariants.push({ name: 'before', cli: old }, { name: 'before, --threads 1', cli: old, threads: '1' });
+    }
+    for (let k = 0; k < CLI_REPS; k++)
+      for (const v of cliVariants) {
+        const dir = outDir(String(k));
+        rmSync(dir, { recursive: true, force: true });
+        const args = [v.cli, 'mebin', '--maps', many, '--out', join(work, 'many.json'), '--binary-out', dir, '--json'];
+        if (v.threads) args.push('--threads', v.threads);
+        const r = runOnce(args);
+        (cliRuns[v.name] ??= []).push((JSON.parse(r.stdout) as { timings: { mebinMsPerMap: number } }).timings.mebinMsPerMap);
+      }
+    const benchMs: number[] = [];
+    await binarize(maps, { threads: 1, returnBinary: false });
+    for (let k = 0; k < BENCH_REPS; k++) benchMs.push((await binarize(maps, { threads: 1, returnBinary: false })).timings.mebinMsPerMap);
+    const load1 = loadavg();
+
+    const md = report({ versions, load0, load1, totalS: (performance.now() - started) / 1000, startup, libs, torch, cost, cliRuns, benchMs, maps: maps.length });
+    console.log(md);
+    if (WRITE) {
+      if (QUICK) throw new Error('--quick figures are not written; run without --quick');
+      let text = readFileSync(RESULTS, 'utf8');
+      const a = text.indexOf(START);
+      const b = text.indexOf(END);
+      const block = `${START}\n${md}\n${END}`;
+      text = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + END.length) : text.replace(/\s*$/, '\n\n') + block + '\n';
+      writeFileSync(RESULTS, text);
+      log(`wrote ${RESULTS}`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function report(r: {
+  versions: { libtorch: string; opencv: string };
+  load0: number[];
+  load1: number[];
+  totalS: number;
+  startup: Row[];
+  libs: string[];
+  torch: string[];
+  cost: Record<string, { ms: number; rss: number } | undefined>;
+  cliRuns: Record<string, number[]>;
+  benchMs: number[];
+  maps: number;
+}): string {
+  const f = (x: number, d = 3) => x.toFixed(d);
+  const cpu = cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown CPU';
+  const bench = median(r.benchMs);
+  const mebin = r.startup.find((s) => s.name.startsWith('**'))!;
+  const lines = [
+    '## Start-up of `anomalyncd mebin` and its `--binary-out` path (`bench/startup.bench.ts`)',
+    '',
+    `- Machine: ${cpu}, ${cpus().length} cores; Node ${process.version}; OpenCV ${r.versions.opencv}, libtorch ${r.versions.libtorch}; ${new Date().toISOString().slice(0, 10)}.`,
+    `- Load average (1 min): ${f(r.load0[0]!, 2)} before, ${f(r.load1[0]!, 2)} after (other processes shared the cores: read medians, and the before/after pairs of one run). Whole run: ${f(r.totalS, 0)} s.`,
+    `- Each start-up figure is the median over ${r.startup[0]!.ms.length} runs of a whole process, the variants interleaved run by run after one untimed warm-up each; wall time is measured around the child process, peak RSS is GNU time's maximum resident set size.`,
+    '',
+    '| process | wall ms (median) | min | peak RSS MB (median) |',
+    '|---|---|---|---|',
+    ...r.startup.map((s) => `| ${s.name} | ${f(median(s.ms), 0)} | ${f(Math.min(...s.ms), 0)} | ${f(median(s.rss), 0)} |`),
+    '',
+    `- Target ≤ 400 ms and ≤ 120 MB: **${median(mebin.ms) <= 400 && median(mebin.rss) <= 120 ? 'met' : 'not met'}** (${f(median(mebin.ms), 0)} ms, ${f(median(mebin.rss), 0)} MB).`,
+    `- anomalyncd_core.node maps ${r.libs.length} shared libraries, ${r.torch.length ? `**including libtorch (${r.torch.join(', ')})**` : 'none of them libtorch or c10'}. ` +
+      'Cost of loading OpenCV\'s libraries alone into a bare node (dlopen, each with its own dependencies, median extra over `node -e 0`): ' +
+      Object.entries(r.cost)
+        .filter(([, c]) => c)
+        .map(([name, c]) => `${name} ${f(c!.ms, 0)} ms / ${f(c!.rss, 0)} MB`)
+        .join(', ') +
+      '.',
+    '',
+    `### \`anomalyncd mebin --binary-out\` over the ${r.maps} 256² maps of the MEBin bench`,
+    '',
+    `The maps of \`bench/mebin.bench.ts\` (\`bench/mtd-maps.ts\`), written as PNG files; the CLI decodes them, binarises and writes each binary map as a PNG. Its reported \`mebinMsPerMap\` (native compute per map, decoding and writing excluded) against the bench's in-process figure, \`binarize(maps, {threads: 1, returnBinary: false})\` over the same maps: median of ${r.benchMs.length} calls, **${f(bench)} ms/map**.`,
+    '',
+    '| CLI | runs | reported ms/map (median) | min | / bench |',
+    '|---|---|---|---|---|',
+    ...Object.entries(r.cliRuns).map(([name, v]) => `| ${name} | ${v.length} | ${f(median(v))} | ${f(Math.min(...v))} | ${f(median(v) / bench, 2)}× |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+await main();
