@@ -517,6 +517,14 @@ Result binarize(const MapView& map, const Range& range, const Options& options) 
   return result;
 }
 
+void prepareWorkspace(int height, int width) {
+  if (height < 1 || width < 1) return;
+  const size_t S = static_cast<size_t>(width) + 2;
+  sized(workspace.filtered, (static_cast<size_t>(height) + 2) * S + kSlack);
+  sized(workspace.parent, (static_cast<size_t>(height) + 2) * S);
+  sized(workspace.columnMin, static_cast<size_t>(width) + kWindowBefore + kWindowAfter);
+}
+
 void binarizeInto(const MapView& map, const Range& range, const Options& options, Result& result) {
   validateMap(map);
   validateRange(range);

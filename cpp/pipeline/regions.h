@@ -50,7 +50,7 @@ struct ItemRegions {
   int mapHeight = 0, mapWidth = 0, imageHeight = 0, imageWidth = 0;
   crop::Regions regions;  // crop pixels released unless returnPixels
   std::vector<std::string> imageFiles, maskFiles;  // relative to writeDir, one per crop
-  double mebinMs = 0, cropMs = 0;  // compute only (decoding and writing excluded)
+  double mebinMs = 0, cropMs = 0;  // compute only (decoding, writing and per-thread buffer growth excluded)
 };
 
 struct RegionsResult {
