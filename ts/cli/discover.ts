@@ -8,8 +8,7 @@ import { loadDataset, type Dataset } from '../io/datasets.js';
 import { discover, type DiscoverItem, type DiscoverResult } from '../stages/discover.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { stagingDir, writeFileAtomic } from '../io/files.js';
-import { pngDataUrl } from '../io/png.js';
-import { confusionMatrix, pca2d, writeReport, type ReportCluster, type ReportData } from '../report/report.js';
+import { buildReportData, writeReport } from '../report/index.js';
 import { generateSynthetic } from '../io/synthetic.js';
 import { loadLabelled } from '../stages/train.js';
 import type { Progress } from '../core/jobs.js';
@@ -68,65 +67,6 @@ async function itemsOf(flags: DiscoverFlags): Promise<{ items: DiscoverItem[]; d
   };
 }
 
-function reportData(result: DiscoverResult, items: DiscoverItem[], flags: DiscoverFlags, dataset: string, warnings: string[]): ReportData {
-  const clusterIds = [...new Set(result.images.map((i) => i.cluster))].sort((a, b) => a - b);
-  const clusters: ReportCluster[] = clusterIds.map((id) => {
-    const members = result.images.map((img, i) => ({ img, i })).filter(({ img }) => img.cluster === id);
-    const samples = members.slice(0, 12).map(({ img, i }) => {
-      const crop = result.regions.items[i]!.crops[0]!;
-      return { src: pngDataUrl(crop.image!, 96), caption: img.name, ...(img.label !== undefined ? { label: img.label } : {}) };
-    });
-    return { id, images: members.length, regions: result.images.reduce((n, img) => n + img.regions.filter((r) => r.cluster === id).length, 0), samples };
-  });
-  const dim = result.crops[0]?.trained.length ?? 0;
-  const data: ReportData = {
-    title: 'anomalyncd — discovered defect types',
-    subtitle: `${dataset}; ${result.images.length} images`,
-    randomBackbone: flags.backbone === undefined,
-    warnings,
-    summary: {
-      images: result.images.length,
-      crops: result.crops.length,
-      k: result.k,
-      kChosenBy: result.kChoice.mode === 'auto' ? 'estimated' : 'fixed',
-      ...(result.kChoice.mode === 'auto' ? { kDetail: 'best mean silhouette of k-means over the frozen image features' } : {}),
-      extra: [
-        { label: 'Backbone', value: flags.backbone ? basename(flags.backbone) : `random init (${flags.arch ?? 'dino_vitb8'})` },
-        { label: 'Epochs', value: result.model.epochsDone },
-        { label: 'Search range', value: result.searchRange.join('–') },
-      ],
-    },
-    clusters,
-    timings: Object.entries(result.timings)
-      .filter(([stage]) => !/PerMap|PerImage/.test(stage))
-      .map(([stage, ms]) => ({ stage, ms })),
-  };
-  if (dim > 0 && result.crops.length >= 2) {
-    const features = new Float32Array(result.crops.length * dim);
-    result.crops.forEach((c, j) => features.set(c.trained, j * dim));
-    const xy = pca2d(features, result.crops.length, dim);
-    data.embedding = {
-      points: result.crops.map((c, j) => {
-        const label = items[c.image]!.label;
-        return { x: xy[2 * j]!, y: xy[2 * j + 1]!, cluster: result.images[c.image]!.cluster, ...(label !== undefined ? { label } : {}) };
-      }),
-    };
-  }
-  if (result.metrics) {
-    data.metrics = [
-      { method: 'AnomalyNCD', ...result.metrics.anomalyncd },
-      { method: 'k-means baseline (frozen features)', ...result.metrics.kmeansBaseline },
-    ];
-    data.confusion = confusionMatrix(
-      result.images.map((i) => i.cluster),
-      result.images.map((i) => i.label!),
-      result.metrics.anomalyncd.mapping,
-    );
-  }
-  if (result.kChoice.curve) data.kCurve = { curve: result.kChoice.curve, chosen: result.k };
-  return data;
-}
-
 /** Runs `discover` and writes predictions.json, metrics.json (labels known), timings.json and report.html into `flags.out`. */
 export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onProgress?: (p: Progress) => void): Promise<{ result: DiscoverResult; outDir: string }> {
   const t0 = performance.now();
@@ -165,7 +105,16 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       await writeFileAtomic(join(staging.path, 'metrics.json'), JSON.stringify({ anomalyncd: pick(result.metrics.anomalyncd), kmeansBaseline: pick(result.metrics.kmeansBaseline) }, null, 1) + '\n');
     }
     await writeFileAtomic(join(staging.path, 'timings.json'), JSON.stringify(timings, null, 1) + '\n');
-    await writeReport(join(staging.path, 'report.html'), reportData(result, items, flags, dataset, allWarnings));
+    await writeReport(
+      join(staging.path, 'report.html'),
+      buildReportData(result, {
+        dataset,
+        warnings: allWarnings,
+        ...(flags.backbone !== undefined ? { backbone: flags.backbone } : {}),
+        // The name the user gave, or the preset a random init falls back to.
+        arch: flags.arch ?? 'dino_vitb8',
+      }),
+    );
     await staging.commit();
     result.warnings = allWarnings;
     return { result, outDir };

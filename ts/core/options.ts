@@ -125,6 +125,15 @@ export function intRange(o: { lo: number; hi: number; allowEqual?: boolean; defa
   };
 }
 
+/**
+ * `field` typed as always filled by `resolveOptions` (the builders above return
+ * a plain `Field<T>`, whose type does not show that it has a default).
+ */
+export function defaulted<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
+  if (field.default === undefined) throw new Error('defaulted() needs a field with a default');
+  return field as Field<T> & { readonly default: T | (() => T) };
+}
+
 /** The `threads` option every heavy call takes: default all available cores. */
 export const threadsField: Field<number> = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
 
