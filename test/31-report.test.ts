@@ -1,4 +1,4 @@
-// The HTML report (ts/report.ts) and the PNG encoder (ts/png.ts): structure,
+// The HTML report (ts/report/) and the PNG encoder (ts/io/png.ts): structure,
 // escaping, self-containedness, validation, and rendering in headless
 // Chromium without console errors.
 import test from 'ava';
@@ -12,16 +12,10 @@ import {
   DEFECT_TYPES,
   InvalidArgumentError,
   Tensor,
-  confusionMatrix,
-  encodePng,
-  encodeTensorPng,
-  escapeHtml,
   estimateK,
   evaluate,
   generateSynthetic,
   kmeans,
-  pca2d,
-  pngDataUrl,
   renderReport,
   writeReport,
   type ClassLabel,
@@ -29,6 +23,10 @@ import {
   type ReportData,
   type ReportSample,
 } from 'anomalyncd';
+import { pca2d } from '../ts/analysis/pca.js';
+import { encodePng, encodeTensorPng, pngDataUrl } from '../ts/io/png.js';
+import { confusionMatrix } from '../ts/report/data.js';
+import { escapeHtml } from '../ts/report/html.js';
 import { prng, python, tempDir } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
