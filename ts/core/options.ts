@@ -134,6 +134,12 @@ export function defaulted<T>(field: Field<T>): Field<T> & { readonly default: T 
   return field as Field<T> & { readonly default: T | (() => T) };
 }
 
+/** `field` typed as required by `resolveOptions` (see {@link defaulted}). */
+export function required<T>(field: Field<T>): Field<T> & { readonly required: true } {
+  if (field.required !== true) throw new Error('required() needs a field with required: true');
+  return field as Field<T> & { readonly required: true };
+}
+
 /** The `threads` option every heavy call takes: default all available cores. */
 export const threadsField: Field<number> = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
 
