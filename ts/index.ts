@@ -8,7 +8,17 @@
  * ```
  * @module
  */
-export * from './core/errors.js';
+export {
+  AnomalyNCDError,
+  InvalidArgumentError,
+  BadInputError,
+  IoError,
+  CheckpointError,
+  AbortError,
+  InternalError,
+  NativeLoadError,
+  type ErrorCode,
+} from './core/errors.js';
 export { Tensor, type DType, type DTypeOf, type DataOf, type TensorData } from './core/tensor.js';
 export { readNpy, writeNpy, parseNpy, formatNpy } from './io/npy.js';
 export { binarize, type BinarizeOptions, type BinarizeResult, type MebinMap, type MebinOptions, type MapInput } from './stages/mebin.js';

@@ -30,7 +30,6 @@ import { readNpy } from './npy.js';
 import { parsePngHeader, readGrayPng } from './png-decode.js';
 import { Tensor } from '../core/tensor.js';
 
-export { decodeGrayPng, readGrayPng, parsePngHeader, type PngHeader } from './png-decode.js';
 
 /** MVTec AD category (SPEC §1.2). */
 export interface MvtecDatasetSpec {
