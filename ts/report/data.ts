@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
-import { defaulted, int, type Schema } from '../core/options.js';
+import { defaulted, int, resolveOptions, str, type Field, type Schema } from '../core/options.js';
 import type { KScore } from '../analysis/cluster.js';
 import type { ClassLabel, ClusterMatch } from '../analysis/metrics.js';
 import { pca2d } from '../analysis/pca.js';
@@ -333,6 +333,26 @@ export interface DiscoverReportOptions {
   warnings?: readonly string[];
 }
 
+/** The table of {@link DiscoverReportOptions}. @internal */
+export const DISCOVER_REPORT_OPTIONS = {
+  dataset: str({ doc: "The data set's description." }),
+  backbone: str({ doc: 'The backbone checkpoint (default: the one recorded in the model).' }),
+  arch: {
+    doc: 'The architecture asked for (default: the trained shape).',
+    check(v: unknown, name: string): ArchSpec {
+      if (typeof v === 'string' || (typeof v === 'object' && v !== null && !Array.isArray(v))) return v as ArchSpec;
+      throw new InvalidArgumentError(`Option '${name}' must be a preset name, JSON text or a config object`);
+    },
+  } satisfies Field<ArchSpec>,
+  warnings: {
+    doc: 'Warnings shown at the top (default: the run\'s).',
+    check(v: unknown, name: string): readonly string[] {
+      if (!Array.isArray(v) || !v.every((w) => typeof w === 'string')) throw new InvalidArgumentError(`Option '${name}' must be an array of strings`);
+      return [...v] as string[];
+    },
+  } satisfies Field<readonly string[]>,
+} satisfies Schema;
+
 /** Sample crops per cluster the built report carries (the renderer shows up to its `maxSamplesPerCluster` of them). */
 const SAMPLES_PER_CLUSTER = 12;
 /** Side in pixels of the sample thumbnails. */
@@ -359,6 +379,7 @@ function describeArch(arch: ArchSpec | undefined, result: DiscoverResult): strin
  * The crops' pixels must still be there (`result.regions.items[i].crops[0].image`).
  */
 export function buildReportData(result: DiscoverResult, options: DiscoverReportOptions = {}): ReportData {
+  const o = resolveOptions(DISCOVER_REPORT_OPTIONS, options);
   const clusterIds = [...new Set(result.images.map((i) => i.cluster))].sort((a, b) => a - b);
   const clusters: ReportCluster[] = clusterIds.map((id) => {
     const members = result.images.map((img, i) => ({ img, i })).filter(({ img }) => img.cluster === id);
@@ -369,13 +390,13 @@ export function buildReportData(result: DiscoverResult, options: DiscoverReportO
     });
     return { id, images: members.length, regions: result.images.reduce((n, img) => n + img.regions.filter((r) => r.cluster === id).length, 0), samples };
   });
-  const backbone = options.backbone ?? result.model.backbone.path ?? undefined;
+  const backbone = o.backbone ?? result.model.backbone.path ?? undefined;
   const dim = result.crops[0]?.trained.length ?? 0;
   const data: ReportData = {
     title: 'anomalyncd — discovered defect types',
-    subtitle: options.dataset !== undefined ? `${options.dataset}; ${result.images.length} images` : `${result.images.length} images`,
+    subtitle: o.dataset !== undefined ? `${o.dataset}; ${result.images.length} images` : `${result.images.length} images`,
     randomBackbone: backbone === undefined,
-    warnings: options.warnings ?? result.warnings,
+    warnings: o.warnings ?? result.warnings,
     summary: {
       images: result.images.length,
       crops: result.crops.length,
@@ -383,7 +404,7 @@ export function buildReportData(result: DiscoverResult, options: DiscoverReportO
       kChosenBy: result.kChoice.mode === 'auto' ? 'estimated' : 'fixed',
       ...(result.kChoice.mode === 'auto' ? { kDetail: 'best mean silhouette of k-means over the frozen image features' } : {}),
       extra: [
-        { label: 'Backbone', value: backbone ? basename(backbone) : `random init (${describeArch(options.arch, result)})` },
+        { label: 'Backbone', value: backbone ? basename(backbone) : `random init (${describeArch(o.arch, result)})` },
         { label: 'Epochs', value: result.model.epochsDone },
         { label: 'Search range', value: result.searchRange.join('–') },
       ],
