@@ -4,7 +4,7 @@
  * @module
  */
 import { InvalidArgumentError } from '../core/errors.js';
-import { defaulted, int, num, oneOf } from '../core/options.js';
+import { defaulted, int, num, oneOf, type SchemaFor } from '../core/options.js';
 import { checkIntArg, dot, getGram, GRAM_MAX_N, prepare, resolveFor, sqDist, rowNorms, type Prepared, type SampleMatrix } from './samples.js';
 
 /** Which Lloyd implementation {@link kmeans} uses. */
@@ -54,14 +54,14 @@ export const KMEANS_RUN_OPTIONS = {
   seed: defaulted(int({ min: 0, max: 0xffffffff, default: 0, doc: 'PRNG seed.' })),
   nInit: defaulted(int({ min: 1, max: 1e6, default: 10, doc: 'k-means++ restarts; the lowest inertia wins.' })),
   maxIter: defaulted(int({ min: 1, max: 1e9, default: 300, doc: 'Maximum Lloyd iterations per run.' })),
-};
+} satisfies SchemaFor<Pick<KMeansOptions, 'seed' | 'nInit' | 'maxIter'>>;
 
 /** The table of {@link KMeansOptions}. @internal */
 export const KMEANS_OPTIONS = {
   ...KMEANS_RUN_OPTIONS,
   tol: defaulted(num({ min: 0, max: Infinity, default: DEFAULT_TOL, doc: 'Relative tolerance on the centroid shift.' })),
   method: defaulted(oneOf(['auto', 'gram', 'direct'] as const, { default: 'auto', doc: 'Lloyd implementation.' })),
-};
+} satisfies SchemaFor<KMeansOptions>;
 
 /** Small fast counter PRNG; `next()` is a uniform double in [0, 1) with 53 random bits. */
 class Rng {

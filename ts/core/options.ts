@@ -29,6 +29,13 @@ export type FieldType<F> = F extends Field<infer T> ? T : never;
 
 type HasDefault<F> = F extends { readonly default: unknown } ? true : F extends { readonly required: true } ? true : false;
 
+/**
+ * A table that covers exactly the fields of the documented options type `T`,
+ * each with `T`'s value type: `TABLE satisfies SchemaFor<Options>` makes the
+ * compiler keep the typed API and its table in step.
+ */
+export type SchemaFor<T> = { [K in keyof T]-?: Field<NonNullable<T[K]>> };
+
 /** What `resolveOptions` returns: defaulted and required fields present, the rest optional. */
 export type Resolved<S extends Schema> = {
   -readonly [K in keyof S as HasDefault<S[K]> extends true ? K : never]: FieldType<S[K]>;

@@ -23,7 +23,7 @@
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
-import { bool, required, resolveOptions, str, type Field, type Resolved, type Schema } from '../core/options.js';
+import { bool, required, resolveOptions, str, type Field, type Resolved, type Schema, type SchemaFor } from '../core/options.js';
 import { readManifest, toPosix } from './files.js';
 import type { MapInput } from '../stages/mebin.js';
 import { readNpy } from './npy.js';
@@ -146,7 +146,7 @@ export const MVTEC_SPEC = {
       return v;
     },
   } satisfies Field<string>,
-};
+} satisfies SchemaFor<Omit<MvtecDatasetSpec, 'kind'>>;
 
 /** The table of {@link MtdDatasetSpec}. @internal */
 export const MTD_SPEC = {
@@ -158,12 +158,12 @@ export const MTD_SPEC = {
       throw new InvalidArgumentError(`Option '${name}' must be a file path or false (got ${JSON.stringify(v)})`);
     },
   } satisfies Field<string | false>,
-};
+} satisfies SchemaFor<Omit<MtdDatasetSpec, 'kind'>>;
 
 /** The table of {@link ManifestDatasetSpec}. @internal */
 export const MANIFEST_SPEC = {
   path: required(str({ required: true, doc: 'The manifest CSV.' })),
-};
+} satisfies SchemaFor<Omit<ManifestDatasetSpec, 'kind'>>;
 
 /** Checks a spec against its table, with the data set's name before the message. */
 function resolveSpec<S extends Schema>(what: string, schema: S, spec: unknown): Resolved<S> {

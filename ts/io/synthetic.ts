@@ -5,7 +5,7 @@
  * scale to any number of images.
  * @module
  */
-import { defaulted, int, resolveOptions } from '../core/options.js';
+import { defaulted, int, resolveOptions, type SchemaFor } from '../core/options.js';
 import { mulberry32 } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
 
@@ -35,7 +35,7 @@ export const SYNTHETIC_OPTIONS = {
   mapSize: defaulted(int({ min: 8, max: 8192, default: 128, doc: 'Anomaly-map side.' })),
   // A 32-bit seed, signed or unsigned (mulberry32 takes it modulo 2^32).
   seed: defaulted(int({ min: -(2 ** 31), max: 2 ** 32 - 1, default: 1, doc: 'Seed of the deterministic generator.' })),
-};
+} satisfies SchemaFor<SyntheticOptions>;
 
 /** Options of {@link generateSynthetic}. */
 export interface SyntheticOptions {

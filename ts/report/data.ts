@@ -6,7 +6,7 @@
  */
 import { basename } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
-import { defaulted, int, resolveOptions, str, type Field, type Schema } from '../core/options.js';
+import { defaulted, int, resolveOptions, str, type Field, type SchemaFor } from '../core/options.js';
 import type { KScore } from '../analysis/cluster.js';
 import type { ClassLabel, ClusterMatch } from '../analysis/metrics.js';
 import { pca2d } from '../analysis/pca.js';
@@ -166,7 +166,7 @@ export interface RenderReportOptions {
 /** The table of {@link RenderReportOptions}. @internal */
 export const RENDER_REPORT_OPTIONS = {
   maxSamplesPerCluster: defaulted(int({ min: 0, max: 1000, default: 12, doc: 'Sample crops shown per cluster.' })),
-} satisfies Schema;
+} satisfies SchemaFor<RenderReportOptions>;
 
 const DATA_URL = /^data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/]*={0,2}$/;
 
@@ -351,7 +351,7 @@ export const DISCOVER_REPORT_OPTIONS = {
       return [...v] as string[];
     },
   } satisfies Field<readonly string[]>,
-} satisfies Schema;
+} satisfies SchemaFor<DiscoverReportOptions>;
 
 /** Sample crops per cluster the built report carries (the renderer shows up to its `maxSamplesPerCluster` of them). */
 const SAMPLES_PER_CLUSTER = 12;
