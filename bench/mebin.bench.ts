@@ -20,7 +20,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { binarize, decodeGrayPng, extractRegions, nativeVersions, Tensor, type BinarizeResult } from 'anomalyncd';
+import { binarize, extractRegions, nativeVersions, Tensor, type BinarizeResult } from 'anomalyncd';
+import { decodeGrayPng } from '../ts/io/png-decode.js';
 import { mulberry32 } from '../ts/core/random.js';
 
 // ---------------------------------------------------------------------------------------

@@ -29,6 +29,13 @@ export type FieldType<F> = F extends Field<infer T> ? T : never;
 
 type HasDefault<F> = F extends { readonly default: unknown } ? true : F extends { readonly required: true } ? true : false;
 
+/**
+ * A table that covers exactly the fields of the documented options type `T`,
+ * each with `T`'s value type: `TABLE satisfies SchemaFor<Options>` makes the
+ * compiler keep the typed API and its table in step.
+ */
+export type SchemaFor<T> = { [K in keyof T]-?: Field<NonNullable<T[K]>> };
+
 /** What `resolveOptions` returns: defaulted and required fields present, the rest optional. */
 export type Resolved<S extends Schema> = {
   -readonly [K in keyof S as HasDefault<S[K]> extends true ? K : never]: FieldType<S[K]>;
@@ -123,6 +130,21 @@ export function intRange(o: { lo: number; hi: number; allowEqual?: boolean; defa
       return [v[0], v[1]] as [number, number];
     },
   };
+}
+
+/**
+ * `field` typed as always filled by `resolveOptions` (the builders above return
+ * a plain `Field<T>`, whose type does not show that it has a default).
+ */
+export function defaulted<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
+  if (field.default === undefined) throw new Error('defaulted() needs a field with a default');
+  return field as Field<T> & { readonly default: T | (() => T) };
+}
+
+/** `field` typed as required by `resolveOptions` (see {@link defaulted}). */
+export function required<T>(field: Field<T>): Field<T> & { readonly required: true } {
+  if (field.required !== true) throw new Error('required() needs a field with required: true');
+  return field as Field<T> & { readonly required: true };
 }
 
 /** The `threads` option every heavy call takes: default all available cores. */
