@@ -163,7 +163,13 @@ export function resolveOptions<S extends Schema>(schema: S, input: unknown, pref
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(schema)) {
     const name = prefix + key;
-    const value = source[key];
+    let value: unknown;
+    try {
+      value = source[key];
+    } catch (e) {
+      // A throwing getter is the caller's bug, but it must surface as one of our typed errors.
+      throw new InvalidArgumentError(`Option '${name}' could not be read: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
     if (value === undefined) {
       if (field.default !== undefined) out[key] = typeof field.default === 'function' ? (field.default as () => unknown)() : structuredClone(field.default);
       else if (field.required) throw new InvalidArgumentError(`Option '${name}' is required`);
