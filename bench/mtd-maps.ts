@@ -3,7 +3,8 @@
 // seeds give the same maps in every script.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeGrayPng, Tensor } from 'anomalyncd';
+import { Tensor } from 'anomalyncd';
+import { decodeGrayPng } from '../ts/io/png-decode.js';
 import { mulberry32 } from '../ts/core/random.js';
 
 const DEFECT_CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Uneven'] as const;

@@ -1,6 +1,8 @@
 import test from 'ava';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { InvalidArgumentError } from 'anomalyncd';
+import { choice, count, flagHelp, parseFlags, positive, text, toggle, withDefaults } from '../ts/cli/flags.js';
 import { cli, encodePng, prng, tempDir, writePng } from './helpers.js';
 
 /** A folder of random blob maps in nested sub-folders. */
@@ -119,4 +121,31 @@ test('demo runs discover end to end on the embedded synthetic default and report
     t.is(img.probabilities.length, 5);
     t.true(img.regions.length >= 1 && img.regions.every((reg: { box: number[] }) => reg.box.length === 4));
   }
+});
+
+test('the flag parser: kinds, defaults, required messages, usage errors', (t) => {
+  const table = {
+    out: text({ required: '--out DIR is required' }),
+    'per-type': count({ default: 8 }),
+    lr: positive(),
+    dataset: choice(['mtd', 'mvtec'] as const),
+    json: toggle(),
+  } as const;
+  t.deepEqual(parseFlags('x', table, ['--out', 'o', '--lr=0.5', '--json', '--dataset', 'mtd']), { out: 'o', perType: 8, lr: 0.5, dataset: 'mtd', json: true });
+  t.deepEqual(parseFlags('x', table, ['--out=a=b', '--per-type', '3', '--out', 'c']), { out: 'c', perType: 3, json: false });
+  const bad = (args: string[], message: RegExp) => t.throws(() => parseFlags('x', table, args), { instanceOf: InvalidArgumentError, message });
+  bad([], /^--out DIR is required$/);
+  bad(['--out'], /^--out needs a value$/);
+  bad(['o'], /^Unexpected argument 'o'$/);
+  bad(['--bogus', '1'], /^'anomalyncd x' has no option --bogus \(options: --out --per-type --lr --dataset --json\)$/);
+  bad(['--json=1'], /^--json takes no value$/);
+  bad(['--out', 'o', '--per-type', '-1'], /^--per-type must be a non-negative integer \(got '-1'\)$/);
+  bad(['--out', 'o', '--lr', '0'], /^--lr must be a positive number \(got '0'\)$/);
+  bad(['--out', 'o', '--dataset', 'x'], /^--dataset must be mtd or mvtec \(got 'x'\)$/);
+  const demo = withDefaults(table, { out: 'demo' });
+  t.is(parseFlags('demo', demo, []).out, 'demo');
+  t.regex(flagHelp('demo', demo), /--out VALUE\s+\(required, default demo\)/);
+  const help = cli(['train', '--help']);
+  t.is(help.status, 0, help.stderr);
+  t.regex(help.stdout, /--crops DIR\|regions\.json/);
 });

@@ -3,7 +3,8 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { evaluate, hungarianMax, InvalidArgumentError, type EvaluationResult } from 'anomalyncd';
+import { evaluate, InvalidArgumentError, type EvaluationResult } from 'anomalyncd';
+import { hungarianMax } from '../ts/analysis/metrics.js';
 import { prng, repoRoot } from './helpers.js';
 
 interface MetricCase {

@@ -5,7 +5,7 @@ import test from 'ava';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { extractRegions, fit, loadLabelledFolder, loadTrainedModel, readCropFiles, Tensor, type TrainEvent } from 'anomalyncd';
-import { cmdTrain } from '../ts/cli/train.js';
+import { cmdTrain } from '../ts/cli/commands/train.js';
 import { MTD_CLASSES, mtdDir, mtdTestStems, tempDir } from './helpers.js';
 
 const PER_CLASS = 6;

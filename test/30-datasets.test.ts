@@ -7,17 +7,16 @@ import { deflateSync } from 'node:zlib';
 import {
   BadInputError,
   binarize,
-  decodeGrayPng,
   InvalidArgumentError,
   IoError,
   loadDataset,
-  readGrayPng,
-  readImageSize,
   Tensor,
   writeNpy,
   type Dataset,
 } from 'anomalyncd';
+import { readImageSize } from '../ts/io/datasets.js';
 import { pngChunk } from '../ts/io/png.js';
+import { decodeGrayPng, readGrayPng } from '../ts/io/png-decode.js';
 import { MTD_CLASSES, mtdDir, prng, python, tempDir, writePng } from './helpers.js';
 
 const MTD_COUNTS = [115, 85, 57, 32, 191, 103];

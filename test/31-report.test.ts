@@ -1,4 +1,4 @@
-// The HTML report (ts/report.ts) and the PNG encoder (ts/png.ts): structure,
+// The HTML report (ts/report/) and the PNG encoder (ts/io/png.ts): structure,
 // escaping, self-containedness, validation, and rendering in headless
 // Chromium without console errors.
 import test from 'ava';
@@ -12,23 +12,23 @@ import {
   DEFECT_TYPES,
   InvalidArgumentError,
   Tensor,
-  confusionMatrix,
-  encodePng,
-  encodeTensorPng,
-  escapeHtml,
+  buildReportData,
   estimateK,
   evaluate,
   generateSynthetic,
   kmeans,
-  pca2d,
-  pngDataUrl,
   renderReport,
   writeReport,
   type ClassLabel,
+  type DiscoverResult,
   type ReportCluster,
   type ReportData,
   type ReportSample,
 } from 'anomalyncd';
+import { pca2d } from '../ts/analysis/pca.js';
+import { encodePng, encodeTensorPng, pngDataUrl } from '../ts/io/png.js';
+import { confusionMatrix } from '../ts/report/data.js';
+import { escapeHtml } from '../ts/report/html.js';
 import { prng, python, tempDir } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -416,6 +416,64 @@ test('confusionMatrix counts per cluster and label', (t) => {
   t.deepEqual(cm.counts, [[1, 0, 0], [1, 2, 0], [0, 0, 1]]);
   t.false('mapping' in cm);
   t.throws(() => confusionMatrix([0], ['a', 'b']), { instanceOf: InvalidArgumentError });
+});
+
+/** A discover result without native parts: what buildReportData reads. */
+function fakeDiscoverResult(withLabels: boolean): DiscoverResult {
+  const crop = (v: number) => ({ image: new Tensor('uint8', [4, 4, 3], new Uint8Array(48).fill(v)) });
+  const clusters = [1, 0, 1, 2];
+  const images = clusters.map((cluster, i) => ({
+    name: `img${i}`,
+    ...(withLabels ? { label: ['a', 'b', 'a', 'c'][i]! } : {}),
+    cluster,
+    probabilities: [0.2, 0.5, 0.3],
+    regions: [{ box: [0, 0, 4, 4] as [number, number, number, number], cluster, probability: 0.5, maskArea: 4, score: 1 }],
+    baselineCluster: 0,
+  }));
+  const result = {
+    images,
+    k: 3,
+    kChoice: withLabels ? { mode: 'auto' as const, curve: [{ k: 2, score: 0.1 }, { k: 3, score: 0.3 }] } : { mode: 'given' as const },
+    searchRange: [3, 250] as [number, number],
+    timings: { mebinMsPerMap: 0.1, cropMsPerImage: 0.2, training: 12.5 },
+    warnings: ['from the run'],
+    model: { backbone: { path: null, sha256: null }, arch: { patchSize: 16, embedDim: 96, depth: 4 }, epochsDone: 2 },
+    crops: images.map((_, i) => ({ image: i, frozen: new Float32Array(3), trained: Float32Array.of(i, i * i, 1 - i), probabilities: new Float32Array(3) })),
+    regions: { items: images.map((_, i) => ({ crops: [crop(10 * i)] })) },
+  };
+  if (withLabels) {
+    const truth = images.map((i) => i.label!);
+    const pred = images.map((i) => i.cluster);
+    Object.assign(result, { metrics: { anomalyncd: evaluate(truth, pred), kmeansBaseline: evaluate(truth, [0, 0, 1, 1]) } });
+  }
+  return result as unknown as DiscoverResult;
+}
+
+test('buildReportData: the CLI\'s report from a discover result', (t) => {
+  const data = buildReportData(fakeDiscoverResult(true), { dataset: 'mtd', warnings: ['w'] });
+  t.is(data.subtitle, 'mtd; 4 images');
+  t.true(data.randomBackbone);
+  t.deepEqual(data.warnings, ['w']);
+  t.deepEqual(data.summary.extra?.map((f) => f.value), ['random init (ViT patch 16, width 96, depth 4)', 2, '3–250']);
+  t.is(data.summary.kChosenBy, 'estimated');
+  t.deepEqual(data.clusters.map((c) => [c.id, c.images, c.regions, c.samples.length]), [[0, 1, 1, 1], [1, 2, 2, 2], [2, 1, 1, 1]]);
+  t.deepEqual(data.clusters[1]!.samples.map((s) => [s.caption, s.label]), [['img0', 'a'], ['img2', 'a']]);
+  t.regex(data.clusters[0]!.samples[0]!.src, /^data:image\/png;base64,/);
+  t.deepEqual(data.timings, [{ stage: 'training', ms: 12.5 }]);
+  t.is(data.embedding?.points.length, 4);
+  t.deepEqual(data.metrics?.map((m) => m.method), ['AnomalyNCD', 'k-means baseline (frozen features)']);
+  t.deepEqual(data.confusion?.labels, ['a', 'b', 'c']);
+  t.deepEqual(data.kCurve, { curve: [{ k: 2, score: 0.1 }, { k: 3, score: 0.3 }], chosen: 3 });
+  t.notThrows(() => renderReport(data));
+
+  const plain = buildReportData(fakeDiscoverResult(false), { backbone: '/models/dino_vitbase8_pretrain.pth', arch: 'dino_vitb8' });
+  t.is(plain.subtitle, '4 images');
+  t.false(plain.randomBackbone);
+  t.deepEqual(plain.warnings, ['from the run']);
+  t.is(plain.summary.extra?.[0]?.value, 'dino_vitbase8_pretrain.pth');
+  t.is(plain.summary.kChosenBy, 'fixed');
+  t.false('metrics' in plain || 'confusion' in plain || 'kCurve' in plain);
+  t.throws(() => buildReportData(fakeDiscoverResult(false), { warnings: 'w' as unknown as string[] }), { instanceOf: InvalidArgumentError, message: /warnings/ });
 });
 
 // ---------------------------------------------------------------------------

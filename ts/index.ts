@@ -8,8 +8,18 @@
  * ```
  * @module
  */
-export * from './core/errors.js';
-export { Tensor, isTensorLike, numel, dtypeOf, type DType, type DTypeOf, type DataOf, type TensorData } from './core/tensor.js';
+export {
+  AnomalyNCDError,
+  InvalidArgumentError,
+  BadInputError,
+  IoError,
+  CheckpointError,
+  AbortError,
+  InternalError,
+  NativeLoadError,
+  type ErrorCode,
+} from './core/errors.js';
+export { Tensor, type DType, type DTypeOf, type DataOf, type TensorData } from './core/tensor.js';
 export { readNpy, writeNpy, parseNpy, formatNpy } from './io/npy.js';
 export { binarize, type BinarizeOptions, type BinarizeResult, type MebinMap, type MebinOptions, type MapInput } from './stages/mebin.js';
 export {
@@ -37,7 +47,7 @@ export {
   type Preprocessed,
   type VitConfig,
 } from './stages/model.js';
-export { evaluate, hungarianMax, type ClassLabel, type ClusterMatch, type EvaluationResult } from './analysis/metrics.js';
+export { evaluate, type ClassLabel, type ClusterMatch, type EvaluationResult } from './analysis/metrics.js';
 export { kmeans, silhouette, estimateK, type SampleMatrix, type KMeansMethod, type KMeansOptions, type KMeansResult, type EstimateKOptions, type EstimateKResult, type KScore } from './analysis/cluster.js';
 export {
   fit,
@@ -59,14 +69,12 @@ export {
   type TrainEvent,
   type TrainLosses,
 } from './stages/train.js';
-export { loadDataset, readImageSize, decodeGrayPng, readGrayPng, parsePngHeader, type Dataset, type DatasetItem, type DatasetSpec, type MvtecDatasetSpec, type MtdDatasetSpec, type ManifestDatasetSpec, type PngHeader } from './io/datasets.js';
-export { encodePng, encodeTensorPng, pngDataUrl } from './io/png.js';
+export { loadDataset, type Dataset, type DatasetItem, type DatasetSpec, type MvtecDatasetSpec, type MtdDatasetSpec, type ManifestDatasetSpec } from './io/datasets.js';
 export {
   renderReport,
   writeReport,
-  pca2d,
-  confusionMatrix,
-  escapeHtml,
+  buildReportData,
+  type DiscoverReportOptions,
   type EmbeddingPoint,
   type KChoice,
   type RenderReportOptions,
@@ -80,8 +88,8 @@ export {
   type ReportSample,
   type ReportSummary,
   type StageTiming,
-} from './report/report.js';
-export { mergeRegions, regionWeights, argmax, type RegionVote, type MergedPrediction } from './analysis/merge.js';
+} from './report/index.js';
+export { mergeRegions, type RegionVote, type MergedPrediction } from './analysis/merge.js';
 export {
   discover,
   predict,

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/sha256.h"  // sha256File (moved to common)
 #include "train/trainer.h"
 
 namespace anomalyncd::train {
@@ -65,8 +66,5 @@ std::shared_ptr<NcdModel> loadBundle(const std::string& path, const std::string&
 // (name, JSON value) of every setting that must match to resume a run: the config except
 // threads, the architecture, the class names, the data fingerprint, the backbone hash.
 std::vector<std::pair<std::string, std::string>> resumeFields(const NcdModel& m);
-
-// SHA-256 of a file, lowercase hex. Error(kIo) when unreadable.
-std::string sha256File(const std::string& path);
 
 }  // namespace anomalyncd::train

@@ -29,6 +29,13 @@ export type FieldType<F> = F extends Field<infer T> ? T : never;
 
 type HasDefault<F> = F extends { readonly default: unknown } ? true : F extends { readonly required: true } ? true : false;
 
+/**
+ * A table that covers exactly the fields of the documented options type `T`,
+ * each with `T`'s value type: `TABLE satisfies SchemaFor<Options>` makes the
+ * compiler keep the typed API and its table in step.
+ */
+export type SchemaFor<T> = { [K in keyof T]-?: Field<NonNullable<T[K]>> };
+
 /** What `resolveOptions` returns: defaulted and required fields present, the rest optional. */
 export type Resolved<S extends Schema> = {
   -readonly [K in keyof S as HasDefault<S[K]> extends true ? K : never]: FieldType<S[K]>;
@@ -125,6 +132,21 @@ export function intRange(o: { lo: number; hi: number; allowEqual?: boolean; defa
   };
 }
 
+/**
+ * `field` typed as always filled by `resolveOptions` (the builders above return
+ * a plain `Field<T>`, whose type does not show that it has a default).
+ */
+export function defaulted<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
+  if (field.default === undefined) throw new Error('defaulted() needs a field with a default');
+  return field as Field<T> & { readonly default: T | (() => T) };
+}
+
+/** `field` typed as required by `resolveOptions` (see {@link defaulted}). */
+export function required<T>(field: Field<T>): Field<T> & { readonly required: true } {
+  if (field.required !== true) throw new Error('required() needs a field with required: true');
+  return field as Field<T> & { readonly required: true };
+}
+
 /** The `threads` option every heavy call takes: default all available cores. */
 export const threadsField: Field<number> = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
 
@@ -141,7 +163,13 @@ export function resolveOptions<S extends Schema>(schema: S, input: unknown, pref
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(schema)) {
     const name = prefix + key;
-    const value = source[key];
+    let value: unknown;
+    try {
+      value = source[key];
+    } catch (e) {
+      // A throwing getter is the caller's bug, but it must surface as one of our typed errors.
+      throw new InvalidArgumentError(`Option '${name}' could not be read: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
     if (value === undefined) {
       if (field.default !== undefined) out[key] = typeof field.default === 'function' ? (field.default as () => unknown)() : structuredClone(field.default);
       else if (field.required) throw new InvalidArgumentError(`Option '${name}' is required`);

@@ -23,13 +23,13 @@
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
+import { bool, required, resolveOptions, str, type Field, type Resolved, type Schema, type SchemaFor } from '../core/options.js';
 import { readManifest, toPosix } from './files.js';
 import type { MapInput } from '../stages/mebin.js';
 import { readNpy } from './npy.js';
 import { parsePngHeader, readGrayPng } from './png-decode.js';
 import { Tensor } from '../core/tensor.js';
 
-export { decodeGrayPng, readGrayPng, parsePngHeader, type PngHeader } from './png-decode.js';
 
 /** MVTec AD category (SPEC §1.2). */
 export interface MvtecDatasetSpec {
@@ -109,6 +109,80 @@ export interface Dataset {
   classes?: string[];
   /** Things worth knowing (skipped folders, mixed map types, size mismatches, ...). */
   warnings: string[];
+}
+
+// ---------------------------------------------------------------------------
+// Spec tables: each kind's fields checked and defaulted in one place.
+
+/** `binarizeGroundTruth`: an integer threshold 1..255, or `false` for the mask files as they are. */
+const gtThreshold: Field<number | false> = {
+  default: 128,
+  doc: 'Threshold binarising ground-truth masks used as maps, or false.',
+  check(v, name) {
+    if (v === false) return false;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 255)
+      throw new InvalidArgumentError(`Option '${name}' must be an integer 1..255 or false (got ${JSON.stringify(v)})`);
+    return v;
+  },
+};
+
+/** The fields MVTec AD and MTD share. */
+const MAP_SOURCE_SPEC = {
+  root: required(str({ required: true, doc: 'Dataset root.' })),
+  maps: str({ doc: 'Anomaly-map root.' }),
+  groundTruthAsMaps: bool({ default: false, doc: 'Use the ground-truth masks as maps.' }),
+  binarizeGroundTruth: gtThreshold,
+};
+
+/** The table of {@link MvtecDatasetSpec}. @internal */
+export const MVTEC_SPEC = {
+  ...MAP_SOURCE_SPEC,
+  category: {
+    required: true as const,
+    doc: 'Category folder name.',
+    check(v: unknown): string {
+      if (typeof v !== 'string' || v.length === 0 || /[\\/]/.test(v))
+        throw new InvalidArgumentError(`MVTec dataset needs a 'category' folder name (got ${JSON.stringify(v)})`);
+      return v;
+    },
+  } satisfies Field<string>,
+} satisfies SchemaFor<Omit<MvtecDatasetSpec, 'kind'>>;
+
+/** The table of {@link MtdDatasetSpec}. @internal */
+export const MTD_SPEC = {
+  ...MAP_SOURCE_SPEC,
+  trainList: {
+    doc: 'The DifferNet training list, or false.',
+    check(v: unknown, name: string): string | false {
+      if (v === false || (typeof v === 'string' && v.length > 0)) return v;
+      throw new InvalidArgumentError(`Option '${name}' must be a file path or false (got ${JSON.stringify(v)})`);
+    },
+  } satisfies Field<string | false>,
+} satisfies SchemaFor<Omit<MtdDatasetSpec, 'kind'>>;
+
+/** The table of {@link ManifestDatasetSpec}. @internal */
+export const MANIFEST_SPEC = {
+  path: required(str({ required: true, doc: 'The manifest CSV.' })),
+} satisfies SchemaFor<Omit<ManifestDatasetSpec, 'kind'>>;
+
+/** Checks a spec against its table, with the data set's name before the message. */
+function resolveSpec<S extends Schema>(what: string, schema: S, spec: unknown): Resolved<S> {
+  try {
+    return resolveOptions(schema, spec);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError && !e.message.startsWith(what)) throw new InvalidArgumentError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The map source of an MVTec AD or MTD spec: anomaly maps or ground truth, exactly one. */
+function mapSource(what: string, given: MvtecDatasetSpec | MtdDatasetSpec, o: Resolved<typeof MAP_SOURCE_SPEC>): number | false {
+  if (o.maps === undefined && !o.groundTruthAsMaps)
+    throw new InvalidArgumentError(`${what} needs 'maps' (an anomaly-map root) or 'groundTruthAsMaps: true'`);
+  if (o.maps !== undefined && o.groundTruthAsMaps) throw new InvalidArgumentError("Give either 'maps' or 'groundTruthAsMaps: true', not both");
+  if (given.binarizeGroundTruth !== undefined && !o.groundTruthAsMaps)
+    throw new InvalidArgumentError("Option 'binarizeGroundTruth' only applies with 'groundTruthAsMaps: true'");
+  return o.binarizeGroundTruth!;
 }
 
 const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff']);
@@ -322,17 +396,6 @@ async function mapFromFile(path: string): Promise<MapInput> {
   return path;
 }
 
-function checkThreshold(spec: MvtecDatasetSpec | MtdDatasetSpec): number | false {
-  const t = spec.binarizeGroundTruth;
-  if (t !== undefined && !spec.groundTruthAsMaps)
-    throw new InvalidArgumentError("Option 'binarizeGroundTruth' only applies with 'groundTruthAsMaps: true'");
-  if (t === undefined) return 128;
-  if (t === false) return false;
-  if (typeof t !== 'number' || !Number.isInteger(t) || t < 1 || t > 255)
-    throw new InvalidArgumentError(`Option 'binarizeGroundTruth' must be an integer 1..255 or false (got ${JSON.stringify(t)})`);
-  return t;
-}
-
 /** A ground-truth mask as a map: thresholded Tensor, or the path. Checks the size against the image. */
 async function gtMap(maskPath: string, imagePath: string, threshold: number | false, sizeMismatches: string[], empty: string[]): Promise<MapInput> {
   try {
@@ -408,15 +471,9 @@ function mixedWarning(items: DatasetItem[], warnings: string[]): void {
 // ---------------------------------------------------------------------------
 // Loaders
 
-async function loadMvtec(spec: MvtecDatasetSpec): Promise<Dataset> {
-  if (typeof spec.root !== 'string' || spec.root.length === 0) throw new InvalidArgumentError("MVTec dataset needs 'root'");
-  if (typeof spec.category !== 'string' || spec.category.length === 0 || /[\\/]/.test(spec.category))
-    throw new InvalidArgumentError(`MVTec dataset needs a 'category' folder name (got ${JSON.stringify(spec.category)})`);
-  if (spec.maps === undefined && !spec.groundTruthAsMaps)
-    throw new InvalidArgumentError("MVTec dataset needs 'maps' (an anomaly-map root) or 'groundTruthAsMaps: true'");
-  if (spec.maps !== undefined && spec.groundTruthAsMaps)
-    throw new InvalidArgumentError("Give either 'maps' or 'groundTruthAsMaps: true', not both");
-  const threshold = checkThreshold(spec);
+async function loadMvtec(given: MvtecDatasetSpec): Promise<Dataset> {
+  const spec = resolveSpec('MVTec dataset', MVTEC_SPEC, given);
+  const threshold = mapSource('MVTec dataset', given, spec);
   const warnings: string[] = [];
   const testDir = join(resolve(spec.root), spec.category, 'test');
   const imageTypes = (await listDir(testDir, `Test folder of category '${spec.category}'`)).dirs.filter((t) => t !== 'combined');
@@ -469,12 +526,9 @@ async function loadMvtec(spec: MvtecDatasetSpec): Promise<Dataset> {
   return { kind: 'mvtec', items, classes: [...types], warnings };
 }
 
-async function loadMtd(spec: MtdDatasetSpec): Promise<Dataset> {
-  if (typeof spec.root !== 'string' || spec.root.length === 0) throw new InvalidArgumentError("MTD dataset needs 'root'");
-  if (spec.maps === undefined && !spec.groundTruthAsMaps)
-    throw new InvalidArgumentError("MTD dataset needs 'maps' (an anomaly-map root) or 'groundTruthAsMaps: true'");
-  if (spec.maps !== undefined && spec.groundTruthAsMaps) throw new InvalidArgumentError("Give either 'maps' or 'groundTruthAsMaps: true', not both");
-  const threshold = checkThreshold(spec);
+async function loadMtd(given: MtdDatasetSpec): Promise<Dataset> {
+  const spec = resolveSpec('MTD dataset', MTD_SPEC, given);
+  const threshold = mapSource('MTD dataset', given, spec);
   const root = resolve(spec.root);
   const warnings: string[] = [];
   const classes = (await listDir(root, 'MTD root')).dirs.filter((d) => d.startsWith('MT_'));
@@ -558,8 +612,8 @@ async function loadMtd(spec: MtdDatasetSpec): Promise<Dataset> {
   return { kind: 'mtd', items, classes, warnings };
 }
 
-async function loadManifest(spec: ManifestDatasetSpec): Promise<Dataset> {
-  if (typeof spec.path !== 'string' || spec.path.length === 0) throw new InvalidArgumentError("Manifest dataset needs 'path'");
+async function loadManifest(given: ManifestDatasetSpec): Promise<Dataset> {
+  const spec = resolveSpec('Manifest dataset', MANIFEST_SPEC, given);
   const rows = await readManifest(resolve(spec.path));
   if (rows.length === 0) throw new BadInputError(`Manifest '${spec.path}' lists no (image, map) pairs`);
   const warnings: string[] = [];

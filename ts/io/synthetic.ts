@@ -5,7 +5,7 @@
  * scale to any number of images.
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { defaulted, int, resolveOptions, type SchemaFor } from '../core/options.js';
 import { mulberry32 } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
 
@@ -26,6 +26,16 @@ export interface SyntheticSample {
   /** Detector-like float32 anomaly map [mapSize, mapSize] (unnormalised). */
   map: Tensor<'float32'>;
 }
+
+/** The table of {@link SyntheticOptions}. @internal */
+export const SYNTHETIC_OPTIONS = {
+  perType: defaulted(int({ min: 0, max: 8192, default: 6, doc: 'Images per defect type.' })),
+  good: defaulted(int({ min: 0, max: 8192, default: 4, doc: 'Defect-free images.' })),
+  size: defaulted(int({ min: 16, max: 8192, default: 256, doc: 'Image side in pixels.' })),
+  mapSize: defaulted(int({ min: 8, max: 8192, default: 128, doc: 'Anomaly-map side.' })),
+  // A 32-bit seed, signed or unsigned (mulberry32 takes it modulo 2^32).
+  seed: defaulted(int({ min: -(2 ** 31), max: 2 ** 32 - 1, default: 1, doc: 'Seed of the deterministic generator.' })),
+} satisfies SchemaFor<SyntheticOptions>;
 
 /** Options of {@link generateSynthetic}. */
 export interface SyntheticOptions {
@@ -117,13 +127,8 @@ function boxBlur(src: Float32Array, size: number, radius: number): Float32Array 
 
 /** Generates a labelled synthetic set, deterministically from `seed`. */
 export function generateSynthetic(options: SyntheticOptions = {}): SyntheticSample[] {
-  const perType = options.perType ?? 6;
-  const good = options.good ?? 4;
-  const size = options.size ?? 256;
-  const mapSize = options.mapSize ?? 128;
-  for (const [k, v, lo] of [['perType', perType, 0], ['good', good, 0], ['size', size, 16], ['mapSize', mapSize, 8]] as const)
-    if (!Number.isInteger(v) || v < lo || v > 8192) throw new InvalidArgumentError(`Option '${k}' must be an integer in ${lo}..8192`);
-  const rand = mulberry32(options.seed ?? 1);
+  const { perType, good, size, mapSize, seed } = resolveOptions(SYNTHETIC_OPTIONS, options);
+  const rand = mulberry32(seed);
   const labels: SyntheticLabel[] = [];
   for (const t of DEFECT_TYPES) for (let i = 0; i < perType; i++) labels.push(t);
   for (let i = 0; i < good; i++) labels.push('good');

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, int, intRange, resolveOptions, threadsField, type Field, type Schema } from '../core/options.js';
+import { bool, defaulted, int, intRange, resolveOptions, threadsField, type Schema, type SchemaFor } from '../core/options.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBinarizeOptions, RawTensor } from '../native/addon-types.js';
@@ -70,28 +70,23 @@ export interface BinarizeOptions extends MebinOptions, JobOptions {
   binaryNames?: readonly string[];
 }
 
-/** `field` typed as always filled by `resolveOptions` (the builders' type does not show their default). @internal */
-export function filled<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
-  return field as Field<T> & { readonly default: T | (() => T) };
-}
-
 /**
  * The MEBin options' one table (bounds and defaults of {@link MebinOptions});
  * the C++ side reads the same fields through `visitFields` next to
  * `mebin::Options`. @internal
  */
 export const MEBIN_FIELDS = {
-  sampleRate: filled(int({ min: 1, max: 255, default: 4, doc: 'Threshold step on the normalised 0..255 scale.' })),
-  minIntervalLen: filled(int({ min: 1, max: 255, default: 4, doc: 'Shortest stable run of equal component counts.' })),
-  erode: filled(bool({ default: true, doc: '6x6 erosion before counting and in the final map.' })),
+  sampleRate: defaulted(int({ min: 1, max: 255, default: 4, doc: 'Threshold step on the normalised 0..255 scale.' })),
+  minIntervalLen: defaulted(int({ min: 1, max: 255, default: 4, doc: 'Shortest stable run of equal component counts.' })),
+  erode: defaulted(bool({ default: true, doc: '6x6 erosion before counting and in the final map.' })),
   range: intRange({ lo: 0, hi: 255, doc: 'Explicit search range [min, max] in raw map units (min < max).' }),
-} as const satisfies Schema;
+} as const satisfies SchemaFor<MebinOptions>;
 
 const BINARIZE_FIELDS = {
   ...MEBIN_FIELDS,
-  threads: filled(threadsField),
-  returnBinary: filled(bool({ default: true })),
-  oracle: filled(bool({ default: false })),
+  threads: defaulted(threadsField),
+  returnBinary: defaulted(bool({ default: true })),
+  oracle: defaulted(bool({ default: false })),
 } as const satisfies Schema;
 
 /** Checks a map argument. @internal */

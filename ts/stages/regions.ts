@@ -5,8 +5,8 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, num, resolveOptions, str, threadsField, type Schema } from '../core/options.js';
-import { filled, MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
+import { bool, defaulted, num, resolveOptions, str, threadsField, type Schema, type SchemaFor } from '../core/options.js';
+import { MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawRegionsInput, RawRegionsOptions, RawTensor } from '../native/addon-types.js';
@@ -92,16 +92,16 @@ export interface ExtractRegionsOptions extends MebinOptions, CropOptions, JobOpt
  * `crop::Options`. @internal
  */
 export const CROP_FIELDS = {
-  padding: filled(num({ min: 0, max: 100, default: 0.1, doc: 'Box half-side = trunc(max(w, h) * (1 + padding) * 0.5).' })),
-  maxMergeDist: filled(num({ min: 0, max: 1, default: 0.01, doc: 'Boxes closer than trunc(S * maxMergeDist) merge.' })),
-  minCropSize: filled(num({ min: 0, max: 0.5, default: 0.1, doc: 'Minimum box half-side as a fraction of S.' })),
-} as const satisfies Schema;
+  padding: defaulted(num({ min: 0, max: 100, default: 0.1, doc: 'Box half-side = trunc(max(w, h) * (1 + padding) * 0.5).' })),
+  maxMergeDist: defaulted(num({ min: 0, max: 1, default: 0.01, doc: 'Boxes closer than trunc(S * maxMergeDist) merge.' })),
+  minCropSize: defaulted(num({ min: 0, max: 0.5, default: 0.1, doc: 'Minimum box half-side as a fraction of S.' })),
+} as const satisfies SchemaFor<CropOptions>;
 
 const REGIONS_FIELDS = {
   ...MEBIN_FIELDS,
   ...CROP_FIELDS,
-  threads: filled(threadsField),
-  returnPixels: filled(bool({ default: true })),
+  threads: defaulted(threadsField),
+  returnPixels: defaulted(bool({ default: true })),
   cropDir: str(),
 } as const satisfies Schema;
 

@@ -9,50 +9,31 @@
  * `--crops` is a `regions.json` (crop paths relative to it, scores used for PLC), a
  * folder holding one, or a folder with `images/**.png` and `masks/**.png` of the same
  * relative names (no scores: no PLC).
+ * @internal
  * @module
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
-import { fit, loadLabelled, readCropFiles, type FitOptions, type LabelledCrop, type TrainCrop, type TrainEvent } from '../stages/train.js';
+import { BadInputError, IoError } from '../../core/errors.js';
+import { fit, loadLabelled, readCropFiles, type FitOptions, type LabelledCrop, type TrainCrop, type TrainEvent } from '../../stages/train.js';
+import { count, flagHelp, parseFlags, positive, text, toggle } from '../flags.js';
+import type { Command } from '../output.js';
 
-const VALUE_FLAGS = ['crops', 'k', 'out', 'labeled', 'backbone', 'arch', 'epochs', 'batch-size', 'lr', 'seed', 'threads', 'resume-dir'];
-const BOOL_FLAGS = ['json'];
-
-function parse(args: string[]): Map<string, string | true> {
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith('--')) throw new InvalidArgumentError(`Unexpected argument '${arg}'`);
-    const eq = arg.indexOf('=');
-    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-    if (!VALUE_FLAGS.includes(name) && !BOOL_FLAGS.includes(name))
-      throw new InvalidArgumentError(`'anomalyncd train' has no option --${name} (options: ${[...VALUE_FLAGS, ...BOOL_FLAGS].map((f) => '--' + f).join(' ')})`);
-    if (BOOL_FLAGS.includes(name)) {
-      if (eq >= 0) throw new InvalidArgumentError(`--${name} takes no value`);
-      flags.set(name, true);
-    } else if (eq >= 0) flags.set(name, arg.slice(eq + 1));
-    else {
-      const value = args[++i];
-      if (value === undefined) throw new InvalidArgumentError(`--${name} needs a value`);
-      flags.set(name, value);
-    }
-  }
-  return flags;
-}
-
-function str(flags: Map<string, string | true>, name: string): string | undefined {
-  const v = flags.get(name);
-  if (v === true) throw new InvalidArgumentError(`--${name} needs a value`);
-  return v;
-}
-
-function int(flags: Map<string, string | true>, name: string): number | undefined {
-  const v = str(flags, name);
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`--${name} must be a non-negative integer (got '${v}')`);
-  return Number(v);
-}
+const FLAGS = {
+  crops: text({ required: '--crops is required', placeholder: 'DIR|regions.json', help: "The crops of 'anomalyncd regions', or images/ and masks/ folders." }),
+  k: count({ required: '--k (the number of novel classes) is required', placeholder: 'K', help: 'Number of novel classes.' }),
+  out: text({ required: '--out is required', placeholder: 'BUNDLE', help: 'Where the trained model goes.' }),
+  labeled: text({ placeholder: 'DIR', help: 'Labelled known classes: a folder or a manifest.' }),
+  backbone: text({ placeholder: 'FILE', help: 'Pretrained DINO checkpoint (absent: random init).' }),
+  arch: text({ placeholder: 'PRESET|JSON', help: 'Architecture.' }),
+  epochs: count({ help: 'Training epochs.' }),
+  'batch-size': count({ placeholder: 'B', help: 'Batch size.' }),
+  lr: positive({ placeholder: 'LR', help: 'Base learning rate.' }),
+  seed: count({ placeholder: 'S', help: 'Seed.' }),
+  threads: count({ placeholder: 'T', help: 'Worker threads (default: all cores).' }),
+  'resume-dir': text({ placeholder: 'DIR', help: 'Checkpoint each epoch here and resume from it.' }),
+  json: toggle({ help: 'Print a JSON summary.' }),
+} as const;
 
 interface RegionsFile {
   searchRange?: [number, number];
@@ -138,43 +119,24 @@ async function readCrops(path: string, threads: number | undefined, signal: Abor
 
 /** Runs `anomalyncd train` with the arguments after the command name. */
 export async function cmdTrain(args: string[], signal: AbortSignal): Promise<void> {
-  const flags = parse(args);
-  const cropsPath = str(flags, 'crops');
-  const k = int(flags, 'k');
-  const out = str(flags, 'out');
-  if (cropsPath === undefined) throw new InvalidArgumentError('--crops is required');
-  if (k === undefined) throw new InvalidArgumentError('--k (the number of novel classes) is required');
-  if (out === undefined) throw new InvalidArgumentError('--out is required');
-  const json = flags.has('json');
-  const threads = int(flags, 'threads');
+  const flags = parseFlags('train', FLAGS, args);
+  const threads = flags.threads;
   const started = performance.now();
 
-  const { crops, searchRange } = await readCrops(resolve(cropsPath), threads, signal);
-  const labeledDir = str(flags, 'labeled');
+  const { crops, searchRange } = await readCrops(resolve(flags.crops), threads, signal);
   let labelled: LabelledCrop[] = [];
-  if (labeledDir !== undefined) labelled = await loadLabelled(resolve(labeledDir), { signal, ...(threads !== undefined ? { threads } : {}) });
+  if (flags.labeled !== undefined) labelled = await loadLabelled(resolve(flags.labeled), { signal, ...(threads !== undefined ? { threads } : {}) });
   const readMs = performance.now() - started;
 
-  const options: FitOptions = { k, signal };
-  const backbone = str(flags, 'backbone');
-  if (backbone !== undefined) options.backbone = resolve(backbone);
-  const arch = str(flags, 'arch');
-  if (arch !== undefined) options.arch = arch; // a preset name or JSON text (parsed by fit)
-  const epochs = int(flags, 'epochs');
-  if (epochs !== undefined) options.epochs = epochs;
-  const batchSize = int(flags, 'batch-size');
-  if (batchSize !== undefined) options.batchSize = batchSize;
-  const lr = str(flags, 'lr');
-  if (lr !== undefined) {
-    const v = Number(lr);
-    if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`--lr must be a positive number (got '${lr}')`);
-    options.lr = v;
-  }
-  const seed = int(flags, 'seed');
-  if (seed !== undefined) options.seed = seed;
+  const options: FitOptions = { k: flags.k, signal };
+  if (flags.backbone !== undefined) options.backbone = resolve(flags.backbone);
+  if (flags.arch !== undefined) options.arch = flags.arch; // a preset name or JSON text (parsed by fit)
+  if (flags.epochs !== undefined) options.epochs = flags.epochs;
+  if (flags.batchSize !== undefined) options.batchSize = flags.batchSize;
+  if (flags.lr !== undefined) options.lr = flags.lr;
+  if (flags.seed !== undefined) options.seed = flags.seed;
   if (threads !== undefined) options.threads = threads;
-  const resumeDir = str(flags, 'resume-dir');
-  if (resumeDir !== undefined) options.checkpointDir = resolve(resumeDir);
+  if (flags.resumeDir !== undefined) options.checkpointDir = resolve(flags.resumeDir);
   if (searchRange) options.searchRange = searchRange;
   options.onProgress = (e: TrainEvent) => {
     if (e.type !== 'epoch') return;
@@ -185,13 +147,13 @@ export async function cmdTrain(args: string[], signal: AbortSignal): Promise<voi
   const model = await fit(labelled.length > 0 ? { unlabelled: crops, labelled } : { unlabelled: crops }, options);
   try {
     for (const w of model.warnings) process.stderr.write(`anomalyncd: warning: ${w}\n`);
-    await model.save(resolve(out), { signal });
+    await model.save(resolve(flags.out), { signal });
     const last = model.history[model.history.length - 1];
     const totalMs = performance.now() - started;
-    if (json) {
+    if (flags.json) {
       process.stdout.write(
         JSON.stringify({
-          out: resolve(out),
+          out: resolve(flags.out),
           crops: crops.length,
           labelled: labelled.length,
           classNames: model.classNames,
@@ -208,10 +170,12 @@ export async function cmdTrain(args: string[], signal: AbortSignal): Promise<voi
       process.stdout.write(
         `${crops.length} crops (${labelled.length} labelled), ${model.epochsDone} epochs, head ${model.selectedHead} selected` +
           (last ? `, final loss ${last.losses.total.toFixed(4)}` : '') +
-          ` -> ${resolve(out)} (${(totalMs / 1000).toFixed(1)} s)\n`,
+          ` -> ${resolve(flags.out)} (${(totalMs / 1000).toFixed(1)} s)\n`,
       );
     }
   } finally {
     model.dispose();
   }
 }
+
+export const trainCommand: Command = { help: () => flagHelp('train', FLAGS), run: cmdTrain };
