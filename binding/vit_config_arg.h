@@ -1,4 +1,6 @@
-// ViT architecture options, shared by loadBackbone (model.cc) and training (train.cc).
+// Transitional helpers for binding/train.cc, over VitConfig's one field list
+// (model/vit_config.h visitFields); to go once train.cc reads `arch` with
+// readFields<VitConfig> and writes it with writeFields.
 #pragma once
 #include <napi.h>
 
@@ -6,12 +8,11 @@
 
 namespace anomalyncd::binding {
 
-// Overrides `c` with the fields of `o` that are set: patchSize, embedDim, depth,
-// numHeads, maskLayers, mlpRatio, qkvBias, lnEps, imageSize, attention ('plain' |
-// 'fused'; anything else throws InvalidArgument with `attentionError`). No validation.
+// Overrides `c` with the fields of `o` that are set (typed errors as readFields).
+// `attentionError` is unused (kept for the caller's signature). No validation.
 void applyVitFields(const Napi::Object& o, model::VitConfig& c, const char* attentionError);
 
-// `c` as a JS object; `withAttention` adds "attention" ('plain' | 'fused').
+// `c` as a JS object (writeFields); without `withAttention` the "attention" key is dropped.
 Napi::Object vitConfigObject(Napi::Env env, const model::VitConfig& c, bool withAttention);
 
 }  // namespace anomalyncd::binding
