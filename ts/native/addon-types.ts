@@ -94,39 +94,58 @@ export interface RawRegionsInput {
   name?: string;
 }
 
-/** Architecture options as the addon reads them. */
+/** Architecture as the addon reads and writes it: every field (TS fills them). */
 export interface RawVitConfig {
-  preset?: string;
-  patchSize?: number;
-  embedDim?: number;
-  depth?: number;
-  numHeads?: number;
-  maskLayers?: number;
-  mlpRatio?: number;
-  qkvBias?: boolean;
-  lnEps?: number;
-  imageSize?: number;
-  attention?: 'fused' | 'plain';
+  patchSize: number;
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  maskLayers: number;
+  mlpRatio: number;
+  qkvBias: boolean;
+  lnEps: number;
+  imageSize: number;
+  attention: 'fused' | 'plain';
+}
+
+/** Where a native backbone's weights and architecture came from. */
+export interface RawBackboneInfo {
+  /** The checkpoint file, or null for a random initialisation. */
+  path: string | null;
+  /** SHA-256 of the checkpoint file (null without one). */
+  sha256: string | null;
+  /** `given`: the `arch` option; `checkpoint`: read from the file; `default`: `dino_vitb8` (no file, no arch). */
+  archSource: 'given' | 'checkpoint' | 'default';
+  /** What the loader decided (architecture read, checkpoint keys ignored). */
+  notes: string[];
 }
 
 /** The native Backbone handle. */
 export interface RawBackbone {
-  readonly config: Required<Omit<RawVitConfig, 'preset'>>;
+  readonly config: RawVitConfig;
+  readonly info: RawBackboneInfo;
   readonly disposed: boolean;
   embed(images: RawTensor, masks: RawTensor | null, options: { threads: number; batchSize: number }, onProgress?: RawProgress): RawJob<{ shape: number[]; data: ArrayBuffer }>;
+  embedCrops(
+    crops: readonly { image: RawTensor; mask: RawTensor | null }[],
+    options: { threads: number; batchSize: number },
+    onProgress?: RawProgress,
+  ): RawJob<{ shape: number[]; data: ArrayBuffer }>;
   dispose(): void;
 }
 
 /** The addon's exports. */
 export interface Addon {
-  loadBackbone?(path: string | null, options: { arch: RawVitConfig; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
+  loadBackbone?(path: string | null, options: { arch: RawVitConfig | null; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
   preprocess?(
     crops: readonly RawTensor[],
     masks: readonly (RawTensor | null)[],
     options: { threads: number },
     onProgress?: RawProgress,
   ): RawJob<{ count: number; images: ArrayBuffer; masks: ArrayBuffer }>;
-  presets?(): Record<string, Required<Omit<RawVitConfig, 'preset'>>>;
+  presets?(): Record<string, RawVitConfig>;
+  /** Counters for tests: state-dict reads by this addon. */
+  stats?(): { checkpointReads: number };
   torch?: { cudaAvailable: boolean; interopThreads: number; intraopThreads: number; parallelInfo: string };
   setErrorClass(factory: (code: string, message: string) => Error): void;
   mebin(maps: (string | RawTensor)[], options: RawMebinOptions, onProgress?: RawProgress): RawJob<RawMebinResult>;
@@ -306,6 +325,6 @@ export interface RawTrainAddon {
       params: { name: string; value: RawTensor; grads: RawTensor[] }[],
       options: { lrs: number[]; momentum?: number; weightDecay?: number },
     ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
-    trainableParameters(arch: RawVitConfig, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
+    trainableParameters(arch: Partial<RawVitConfig> & { preset?: string }, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
   };
 }
