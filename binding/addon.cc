@@ -10,6 +10,7 @@ Napi::Value Mebin(const Napi::CallbackInfo& info);
 Napi::Value Regions(const Napi::CallbackInfo& info);
 void InitModel(Napi::Env env, Napi::Object exports);
 void InitTrain(Napi::Env env, Napi::Object exports);
+void InitTrainKernels(Napi::Env env, Napi::Object exports);
 Napi::Object Kernels(Napi::Env env);
 
 namespace {
@@ -34,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef ANOMALYNCD_HAS_MODEL
   InitModel(env, exports);
   InitTrain(env, exports);
+  InitTrainKernels(env, exports);
 #endif
   return exports;
 }
