@@ -146,7 +146,7 @@ export interface Addon {
   };
 }
 
-// ---- training (ts/train.ts casts the addon's `train` export to RawTrainAddon) ----
+// ---- training (ts/stages/train.ts casts the model addon's `train` export to RawTrainAddon) ----
 
 export interface RawTrainCrop {
   image: RawTensor;
@@ -182,35 +182,43 @@ export interface RawTrainEvent {
   rows: number;
 }
 
+/** The core's TrainConfig, every field (cpp/train/config.h visitFields, same names and order). */
 export interface RawTrainConfig {
-  k: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  supWeight: number;
+  memaxWeight: number;
+  plcThreshold: number;
+  warmupTeacherTemp: number;
+  teacherTemp: number;
+  warmupTeacherEpochs: number;
+  repeatTimes: number;
+  studentTemp: number;
+  infoNceTemp: number;
+  supConTemp: number;
+  supConBaseTemp: number;
+  nHead: number;
+  /** -1: the last block. */
+  gradFromBlock: number;
+  projHidden: number;
+  projOut: number;
+  numNovel: number;
   classNames: string[];
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  momentum?: number;
-  weightDecay?: number;
-  supWeight?: number;
-  memaxWeight?: number;
-  plcThreshold?: number;
-  warmupTeacherTemp?: number;
-  teacherTemp?: number;
-  warmupTeacherEpochs?: number;
-  repeatTimes?: number;
-  nHead?: number;
-  gradFromBlock?: number;
-  projHidden?: number;
-  projOut?: number;
-  seed?: number;
-  threads?: number;
-  augmentThreads?: number;
+  seed: number;
+  threads: number;
+  /** 0: as many as threads. */
+  augmentThreads: number;
 }
 
 export interface RawFitOptions extends RawTrainConfig {
-  backbone?: string;
-  arch?: RawVitConfig;
-  checkpointDir?: string;
-  searchRange?: [number, number];
+  backbone: string | null;
+  arch: RawVitConfig | null;
+  /** '': no per-epoch bundles. */
+  checkpointDir: string;
+  searchRange: [number, number] | null;
 }
 
 export interface RawEpochRecord {
@@ -228,7 +236,7 @@ export interface RawEpochRecord {
 
 export interface RawTrainedModel {
   handle: unknown;
-  config: Required<Omit<RawTrainConfig, 'classNames'>> & { studentTemp: number; infoNceTemp: number; supConTemp: number; supConBaseTemp: number };
+  config: RawTrainConfig;
   arch: Required<Omit<RawVitConfig, 'preset' | 'attention'>>;
   classNames: string[];
   numKnown: number;
@@ -267,6 +275,14 @@ export interface RawLossResult extends RawTrainLosses {
   gradLogits: RawTensorOut;
 }
 
+export interface RawPredictOptions {
+  /** -1: the selected head. */
+  head: number;
+  embeddings: boolean;
+  threads: number;
+  batchSize: number;
+}
+
 export interface RawTrainAddon {
   fit(
     dataset: { unlabelled: RawTrainCrop[]; labelled?: RawTrainCrop[] },
@@ -274,38 +290,35 @@ export interface RawTrainAddon {
     onProgress?: RawProgress,
     onEvent?: (event: RawTrainEvent) => void,
   ): RawJob<RawTrainedModel>;
-  loadBundle(path: string, options: { backbone?: string; threads?: number }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
-  saveBundle(handle: unknown, path: string, options: { selfContained?: boolean }): RawJob<undefined>;
-  predict(
-    handle: unknown,
-    crops: RawTrainCrop[],
-    options: { head?: number; embeddings?: boolean; threads?: number; batchSize?: number },
-    onProgress?: RawProgress,
-  ): RawJob<RawPrediction>;
+  loadTrainedModel(path: string, options: { backbone: string | null }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
+  saveTrainedModel(handle: unknown, path: string, options: { selfContained: boolean }): RawJob<undefined>;
+  predict(handle: unknown, crops: RawTrainCrop[], options: RawPredictOptions, onProgress?: RawProgress): RawJob<RawPrediction>;
   dispose(handle: unknown): void;
-  readCrops(images: string[], masks: string[], options: { threads?: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;
-  /** Synchronous building blocks for tests on small inputs. */
-  kernels: {
-    losses(
-      inputs: { z: RawTensor; logits: RawTensor; labels: RawTensor; plc?: RawTensor },
-      options: {
-        numKnown: number;
-        teacherTemp?: number;
-        studentTemp?: number;
-        infoNceTemp?: number;
-        supConTemp?: number;
-        supConBaseTemp?: number;
-        supWeight?: number;
-        memaxWeight?: number;
-      },
-    ): RawLossResult;
-    teacherTargets(teacher: RawTensor, teacherTemp: number, numKnown: number, plc?: RawTensor): RawTensorOut;
-    teacherTemperatures(epochs: number, schedule?: { warmupTemp?: number; finalTemp?: number; warmupEpochs?: number; repeatTimes?: number }): number[];
-    cosineLr(epochs: number, lr: number, etaMinFactor?: number): number[];
-    sgd(
-      params: { name: string; value: RawTensor; grads: RawTensor[] }[],
-      options: { lrs: number[]; momentum?: number; weightDecay?: number },
-    ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
-    trainableParameters(arch: RawVitConfig, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
-  };
+  readCrops(images: string[], masks: string[], options: { threads: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;
+}
+
+/** The test addon's `trainKernels`: synchronous building blocks for tests on small inputs. */
+export interface RawTrainKernels {
+  losses(
+    inputs: { z: RawTensor; logits: RawTensor; labels: RawTensor; plc?: RawTensor },
+    options: {
+      numKnown: number;
+      teacherTemp?: number;
+      studentTemp?: number;
+      infoNceTemp?: number;
+      supConTemp?: number;
+      supConBaseTemp?: number;
+      supWeight?: number;
+      memaxWeight?: number;
+    },
+  ): RawLossResult;
+  teacherTargets(teacher: RawTensor, teacherTemp: number, numKnown: number, plc?: RawTensor): RawTensorOut;
+  teacherTemperatures(epochs: number, schedule?: { warmupTemp?: number; finalTemp?: number; warmupEpochs?: number; repeatTimes?: number }): number[];
+  cosineLr(epochs: number, lr: number, etaMinFactor?: number): number[];
+  sgd(
+    params: { name: string; value: RawTensor; grads: RawTensor[] }[],
+    options: { lrs: number[]; momentum?: number; weightDecay?: number },
+  ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
+  /** `config`: every field (see nativeTrainConfig in ts/stages/train.ts). */
+  trainableParameters(arch: RawVitConfig, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
 }
