@@ -1,16 +1,16 @@
-// Reading / writing model weights without Python.
+// Reading model weights without Python.
 //
 // readStateDict(path) accepts
 //  (a) a torch.save zip archive (torch >= 1.6 default format; the DINO release
-//      files are plain state dicts). `<archive>/data.pkl` is parsed by a restricted
-//      unpickler that only knows the opcodes and globals a state dict uses
+//      files are plain state dicts), read by the restricted unpickler of
+//      torch_zip.cc: it only knows the opcodes and globals a state dict uses
 //      (collections.OrderedDict, torch._utils._rebuild_tensor_v2,
 //      torch._utils._rebuild_parameter, torch.<T>Storage); anything else is refused
 //      with Error(kCheckpoint) naming the opcode / global and its offset. Nothing
 //      is ever executed. DINO-style wrappers ({"teacher"|"student"|"model"|
 //      "state_dict": {...}}) are unwrapped and "module." / "backbone." prefixes
 //      stripped, as DINO's load_pretrained_weights does.
-//  (b) .safetensors (F32 / F16 / BF16 / F64), offsets validated against the file.
+//  (b) .safetensors (safetensors.h).
 // Every tensor is returned as a contiguous float32 CPU tensor (storage offset,
 // sizes and strides honoured). Unreadable files -> Error(kIo); corrupt, truncated,
 // hostile or unsupported content -> Error(kCheckpoint) naming the file.
@@ -18,11 +18,11 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <map>
 #include <string>
-#include <utility>
-#include <vector>
 
+#include "common/json.h"  // Json, parseJson: model:: names kept for existing callers
+#include "model/safetensors.h"
+#include "model/state_dict.h"
 #include "model/vit_config.h"
 
 namespace torch::nn {
@@ -31,24 +31,11 @@ class Module;
 
 namespace anomalyncd::model {
 
-using StateDict = std::map<std::string, at::Tensor>;
-
 StateDict readStateDict(const std::string& path);
 
-// A .safetensors file whatever its name, with readStateDict's checks and errors;
-// `metadata` holds the string values of `__metadata__`.
-struct SafetensorsFile {
-  StateDict tensors;
-  std::map<std::string, std::string> metadata;
-};
-SafetensorsFile readSafetensors(const std::string& path);
-
-// safetensors writer: every tensor as contiguous little-endian F32, keys sorted,
-// header padded to 8 bytes, "__metadata__": {"format": "pt", then `metadata` in order}
-// ("format" itself is refused). `atomic`: a temp file beside `path` (fsync'ed), then
-// rename. Error(kIo) on failure.
-void writeSafetensors(const std::string& path, const StateDict& sd,
-                      const std::vector<std::pair<std::string, std::string>>& metadata = {}, bool atomic = false);
+// How many times readStateDict has been called in this process (tests prove that a
+// run reads its backbone once).
+uint64_t checkpointReads();
 
 // Copies `sd` into the module's parameters and buffers (names as in named_parameters(),
 // e.g. "blocks.3.attn.qkv.weight"), converting dtype/device to the parameter's.
@@ -65,25 +52,8 @@ StateDict stateDictOf(const torch::nn::Module& module);
 // qkv bias against `arch`; Error(kCheckpoint) naming the key on mismatch / absence.
 VitConfig inferConfig(const StateDict& sd, const VitConfig& arch);
 
-// "[2, 3]": a shape for error messages.
-std::string shapeStr(at::IntArrayRef shape);
-
-// Strict JSON (safetensors headers, training-bundle metadata). parseJson throws
-// JsonError{"<problem> at byte <n>"}, also for nesting deeper than `maxDepth`.
-struct Json {
-  enum Type { Null, Bool, Num, Str, Arr, Obj } type = Null;
-  bool b = false;
-  bool isInt = false;  // a Num without fraction / exponent that fits int64 (then in `i`)
-  int64_t i = 0;
-  double num = 0;
-  std::string s;
-  std::vector<Json> arr;
-  std::vector<std::pair<std::string, Json>> obj;  // keys unique, in file order
-  const Json* get(const std::string& k) const;
-};
-struct JsonError {
-  std::string what;
-};
-Json parseJson(const std::string& text, int maxDepth);
+using anomalyncd::Json;
+using anomalyncd::JsonError;
+using anomalyncd::parseJson;
 
 }  // namespace anomalyncd::model

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/sha256.h"  // sha256File (moved to common)
 #include "train/trainer.h"
 
 namespace anomalyncd::train {
@@ -64,8 +65,5 @@ std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::s
 
 // The architecture as bundle metadata writes it (anomalyncd.arch; also compared on resume).
 std::string archJson(const model::VitConfig& arch);
-
-// SHA-256 of a file, lowercase hex. Error(kIo) when unreadable.
-std::string sha256File(const std::string& path);
 
 }  // namespace anomalyncd::train

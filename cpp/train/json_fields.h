@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "model/checkpoint.h"
+#include "common/json.h"
 
 namespace anomalyncd::train::json {
 
@@ -109,18 +109,18 @@ std::string objectOf(const Config& c) {
 // "<prefix>metadata <where>.<key> ..." (prefix names the file).
 class FieldReader {
  public:
-  FieldReader(const model::Json& o, std::string prefix, std::string where)
+  FieldReader(const Json& o, std::string prefix, std::string where)
       : o_(o), prefix_(std::move(prefix)), where_(std::move(where)) {}
 
   void operator()(const char* key, int& out) {
-    const double v = at(key, model::Json::Num).num;
+    const double v = at(key, Json::Num).num;
     if (v != std::floor(v) || std::fabs(v) > 2147483647.0) fail(key, "is not an integer");
     out = static_cast<int>(v);
   }
-  void operator()(const char* key, double& out) { out = at(key, model::Json::Num).num; }
-  void operator()(const char* key, bool& out) { out = at(key, model::Json::Bool).b; }
+  void operator()(const char* key, double& out) { out = at(key, Json::Num).num; }
+  void operator()(const char* key, bool& out) { out = at(key, Json::Bool).b; }
   void operator()(const char* key, uint64_t& out) {
-    const std::string& s = at(key, model::Json::Str).s;
+    const std::string& s = at(key, Json::Str).s;
     if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string::npos)
       fail(key, "is not a decimal integer");
     try {
@@ -129,18 +129,18 @@ class FieldReader {
       fail(key, "is not a decimal integer");
     }
   }
-  void operator()(const char* key, std::string& out) { out = at(key, model::Json::Str).s; }
+  void operator()(const char* key, std::string& out) { out = at(key, Json::Str).s; }
   void operator()(const char* key, std::vector<std::string>& out) {
     out.clear();
-    for (const auto& x : at(key, model::Json::Arr).arr) {
-      if (x.type != model::Json::Str) fail(key, "holds a non-string");
+    for (const auto& x : at(key, Json::Arr).arr) {
+      if (x.type != Json::Str) fail(key, "holds a non-string");
       out.push_back(x.s);
     }
   }
 
  private:
-  const model::Json& at(const char* key, model::Json::Type t) const {
-    const model::Json* v = o_.get(key);
+  const Json& at(const char* key, Json::Type t) const {
+    const Json* v = o_.get(key);
     if (!v || v->type != t) fail(key, "is missing or has the wrong type");
     return *v;
   }
@@ -148,7 +148,7 @@ class FieldReader {
     throw Error(code::kCheckpoint, prefix_ + "metadata " + where_ + "." + key + " " + what);
   }
 
-  const model::Json& o_;
+  const Json& o_;
   std::string prefix_, where_;
 };
 
