@@ -14,6 +14,7 @@
 #include "common/parallel.h"
 #include "fields.h"
 #include "io/image_io.h"
+#include "model/vit.h"
 #include "napi_util.h"
 #include "train/bundle.h"
 #include "train/trainer.h"
@@ -49,6 +50,24 @@ std::vector<std::string> stringArray(const Napi::Value& v, const std::string& wh
     out.push_back(s.As<Napi::String>().Utf8Value());
   }
   return out;
+}
+
+// A preset name, or an object of VitConfig fields (with an optional base `preset`),
+// checked by model::validateConfig.
+model::VitConfig archArg(const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  try {
+    if (v.IsString()) return model::presetConfig(v.As<Napi::String>().Utf8Value());
+    if (!v.IsObject()) throwError(env, code::kInvalidArgument, "Option 'arch' must be a preset name or an object");
+    Napi::Object o = v.As<Napi::Object>();
+    model::VitConfig c;
+    if (o.Has("preset")) c = model::presetConfig(optString(o, "preset", ""));
+    applyVitFields(o, c, "arch.attention must be 'fused' or 'plain'");
+    model::validateConfig(c);
+    return c;
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
 }
 
 // {image: uint8 [h, w, 3], mask: uint8 [h, w] | [h, w, 1], score?, label?}; pixels borrowed.

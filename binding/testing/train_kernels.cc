@@ -9,6 +9,7 @@
 #include "../fields.h"
 #include "../napi_util.h"
 #include "../train_args.h"
+#include "model/vit.h"
 #include "train/losses.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -19,6 +20,32 @@ namespace {
 [[noreturn]] void bad(Napi::Env env, const std::string& m) { throwError(env, code::kInvalidArgument, m); }
 
 Napi::Value field(const Napi::Object& o, const char* k) { return o.Has(k) ? o.Get(k) : o.Env().Undefined(); }
+
+// {preset?, ...VitConfig fields}: the preset (else VitConfig's defaults), then the
+// fields given. Transitional: becomes readFields<model::VitConfig> once VitConfig's
+// field list lands, with the test passing a full architecture.
+model::VitConfig archArg(const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject()) bad(env, "arch must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  try {
+    model::VitConfig c;
+    if (o.Has("preset")) c = model::presetConfig(optString(o, "preset", ""));
+    c.patchSize = optInt(o, "patchSize", c.patchSize);
+    c.embedDim = optInt(o, "embedDim", c.embedDim);
+    c.depth = optInt(o, "depth", c.depth);
+    c.numHeads = optInt(o, "numHeads", c.numHeads);
+    c.maskLayers = optInt(o, "maskLayers", c.maskLayers);
+    c.mlpRatio = optDouble(o, "mlpRatio", c.mlpRatio);
+    c.qkvBias = optBool(o, "qkvBias", c.qkvBias);
+    c.lnEps = optDouble(o, "lnEps", c.lnEps);
+    c.imageSize = optInt(o, "imageSize", c.imageSize);
+    model::validateConfig(c);
+    return c;
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+}
 
 at::Tensor tensorArg(const Napi::Value& v, const std::string& what) {
   TensorView t = tensorView(v, what);

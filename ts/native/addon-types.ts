@@ -21,17 +21,26 @@ export interface RawJob<T> {
 /** Progress callback of native jobs. */
 export type RawProgress = (done: number, total: number, stage: string) => void;
 
+/**
+ * MEBin's fields as every native call that binarises reads them: all present
+ * (TS fills the defaults; the binding has none). C++: `mebin::Options`.
+ */
 export interface RawMebinOptions {
-  sampleRate?: number;
-  minIntervalLen?: number;
-  erode?: boolean;
-  range?: [number, number];
-  threads?: number;
-  returnBinary?: boolean;
-  oracle?: boolean;
-  /** Write each binary map as PNG to writeDir/names[i]. */
-  writeDir?: string;
-  names?: string[];
+  sampleRate: number;
+  minIntervalLen: number;
+  erode: boolean;
+  /** Explicit search range, or null for the set's own. */
+  range: [number, number] | null;
+  threads: number;
+}
+
+/** C++: `pipeline::BinarizeOptions`. */
+export interface RawBinarizeOptions extends RawMebinOptions {
+  returnBinary: boolean;
+  oracle: boolean;
+  /** Write each binary map as PNG to writeDir/names[i] ('' writes nothing). */
+  writeDir: string;
+  names: string[];
 }
 
 export interface RawMebinMap {
@@ -51,13 +60,18 @@ export interface RawMebinResult {
   warnings: string[];
 }
 
-export interface RawRegionsOptions extends RawMebinOptions {
-  padding?: number;
-  maxMergeDist?: number;
-  minCropSize?: number;
-  /** Write crops as PNG into this folder (relative names come back). */
-  writeDir?: string;
-  returnPixels?: boolean;
+/** C++: `crop::Options`. */
+export interface RawCropOptions {
+  padding: number;
+  maxMergeDist: number;
+  minCropSize: number;
+}
+
+/** C++: `pipeline::RegionsOptions`. */
+export interface RawRegionsOptions extends RawMebinOptions, RawCropOptions {
+  returnPixels: boolean;
+  /** Write crops as PNG into this folder ('' writes nothing; relative names come back). */
+  writeDir: string;
 }
 
 export interface RawCrop {
@@ -91,7 +105,7 @@ export interface RawRegionsInput {
   image: string | RawTensor;
   map: string | RawTensor;
   /** File stem used for written crops. */
-  name?: string;
+  name: string;
 }
 
 /** Architecture options as the addon reads them. */
@@ -117,8 +131,20 @@ export interface RawBackbone {
   dispose(): void;
 }
 
-/** The addon's exports. */
-export interface Addon {
+/** Exports every addon has. */
+interface AddonBase {
+  setErrorClass(factory: (code: string, message: string) => Error): void;
+}
+
+/** anomalyncd_core.node: the OpenCV stages (never loads libtorch). */
+export interface CoreAddon extends AddonBase {
+  binarize(maps: (string | RawTensor)[], options: RawBinarizeOptions, onProgress?: RawProgress): RawJob<RawMebinResult>;
+  extractRegions(items: RawRegionsInput[], options: RawRegionsOptions, onProgress?: RawProgress): RawJob<RawRegionsResult>;
+  versions: { opencv: string };
+}
+
+/** anomalyncd_model.node: the libtorch stages (model, training). */
+export interface ModelAddon extends AddonBase {
   loadBackbone?(path: string | null, options: { arch: RawVitConfig; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
   preprocess?(
     crops: readonly RawTensor[],
@@ -128,22 +154,24 @@ export interface Addon {
   ): RawJob<{ count: number; images: ArrayBuffer; masks: ArrayBuffer }>;
   presets?(): Record<string, Required<Omit<RawVitConfig, 'preset'>>>;
   torch?: { cudaAvailable: boolean; interopThreads: number; intraopThreads: number; parallelInfo: string };
-  setErrorClass(factory: (code: string, message: string) => Error): void;
-  mebin(maps: (string | RawTensor)[], options: RawMebinOptions, onProgress?: RawProgress): RawJob<RawMebinResult>;
-  regions(items: RawRegionsInput[], options: RawRegionsOptions, onProgress?: RawProgress): RawJob<RawRegionsResult>;
   versions: { libtorch: string; opencv: string };
-  /** Synchronous building blocks for tests on small inputs. */
+}
+
+/** anomalyncd_testing.node: synchronous building blocks for tests on small inputs (never shipped). */
+export interface TestingAddon extends AddonBase {
   kernels: {
     selectThreshold(
       counts: number[],
       range: [number, number],
-      options?: RawMebinOptions,
+      options?: Pick<RawMebinOptions, 'sampleRate' | 'minIntervalLen' | 'erode'>,
     ): { est: number; threshold: number; endIndex: number; fallback: boolean };
-    mergeBoxes(boxes: number[][], S: number, options?: RawRegionsOptions): [number, number, number, number][];
-    regionBoxes(binary: RawTensor, options?: RawRegionsOptions): [number, number, number, number][];
+    mergeBoxes(boxes: number[][], S: number, options?: RawCropOptions): [number, number, number, number][];
+    regionBoxes(binary: RawTensor, options?: RawCropOptions): [number, number, number, number][];
     resizeBicubicF32(src: RawTensor, outH: number, outW: number): Float32Array;
     resizeBilinearU8(src: RawTensor, outH: number, outW: number): Uint8Array;
   };
+  /** The training stage's kernels (binding/testing/train_kernels.cc), when the model is built. */
+  trainKernels?: RawTrainKernels;
 }
 
 // ---- training (ts/stages/train.ts casts the model addon's `train` export to RawTrainAddon) ----

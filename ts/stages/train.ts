@@ -626,7 +626,7 @@ export async function loadLabelledFolder(
  * parameters) for tests, from the test-only addon. @internal
  */
 export function trainKernels(): RawTrainKernels {
-  const k = (testingAddon() as unknown as { trainKernels?: RawTrainKernels }).trainKernels;
+  const k = testingAddon().trainKernels;
   if (!k) throw new InvalidArgumentError('This build of anomalyncd has no training test kernels (built without libtorch)');
   return k;
 }
