@@ -19,6 +19,20 @@ void throwError(Napi::Env env, const std::string& code, const std::string& messa
   throw makeError(env, code, message);
 }
 
+namespace {
+// setErrorClass((code, message) => Error): native errors are instances of the TS classes.
+Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throwError(info.Env(), code::kInvalidArgument, "setErrorClass needs a function");
+  info.Env().GetInstanceData<AddonData>()->errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+}  // namespace
+
+void initAddonData(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+}
+
 Napi::Object objArg(const Napi::CallbackInfo& info, size_t i) {
   return info[i].IsObject() ? info[i].As<Napi::Object>() : Napi::Object::New(info.Env());
 }

@@ -16,9 +16,14 @@
 
 namespace anomalyncd::binding {
 
+// Per-environment state of an addon (each .node keeps its own: a worker thread
+// or a second context loads it afresh).
 struct AddonData {
-  Napi::FunctionReference errorClass;  // (code, message) => AnomalyNCDError, from ts/errors.ts
+  Napi::FunctionReference errorClass;  // (code, message) => AnomalyNCDError, from ts/core/errors.ts
 };
+
+// What every addon's Init does first: its AddonData and `setErrorClass`.
+void initAddonData(Napi::Env env, Napi::Object exports);
 
 // The TS error for `code` when TS has registered its factory, else a plain Error with .code.
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message);

@@ -1,6 +1,7 @@
-// Builds the addon and places it under prebuilds/<platform>-<arch>/ with
-// node-gyp-build's naming, so `npm pack` ships it and installs skip compiling.
-// The binary links libtorch dynamically: a prebuild is only valid for the
+// Builds the addons and places the two production ones under
+// prebuilds/<platform>-<arch>/ by name (anomalyncd_core.node,
+// anomalyncd_model.node), so `npm pack` ships them and installs skip compiling.
+// The model addon links libtorch dynamically: a prebuild is only valid for the
 // libtorch it was built against (recorded beside it).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -16,9 +17,11 @@ if (built.status !== 0) process.exit(built.status ?? 1);
 
 const target = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 mkdirSync(target, { recursive: true });
-// node-gyp-build matches <name>.napi.node for N-API addons (any Node version).
-const file = join(target, 'anomalyncd.napi.node');
-copyFileSync(join(root, 'build', 'Release', 'anomalyncd.node'), file);
-const addon = require(file);
-writeFileSync(join(target, 'BUILD_INFO.json'), JSON.stringify({ ...addon.versions, node: process.version, builtAt: new Date().toISOString() }, null, 2) + '\n');
-console.log(`prebuild written: ${file} (libtorch ${addon.versions.libtorch}, OpenCV ${addon.versions.opencv})`);
+const files = {};
+for (const name of ['anomalyncd_core', 'anomalyncd_model']) {
+  files[name] = join(target, `${name}.node`);
+  copyFileSync(join(root, 'build', 'Release', `${name}.node`), files[name]);
+}
+const versions = require(files.anomalyncd_model).versions;
+writeFileSync(join(target, 'BUILD_INFO.json'), JSON.stringify({ ...versions, node: process.version, builtAt: new Date().toISOString() }, null, 2) + '\n');
+console.log(`prebuilds written: ${Object.values(files).join(', ')} (libtorch ${versions.libtorch}, OpenCV ${versions.opencv})`);

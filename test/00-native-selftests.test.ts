@@ -1,6 +1,8 @@
-// The C++ stages' own self-tests (built beside the addon by CMake): golden
-// vectors from the reference Python (crop, Pillow resampling) and the
-// single-pass MEBin against its per-threshold OpenCV oracle.
+// The C++ stages' own self-tests (test/native/*_selftest.cc, built beside the
+// addons by CMake): golden vectors from the reference Python (crop, Pillow
+// resampling) and the single-pass MEBin against its per-threshold OpenCV
+// oracle. Each ends with the shared harness's summary line
+// ("OK: N checks, 0 failures", test/native/harness.h).
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -14,11 +16,11 @@ function run(name: string, args: string[]): { status: number | null; out: string
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-test('MEBin: SPEC 2.7 tables, raw-threshold equivalence and 3000 random maps against the OpenCV oracle', (t) => {
+test('MEBin: selection tables (docs/METHOD.md §2.7), raw-threshold equivalence and 3000 random maps against the OpenCV oracle', (t) => {
   const r = run('mebin_selftest', ['3000']);
   t.is(r.status, 0, r.out);
   t.regex(r.out, /random fast vs oracle: 3000 cases, 0 mismatches/);
-  t.regex(r.out, /ALL PASSED/);
+  t.regex(r.out, /OK: \d+ checks, 0 failures/);
 });
 
 test('cropping and Pillow resampling match the reference goldens bit for bit', (t) => {
@@ -28,12 +30,13 @@ test('cropping and Pillow resampling match the reference goldens bit for bit', (
   t.truthy(m, r.out);
   t.is(m![6], '0');
   t.true(Number(m![4]) >= 20 && Number(m![3]) >= 30);
+  t.regex(r.out, /OK: \d+ checks, 0 failures/);
 });
 
 test('MGViT: goldens, checkpoint decoding, hostile and fuzzed files, autograd, preprocessing', (t) => {
   const r = run('model_selftest', [join(repoRoot, 'test', 'fixtures', 'vit')]);
   t.is(r.status, 0, r.out);
-  const m = /PASSED (\d+)\/(\d+) checks/.exec(r.out);
+  const m = /OK: (\d+) checks, 0 failures/.exec(r.out);
   t.truthy(m, r.out);
   t.true(Number(m![1]) >= 300);
 });

@@ -43,9 +43,9 @@ test('a Tensor whose shape does not match its data is refused by the native laye
   // Bypass the TS checks to prove the C++ side validates on its own.
   const { coreAddon: addon } = (await import('../ts/native/loader.js')) as typeof import('../ts/native/loader.js');
   const bad = { dtype: 'uint8', shape: [5, 5], data: new Uint8Array(10) };
-  t.throws(() => addon().mebin([bad], {}), { instanceOf: InvalidArgumentError, message: /25 elements but data has 10/ });
+  t.throws(() => addon().binarize([bad], {} as never), { instanceOf: InvalidArgumentError, message: /25 elements but data has 10/ });
   const mislabelled = { dtype: 'float32', shape: [2, 2], data: new Uint8Array(4) };
-  t.throws(() => addon().mebin([mislabelled], {}), { instanceOf: InvalidArgumentError, message: /does not match/ });
+  t.throws(() => addon().binarize([mislabelled], {} as never), { instanceOf: InvalidArgumentError, message: /does not match/ });
 });
 
 test('import works from the repo root and require() gives the same module (CJS interop)', async (t) => {

@@ -322,7 +322,7 @@ float cropMax(const cv::Mat& scoreMap, const Box& box) {
   if (w.width() == 0 || w.height() == 0) {
     // The reference dies here (np.max of an empty array); only possible for
     // images under 10 px whose contour is a single pixel.
-    invalid("extractRegions: zero-size crop box (image too small)");
+    invalid("cropRegions: zero-size crop box (image too small)");
   }
   const int64_t ix0 = std::max<int64_t>(w.x0, 0), iy0 = std::max<int64_t>(w.y0, 0);
   const int64_t ix1 = std::min<int64_t>(w.x1, scoreMap.cols);
@@ -343,15 +343,24 @@ float cropMax(const cv::Mat& scoreMap, const Box& box) {
 
 }  // namespace
 
-Regions extractRegions(const cv::Mat& image, const cv::Mat& binaryAtMapRes, const cv::Mat& rawMap,
-                       int minTh, int maxTh, int est, const Options& options) {
-  if (image.empty()) invalid("extractRegions: image is empty");
+void validateOptions(const Options& options) {
+  auto within = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  if (!within(options.padding, 0, 100)) invalid("crop: padding must be in 0..100, got " + std::to_string(options.padding));
+  if (!within(options.maxMergeDist, 0, 1))
+    invalid("crop: maxMergeDist must be in 0..1, got " + std::to_string(options.maxMergeDist));
+  if (!within(options.minCropSize, 0, 0.5))
+    invalid("crop: minCropSize must be in 0..0.5, got " + std::to_string(options.minCropSize));
+}
+
+Regions cropRegions(const cv::Mat& image, const cv::Mat& binaryAtMapRes, const cv::Mat& rawMap,
+                    int minTh, int maxTh, int est, const Options& options) {
+  if (image.empty()) invalid("cropRegions: image is empty");
   if (image.depth() != CV_8U || image.channels() > 4) {
-    invalid("extractRegions: image must be 8-bit with 1..4 channels");
+    invalid("cropRegions: image must be 8-bit with 1..4 channels");
   }
-  requireGray8(binaryAtMapRes, "extractRegions: binary map");
-  requireGray8(rawMap, "extractRegions: anomaly map");
-  if (est < 0) invalid("extractRegions: est must be >= 0");
+  requireGray8(binaryAtMapRes, "cropRegions: binary map");
+  requireGray8(rawMap, "cropRegions: anomaly map");
+  if (est < 0) invalid("cropRegions: est must be >= 0");
   const int H = image.rows, W = image.cols;
 
   // Binary map -> image size (cv2 nearest) -> matplotlib/PNG round trip.

@@ -4,6 +4,7 @@
 // OpenCV is used wherever the reference uses it.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -24,6 +25,19 @@ struct Options {
   double maxMergeDist = 0.01; // merge distance D = trunc(S * maxMergeDist)
   double minCropSize = 0.1;   // minimum half-side = trunc(S * minCropSize)
 };
+
+// The one field list of Options: the binding reads and writes it through this
+// (binding/fields.h); ts/stages/regions.ts holds the matching table with the defaults.
+template <class O, class V>
+std::enable_if_t<std::is_same_v<std::remove_const_t<O>, Options>> visitFields(O& o, V&& v) {
+  v("padding", o.padding);
+  v("maxMergeDist", o.maxMergeDist);
+  v("minCropSize", o.minCropSize);
+}
+
+// padding in 0..100, maxMergeDist in 0..1, minCropSize in 0..0.5, all finite
+// (throws Error(kInvalidArgument)).
+void validateOptions(const Options& options);
 
 // cv::resize(..., INTER_NEAREST) to H x W (SPEC T8). Input CV_8UC1.
 cv::Mat resizeNearest(const cv::Mat& binaryAtMapRes, int H, int W);
@@ -72,11 +86,12 @@ struct Regions {
   std::vector<Crop> crops;
 };
 
-// The whole stage for one image. image: H x W, CV_8U with 1..4 channels (RGB
+// The cropping step for one image (MEBin already done; pipeline::extractRegions
+// runs both over a set). image: H x W, CV_8U with 1..4 channels (RGB
 // in the pipeline); binaryAtMapRes: CV_8UC1 0/255 MEBin output at map
 // resolution; rawMap: CV_8UC1 raw anomaly map (map resolution); minTh/maxTh:
 // category range (0 <= minTh <= maxTh <= 255); est >= 0 from MEBin.
-Regions extractRegions(const cv::Mat& image, const cv::Mat& binaryAtMapRes, const cv::Mat& rawMap,
-                       int minTh, int maxTh, int est, const Options& options = {});
+Regions cropRegions(const cv::Mat& image, const cv::Mat& binaryAtMapRes, const cv::Mat& rawMap,
+                    int minTh, int maxTh, int est, const Options& options = {});
 
 }  // namespace anomalyncd::crop

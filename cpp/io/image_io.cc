@@ -60,6 +60,15 @@ cv::Mat decode(const std::string& path, const std::vector<uint8_t>& bytes, int f
 
 }  // namespace
 
+cv::Mat loadImageRGB(const ImageSource& s) {
+  if (!s.path.empty()) return readImageRGB(s.path);
+  cv::Mat view(s.height, s.width, CV_8UC(s.channels), const_cast<uint8_t*>(s.data));
+  if (s.channels == 3) return view;
+  cv::Mat rgb;
+  cv::cvtColor(view, rgb, cv::COLOR_GRAY2RGB);
+  return rgb;
+}
+
 void checkImageFile(const std::string& path) { checkComplete(path, readAll(path)); }
 
 cv::Mat readMapU8(const std::string& path) {
@@ -86,13 +95,19 @@ cv::Mat readImageRGB(const std::string& path) {
 
 namespace {
 void writePng(const std::string& path, const cv::Mat& m) {
+  thread_local std::vector<uchar> encoded;
+  encoded.clear();  // keeps its capacity
   bool ok = false;
   try {
-    ok = cv::imwrite(path, m);
+    ok = cv::imencode(".png", m, encoded);
   } catch (const cv::Exception& e) {
     throw Error(code::kIo, "Cannot write '" + path + "': " + e.msg);
   }
   if (!ok) throw Error(code::kIo, "Cannot write '" + path + "'");
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) throw Error(code::kIo, "Cannot write '" + path + "'");
+  const bool written = std::fwrite(encoded.data(), 1, encoded.size(), f) == encoded.size();
+  if (std::fclose(f) != 0 || !written) throw Error(code::kIo, "Cannot write '" + path + "'");
 }
 }  // namespace
 

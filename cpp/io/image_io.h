@@ -2,6 +2,7 @@
 // OpenCV/libjpeg-turbo decode, so pixels match the reference bit for bit).
 #pragma once
 #include <opencv2/core.hpp>
+#include <cstdint>
 #include <string>
 
 namespace anomalyncd::io {
@@ -14,7 +15,22 @@ cv::Mat readMapU8(const std::string& path);
 // cv2.imread(IMREAD_COLOR) gives the reference).
 cv::Mat readImageRGB(const std::string& path);
 
-// Lossless PNG; `rgb` is converted to OpenCV's BGR order for writing.
+// An image to decode: a file, or caller memory (H x W x C uint8, C in {1, 3},
+// row-major; not owned, so it must outlive the decoded Mat).
+struct ImageSource {
+  std::string path;               // set for files
+  const uint8_t* data = nullptr;  // set for in-memory images
+  int height = 0, width = 0, channels = 0;
+};
+
+// RGB uint8 as the reference's OpenCV decode gives it: files through
+// readImageRGB, RGB memory wrapped without a copy, grey memory replicated to
+// three channels.
+cv::Mat loadImageRGB(const ImageSource& source);
+
+// Lossless PNG; `rgb` is converted to OpenCV's BGR order for writing. The
+// encoded bytes go through a per-thread buffer that is reused from one file to
+// the next (batch writers would otherwise fault a fresh one in every time).
 void writePngRGB(const std::string& path, const cv::Mat& rgb);
 void writePngGray(const std::string& path, const cv::Mat& gray);
 

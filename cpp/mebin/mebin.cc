@@ -512,15 +512,21 @@ Selection selectThreshold(const std::vector<int>& counts, const Range& range,
 }
 
 Result binarize(const MapView& map, const Range& range, const Options& options) {
+  Result result;
+  binarizeInto(map, range, options, result);
+  return result;
+}
+
+void binarizeInto(const MapView& map, const Range& range, const Options& options, Result& result) {
   validateMap(map);
   validateRange(range);
   const std::vector<int> thresholds = sweepThresholds(options);
   const int H = map.height, W = map.width;
   Workspace& ws = workspace;
 
-  Result result;
+  result.foreground = 0;
   result.sequence.assign(thresholds.size(), 0);
-  result.binary.assign(static_cast<size_t>(H) * W, 0);
+  result.binary.resize(static_cast<size_t>(H) * W);  // every byte is written below
 
   // Values that ever switch on: levelOf is non-increasing, so they are
   // exactly a >= aMin. With none, every count stays 0 (fallback).
@@ -542,7 +548,8 @@ Result binarize(const MapView& map, const Range& range, const Options& options) 
     result.foreground = thresholdMap(ws.filtered.data(), H, W,
                                      static_cast<uint8_t>(selection.threshold),
                                      result.binary.data());
-  return result;
+  else
+    std::fill(result.binary.begin(), result.binary.end(), uint8_t{0});
 }
 
 Result binarizeOracle(const MapView& map, const Range& range, const Options& options) {

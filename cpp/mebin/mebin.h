@@ -9,6 +9,7 @@
 //                       time; slow, kept as the test oracle.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 namespace anomalyncd::mebin {
@@ -18,6 +19,15 @@ struct Options {
   int minIntervalLen = 4;  // shortest run of equal counts that is "stable" (>= 1)
   bool erode = true;       // 6x6 all-ones erosion before counting / in the final map
 };
+
+// The one field list of Options: the binding reads and writes it through this
+// (binding/fields.h); ts/stages/mebin.ts holds the matching table with the defaults.
+template <class O, class V>
+std::enable_if_t<std::is_same_v<std::remove_const_t<O>, Options>> visitFields(O& o, V&& v) {
+  v("sampleRate", o.sampleRate);
+  v("minIntervalLen", o.minIntervalLen);
+  v("erode", o.erode);
+}
 
 // Category-wide search range in raw uint8 units (SPEC 2.1). Explicit ranges may
 // leave map values below minTh (normalised to 0) or above maxTh (normalised
@@ -65,6 +75,10 @@ struct Result {
 
 // Fast single-pass implementation.
 Result binarize(const MapView& map, const Range& range, const Options& options);
+
+// The same into `out`, reusing its buffers: a caller that binarises many maps
+// and keeps none of them avoids faulting a fresh output map in per call.
+void binarizeInto(const MapView& map, const Range& range, const Options& options, Result& out);
 
 // Per-threshold reference implementation using OpenCV (test oracle).
 Result binarizeOracle(const MapView& map, const Range& range, const Options& options);

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,7 @@
 #include "model/thread_scope.h"
 #include "model/vit_config.h"
 #include "train/augment.h"
+#include "train/config.h"
 #include "train/schedule.h"
 
 namespace anomalyncd::model {
@@ -44,41 +46,6 @@ class MultiHead;
 }  // namespace anomalyncd::model
 
 namespace anomalyncd::train {
-
-struct TrainConfig {
-  // optimisation (SPEC 5.5)
-  int epochs = 50;
-  int batchSize = 32;
-  double lr = 0.003;
-  double momentum = 0.9;
-  double weightDecay = 5e-5;
-  // losses (SPEC 5.4, 6)
-  double supWeight = 0.3;
-  double memaxWeight = 4.0;
-  double plcThreshold = 0.5;  // w = max(0, plcThreshold - score); negative: PLC off
-  TeacherTempSchedule teacher;
-  double studentTemp = 0.1;
-  double infoNceTemp = 1.0;
-  double supConTemp = 0.07;
-  double supConBaseTemp = 0.07;
-  // model (SPEC 4.3, 4.4)
-  int nHead = 4;
-  int gradFromBlock = 11;  // -1: the last block (depth - 1), resolved by buildModel()
-  int projHidden = 2048;
-  int projOut = 256;
-  // classes: classNames = the numKnown labelled class names, then the numNovel novel ones
-  int numNovel = 0;  // K, explicit (never inferred from folders)
-  std::vector<std::string> classNames;
-  // runtime
-  uint64_t seed = 3407;
-  int threads = 0;         // libtorch intra-op threads during training (0: leave as is)
-  int augmentThreads = 0;  // augmentation workers (0: = threads, at least 1)
-
-  int numKnown() const { return static_cast<int>(classNames.size()) - numNovel; }
-};
-
-// Error(kInvalidArgument) naming the first bad field.
-void validateConfig(const TrainConfig& cfg);
 
 // One training crop: pixels borrowed (not owned) for the duration of training.
 struct TrainSample {
@@ -155,7 +122,8 @@ struct NcdModel {
 // Builds the backbone (seeded init, then the checkpoint's weights when backbonePath is
 // given: readStateDict + inferConfig + loadInto, non-strict) and the heads, and sets the
 // trainable parameters (SPEC 4.3). `warn` receives notes (e.g. random init).
-// Without `arch`: guessed from the checkpoint's shapes (DINO: head dim 64, maskLayers
+// `cfg` must be valid (validateConfig): callers validate at their entry (fit() does;
+// bundles are validated when read). Without `arch`: guessed from the checkpoint's shapes (DINO: head dim 64, maskLayers
 // min(9, depth)), or the reference's dino_vitb8 for a random init.
 std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const std::optional<model::VitConfig>& arch,
                                      const std::string& backbonePath,
@@ -187,17 +155,30 @@ inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req);
 
 // Test-time prediction (SPEC 5.1 test transform, SPEC 7 step 1) for crops with the given
-// head (-1: the selected head): probabilities over the novel classes ([n, numNovel],
-// softmax(logits / 0.1) over all classes, known classes zeroed, renormalised), and
-// optionally the backbone [CLS] features ([n, D]).
+// head: probabilities over the novel classes ([n, numNovel], softmax(logits / 0.1) over
+// all classes, known classes zeroed, renormalised), and optionally the backbone [CLS]
+// features ([n, D]).
+struct PredictOptions {
+  int head = -1;  // -1: the selected head
+  bool embeddings = false;
+  int threads = 1;  // preprocessing workers and libtorch intra-op threads
+  int batchSize = 32;
+};
+
+template <class Options, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Options>, PredictOptions>> visitFields(Options& o, Visitor&& v) {
+  v("head", o.head);
+  v("embeddings", o.embeddings);
+  v("threads", o.threads);
+  v("batchSize", o.batchSize);
+}
+
 struct Prediction {
   std::vector<float> probabilities;  // n * numNovel
   std::vector<float> embeddings;     // n * D when asked for
   int numNovel = 0, dim = 0;
 };
-Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, bool embeddings, int threads,
-                   int batchSize, const CancelToken* cancel,
-                   const std::function<void(size_t, size_t)>& onProgress = {});
-
+Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, const PredictOptions& options,
+                   const CancelToken* cancel, const std::function<void(size_t, size_t)>& onProgress = {});
 
 }  // namespace anomalyncd::train

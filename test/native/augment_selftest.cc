@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "harness.h"
 #include "imgproc/pillow_resample.h"
 #include "model/preprocess.h"
 #include "train/augment.h"
@@ -33,17 +34,10 @@ namespace model = anomalyncd::model;
 
 namespace {
 
-int failures = 0;
-int checks = 0;
-
-void fail(const std::string& where, const std::string& what) {
-  ++failures;
-  if (failures <= 60) std::cerr << "FAIL " << where << ": " << what << "\n";
-}
-void expect(bool ok, const std::string& where, const std::string& what = "") {
-  ++checks;
-  if (!ok) fail(where, what);
-}
+using selftest::checks;
+using selftest::fail;
+using selftest::failures;
+void expect(bool ok, const std::string& where, const std::string& what = "") { selftest::check(ok, where, what); }
 
 std::vector<uint8_t> fromBase64(const std::string& s) {
   auto val = [](char c) -> int {
@@ -598,6 +592,6 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     fail("exception", e.what());
   }
-  std::cout << (failures ? "FAILED: " : "OK: ") << checks << " checks, " << failures << " failures\n";
-  return failures ? 1 : 0;
+  std::cout << std::flush;
+  return selftest::summary();
 }

@@ -1,9 +1,7 @@
-// Standalone check of cpp/crop + cpp/imgproc/pillow_resample against the
-// golden vectors of test/fixtures/make_crop_goldens.py (not part of the library).
-//
-//   g++ -O2 -std=c++17 -I cpp cpp/imgproc/pillow_resample.cc cpp/crop/crop.cc
-//       cpp/crop/crop_selftest.cc $(pkg-config --cflags --libs opencv4) -o /tmp/crop_selftest
-//   /tmp/crop_selftest [test/fixtures/crop_goldens.txt] [--bench]
+// Self-test of cpp/crop + cpp/imgproc/pillow_resample against the golden
+// vectors of test/fixtures/make_crop_goldens.py (built by CMake as
+// build/crop_selftest; run by test/00-native-selftests.test.ts):
+//   crop_selftest [test/fixtures/crop_goldens.txt] [--bench]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +20,7 @@
 
 #include "common/error.h"
 #include "crop/crop.h"
+#include "harness.h"
 #include "imgproc/pillow_resample.h"
 
 using anomalyncd::crop::Box;
@@ -30,13 +29,9 @@ namespace imgproc = anomalyncd::imgproc;
 
 namespace {
 
-int failures = 0;
-int checks = 0;
-
-void fail(const std::string& where, const std::string& what) {
-  ++failures;
-  if (failures <= 50) std::cerr << "FAIL " << where << ": " << what << "\n";
-}
+using selftest::checks;
+using selftest::fail;
+using selftest::failures;
 
 std::vector<uint8_t> fromBase64(const std::string& s) {
   auto val = [](char c) -> int {
@@ -268,7 +263,7 @@ void checkExtract(std::istringstream& head, std::istream& file) {
   compareBoxes(where + " merged", gotMerged, merged);
   compareBoxes(where + " kept", crop::keepMain(gotMerged, est), kept);
 
-  const crop::Regions r = crop::extractRegions(image, binary, raw, minTh, maxTh, est);
+  const crop::Regions r = crop::cropRegions(image, binary, raw, minTh, maxTh, est);
   compareBoxes(where + " boxes", r.boxes, kept);
   ++checks;
   if (r.crops.size() != crops.size()) return fail(where, "crop count");
@@ -316,8 +311,8 @@ void checkErrors() {
   expectThrow("bilinear channels 4", [&] { imgproc::resizeBilinearU8(&u, 1, 1, 4, 1, 1); });
   expectThrow("bilinear channels 2", [&] { imgproc::resizeBilinearU8(&u, 1, 1, 2, 1, 1); });
   const cv::Mat img(10, 10, CV_8UC3, cv::Scalar::all(0)), map(5, 5, CV_8UC1, cv::Scalar(0));
-  expectThrow("range", [&] { crop::extractRegions(img, map, map, 10, 5, 0); });
-  expectThrow("est", [&] { crop::extractRegions(img, map, map, 0, 5, -1); });
+  expectThrow("range", [&] { crop::cropRegions(img, map, map, 10, 5, 0); });
+  expectThrow("est", [&] { crop::cropRegions(img, map, map, 0, 5, -1); });
   const cv::Mat three = (cv::Mat_<uint8_t>(1, 3) << 0, 1, 2);
   expectThrow("3-valued", [&] { crop::storageRoundTrip(three); });
 }
@@ -342,7 +337,7 @@ void bench() {
   size_t crops = 0;
   for (int i = 0; i < 15; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    const crop::Regions r = crop::extractRegions(image, binary, raw, 40, 255, 5);
+    const crop::Regions r = crop::cropRegions(image, binary, raw, 40, 255, 5);
     const auto t1 = std::chrono::steady_clock::now();
     crops = r.crops.size();
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
@@ -358,7 +353,7 @@ void bench() {
                      .count());
   }
   std::sort(rs.begin(), rs.end());
-  std::printf("bench extractRegions 1024x1024 RGB, 256x256 map, %zu crops: median %.2f ms "
+  std::printf("bench cropRegions 1024x1024 RGB, 256x256 map, %zu crops: median %.2f ms "
               "(min %.2f, max %.2f); bicubic 256->1024 alone: median %.2f ms\n",
               crops, ms[ms.size() / 2], ms.front(), ms.back(), rs[rs.size() / 2]);
 }
@@ -393,11 +388,11 @@ int main(int argc, char** argv) {
     }
     checkErrors();
   } catch (const std::exception& e) {
-    std::cerr << "exception: " << e.what() << "\n";
-    return 1;
+    fail("exception", e.what());
+    return selftest::summary();
   }
   std::printf("cases: %d bicubic, %d bilinear, %d merge, %d extract; %d checks, %d failures\n",
               nBicubic, nBilinear, nMerge, nExtract, checks, failures);
   if (doBench) bench();
-  return failures == 0 ? 0 : 1;
+  return selftest::summary();
 }

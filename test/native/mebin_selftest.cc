@@ -1,6 +1,5 @@
-// Standalone checks for cpp/mebin (not part of the library build):
-//   g++ -O2 -std=c++17 -I/work/main/cpp cpp/mebin/mebin.cc cpp/mebin/mebin_selftest.cc
-//       $(pkg-config --cflags --libs opencv4) -o /tmp/mebin_selftest
+// Self-test of cpp/mebin (built by CMake as build/mebin_selftest; run by
+// test/00-native-selftests.test.ts as `mebin_selftest [CASES]`):
 // 1. SPEC 2.7 selection table and 3-map end-to-end example (both implementations);
 // 2. SPEC 2.5 claim (n > t  <=>  a > thr) for every range and every t in 1..255;
 // 3. fast binarize() == binarizeOracle() on thousands of random maps and on
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "harness.h"
 #include "mebin/mebin.h"
 
 using namespace anomalyncd;
@@ -26,14 +26,7 @@ using namespace anomalyncd::mebin;
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const std::string& what) {
-  if (!ok) {
-    ++failures;
-    if (failures <= 30) std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using selftest::check;
 
 std::string seqToString(const std::vector<int>& seq) {
   std::string s;
@@ -459,10 +452,5 @@ int main(int argc, char** argv) {
   testRandom(cases);
   testRealistic();
   timing();
-  if (failures) {
-    std::printf("%d FAILURES\n", failures);
-    return 1;
-  }
-  std::printf("ALL PASSED\n");
-  return 0;
+  return selftest::summary();
 }

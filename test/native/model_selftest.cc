@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "harness.h"
 #include "model/checkpoint.h"
 #include "model/heads.h"
 #include "model/preprocess.h"
@@ -50,15 +51,9 @@ using namespace anomalyncd::model;
 
 namespace {
 
-int gFailures = 0, gChecks = 0;
-
-void check(bool ok, const std::string& what) {
-  ++gChecks;
-  if (!ok) {
-    ++gFailures;
-    std::cout << "FAIL: " << what << std::endl;
-  }
-}
+int& gFailures = selftest::failures;
+int& gChecks = selftest::checks;
+using selftest::check;
 
 // Expects fn() to throw anomalyncd::Error with `code` and a message containing every needle.
 void expectError(const std::string& what, const char* code, std::vector<std::string> needles,
@@ -709,6 +704,6 @@ int main(int argc, char** argv) {
     std::cout << "FAIL: unexpected exception " << e.what() << std::endl;
     ++gFailures;
   }
-  std::cout << (gFailures ? "FAILED " : "PASSED ") << gChecks - gFailures << "/" << gChecks << " checks" << std::endl;
-  return gFailures ? 1 : 0;
+  std::cout << std::flush;
+  return selftest::summary();
 }

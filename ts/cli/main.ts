@@ -14,9 +14,8 @@ import { listPngs, readManifest, stagingDir, writeFileAtomic } from '../io/files
 import { binarize, type BinarizeOptions, type MebinOptions } from '../stages/mebin.js';
 import { packageRoot } from '../native/loader.js';
 import { extractRegions, type ExtractRegionsOptions, type RegionsResult } from '../stages/regions.js';
-import { runDiscover, type DiscoverFlags } from './discover.js';
-import { cmdTrain } from './train.js';
-import { loadBackbone } from '../stages/model.js';
+// discover, train and the model load on first use: `anomalyncd mebin` must start fast.
+import type { DiscoverFlags } from './discover.js';
 import { readNpy, writeNpy } from '../io/npy.js';
 import type { Progress } from '../core/jobs.js';
 
@@ -237,6 +236,7 @@ async function cmdEmbed(args: string[]): Promise<void> {
   const threads = int(flags, 'threads');
   const batchSize = int(flags, 'batch-size');
   const t0 = performance.now();
+  const { loadBackbone } = await import('../stages/model.js');
   const model = await loadBackbone(str(flags, 'checkpoint', true), {
     arch: str(flags, 'arch') ?? 'dino_vitb8',
     ...(device !== undefined ? { device } : {}),
@@ -308,6 +308,7 @@ async function cmdDiscover(args: string[], defaults: Partial<DiscoverFlags> = {}
     );
   const bar = progressBar('discover');
   let lastStage = '';
+  const { runDiscover } = await import('./discover.js');
   const { result, outDir } = await runDiscover(flags, controller.signal, (p) => {
     if (!bar) return;
     if (p.stage !== lastStage) {
@@ -380,7 +381,7 @@ async function main(argv: string[]): Promise<number> {
       case 'demo': await cmdDiscover(rest, DEMO_DEFAULTS, 'demo'); break;
       case 'embed': await cmdEmbed(rest); break;
       case 'discover': await cmdDiscover(rest); break;
-      case 'train': await cmdTrain(rest, controller.signal); break;
+      case 'train': await (await import('./train.js')).cmdTrain(rest, controller.signal); break;
       case '--version':
       case 'version': {
         const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string };

@@ -21,17 +21,26 @@ export interface RawJob<T> {
 /** Progress callback of native jobs. */
 export type RawProgress = (done: number, total: number, stage: string) => void;
 
+/**
+ * MEBin's fields as every native call that binarises reads them: all present
+ * (TS fills the defaults; the binding has none). C++: `mebin::Options`.
+ */
 export interface RawMebinOptions {
-  sampleRate?: number;
-  minIntervalLen?: number;
-  erode?: boolean;
-  range?: [number, number];
-  threads?: number;
-  returnBinary?: boolean;
-  oracle?: boolean;
-  /** Write each binary map as PNG to writeDir/names[i]. */
-  writeDir?: string;
-  names?: string[];
+  sampleRate: number;
+  minIntervalLen: number;
+  erode: boolean;
+  /** Explicit search range, or null for the set's own. */
+  range: [number, number] | null;
+  threads: number;
+}
+
+/** C++: `pipeline::BinarizeOptions`. */
+export interface RawBinarizeOptions extends RawMebinOptions {
+  returnBinary: boolean;
+  oracle: boolean;
+  /** Write each binary map as PNG to writeDir/names[i] ('' writes nothing). */
+  writeDir: string;
+  names: string[];
 }
 
 export interface RawMebinMap {
@@ -51,13 +60,18 @@ export interface RawMebinResult {
   warnings: string[];
 }
 
-export interface RawRegionsOptions extends RawMebinOptions {
-  padding?: number;
-  maxMergeDist?: number;
-  minCropSize?: number;
-  /** Write crops as PNG into this folder (relative names come back). */
-  writeDir?: string;
-  returnPixels?: boolean;
+/** C++: `crop::Options`. */
+export interface RawCropOptions {
+  padding: number;
+  maxMergeDist: number;
+  minCropSize: number;
+}
+
+/** C++: `pipeline::RegionsOptions`. */
+export interface RawRegionsOptions extends RawMebinOptions, RawCropOptions {
+  returnPixels: boolean;
+  /** Write crops as PNG into this folder ('' writes nothing; relative names come back). */
+  writeDir: string;
 }
 
 export interface RawCrop {
@@ -91,7 +105,7 @@ export interface RawRegionsInput {
   image: string | RawTensor;
   map: string | RawTensor;
   /** File stem used for written crops. */
-  name?: string;
+  name: string;
 }
 
 /** Architecture as the addon reads and writes it: every field (TS fills them). */
@@ -134,8 +148,20 @@ export interface RawBackbone {
   dispose(): void;
 }
 
-/** The addon's exports. */
-export interface Addon {
+/** Exports every addon has. */
+interface AddonBase {
+  setErrorClass(factory: (code: string, message: string) => Error): void;
+}
+
+/** anomalyncd_core.node: the OpenCV stages (never loads libtorch). */
+export interface CoreAddon extends AddonBase {
+  binarize(maps: (string | RawTensor)[], options: RawBinarizeOptions, onProgress?: RawProgress): RawJob<RawMebinResult>;
+  extractRegions(items: RawRegionsInput[], options: RawRegionsOptions, onProgress?: RawProgress): RawJob<RawRegionsResult>;
+  versions: { opencv: string };
+}
+
+/** anomalyncd_model.node: the libtorch stages (model, training). */
+export interface ModelAddon extends AddonBase {
   loadBackbone?(path: string | null, options: { arch: RawVitConfig | null; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
   preprocess?(
     crops: readonly RawTensor[],
@@ -147,25 +173,27 @@ export interface Addon {
   /** Counters for tests: state-dict reads by this addon. */
   stats?(): { checkpointReads: number };
   torch?: { cudaAvailable: boolean; interopThreads: number; intraopThreads: number; parallelInfo: string };
-  setErrorClass(factory: (code: string, message: string) => Error): void;
-  mebin(maps: (string | RawTensor)[], options: RawMebinOptions, onProgress?: RawProgress): RawJob<RawMebinResult>;
-  regions(items: RawRegionsInput[], options: RawRegionsOptions, onProgress?: RawProgress): RawJob<RawRegionsResult>;
   versions: { libtorch: string; opencv: string };
-  /** Synchronous building blocks for tests on small inputs. */
+}
+
+/** anomalyncd_testing.node: synchronous building blocks for tests on small inputs (never shipped). */
+export interface TestingAddon extends AddonBase {
   kernels: {
     selectThreshold(
       counts: number[],
       range: [number, number],
-      options?: RawMebinOptions,
+      options?: Pick<RawMebinOptions, 'sampleRate' | 'minIntervalLen' | 'erode'>,
     ): { est: number; threshold: number; endIndex: number; fallback: boolean };
-    mergeBoxes(boxes: number[][], S: number, options?: RawRegionsOptions): [number, number, number, number][];
-    regionBoxes(binary: RawTensor, options?: RawRegionsOptions): [number, number, number, number][];
+    mergeBoxes(boxes: number[][], S: number, options?: RawCropOptions): [number, number, number, number][];
+    regionBoxes(binary: RawTensor, options?: RawCropOptions): [number, number, number, number][];
     resizeBicubicF32(src: RawTensor, outH: number, outW: number): Float32Array;
     resizeBilinearU8(src: RawTensor, outH: number, outW: number): Uint8Array;
   };
+  /** The training stage's kernels (binding/testing/train_kernels.cc), when the model is built. */
+  trainKernels?: RawTrainKernels;
 }
 
-// ---- training (ts/train.ts casts the addon's `train` export to RawTrainAddon) ----
+// ---- training (ts/stages/train.ts casts the model addon's `train` export to RawTrainAddon) ----
 
 export interface RawTrainCrop {
   image: RawTensor;
@@ -201,35 +229,43 @@ export interface RawTrainEvent {
   rows: number;
 }
 
+/** The core's TrainConfig, every field (cpp/train/config.h visitFields, same names and order). */
 export interface RawTrainConfig {
-  k: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  supWeight: number;
+  memaxWeight: number;
+  plcThreshold: number;
+  warmupTeacherTemp: number;
+  teacherTemp: number;
+  warmupTeacherEpochs: number;
+  repeatTimes: number;
+  studentTemp: number;
+  infoNceTemp: number;
+  supConTemp: number;
+  supConBaseTemp: number;
+  nHead: number;
+  /** -1: the last block. */
+  gradFromBlock: number;
+  projHidden: number;
+  projOut: number;
+  numNovel: number;
   classNames: string[];
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  momentum?: number;
-  weightDecay?: number;
-  supWeight?: number;
-  memaxWeight?: number;
-  plcThreshold?: number;
-  warmupTeacherTemp?: number;
-  teacherTemp?: number;
-  warmupTeacherEpochs?: number;
-  repeatTimes?: number;
-  nHead?: number;
-  gradFromBlock?: number;
-  projHidden?: number;
-  projOut?: number;
-  seed?: number;
-  threads?: number;
-  augmentThreads?: number;
+  seed: number;
+  threads: number;
+  /** 0: as many as threads. */
+  augmentThreads: number;
 }
 
 export interface RawFitOptions extends RawTrainConfig {
-  backbone?: string;
-  arch?: RawVitConfig;
-  checkpointDir?: string;
-  searchRange?: [number, number];
+  backbone: string | null;
+  arch: RawVitConfig | null;
+  /** '': no per-epoch bundles. */
+  checkpointDir: string;
+  searchRange: [number, number] | null;
 }
 
 export interface RawEpochRecord {
@@ -247,7 +283,7 @@ export interface RawEpochRecord {
 
 export interface RawTrainedModel {
   handle: unknown;
-  config: Required<Omit<RawTrainConfig, 'classNames'>> & { studentTemp: number; infoNceTemp: number; supConTemp: number; supConBaseTemp: number };
+  config: RawTrainConfig;
   arch: Required<Omit<RawVitConfig, 'preset' | 'attention'>>;
   classNames: string[];
   numKnown: number;
@@ -286,6 +322,14 @@ export interface RawLossResult extends RawTrainLosses {
   gradLogits: RawTensorOut;
 }
 
+export interface RawPredictOptions {
+  /** -1: the selected head. */
+  head: number;
+  embeddings: boolean;
+  threads: number;
+  batchSize: number;
+}
+
 export interface RawTrainAddon {
   fit(
     dataset: { unlabelled: RawTrainCrop[]; labelled?: RawTrainCrop[] },
@@ -293,38 +337,35 @@ export interface RawTrainAddon {
     onProgress?: RawProgress,
     onEvent?: (event: RawTrainEvent) => void,
   ): RawJob<RawTrainedModel>;
-  loadBundle(path: string, options: { backbone?: string; threads?: number }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
-  saveBundle(handle: unknown, path: string, options: { selfContained?: boolean }): RawJob<undefined>;
-  predict(
-    handle: unknown,
-    crops: RawTrainCrop[],
-    options: { head?: number; embeddings?: boolean; threads?: number; batchSize?: number },
-    onProgress?: RawProgress,
-  ): RawJob<RawPrediction>;
+  loadTrainedModel(path: string, options: { backbone: string | null }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
+  saveTrainedModel(handle: unknown, path: string, options: { selfContained: boolean }): RawJob<undefined>;
+  predict(handle: unknown, crops: RawTrainCrop[], options: RawPredictOptions, onProgress?: RawProgress): RawJob<RawPrediction>;
   dispose(handle: unknown): void;
-  readCrops(images: string[], masks: string[], options: { threads?: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;
-  /** Synchronous building blocks for tests on small inputs. */
-  kernels: {
-    losses(
-      inputs: { z: RawTensor; logits: RawTensor; labels: RawTensor; plc?: RawTensor },
-      options: {
-        numKnown: number;
-        teacherTemp?: number;
-        studentTemp?: number;
-        infoNceTemp?: number;
-        supConTemp?: number;
-        supConBaseTemp?: number;
-        supWeight?: number;
-        memaxWeight?: number;
-      },
-    ): RawLossResult;
-    teacherTargets(teacher: RawTensor, teacherTemp: number, numKnown: number, plc?: RawTensor): RawTensorOut;
-    teacherTemperatures(epochs: number, schedule?: { warmupTemp?: number; finalTemp?: number; warmupEpochs?: number; repeatTimes?: number }): number[];
-    cosineLr(epochs: number, lr: number, etaMinFactor?: number): number[];
-    sgd(
-      params: { name: string; value: RawTensor; grads: RawTensor[] }[],
-      options: { lrs: number[]; momentum?: number; weightDecay?: number },
-    ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
-    trainableParameters(arch: Partial<RawVitConfig> & { preset?: string }, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
-  };
+  readCrops(images: string[], masks: string[], options: { threads: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;
+}
+
+/** The test addon's `trainKernels`: synchronous building blocks for tests on small inputs. */
+export interface RawTrainKernels {
+  losses(
+    inputs: { z: RawTensor; logits: RawTensor; labels: RawTensor; plc?: RawTensor },
+    options: {
+      numKnown: number;
+      teacherTemp?: number;
+      studentTemp?: number;
+      infoNceTemp?: number;
+      supConTemp?: number;
+      supConBaseTemp?: number;
+      supWeight?: number;
+      memaxWeight?: number;
+    },
+  ): RawLossResult;
+  teacherTargets(teacher: RawTensor, teacherTemp: number, numKnown: number, plc?: RawTensor): RawTensorOut;
+  teacherTemperatures(epochs: number, schedule?: { warmupTemp?: number; finalTemp?: number; warmupEpochs?: number; repeatTimes?: number }): number[];
+  cosineLr(epochs: number, lr: number, etaMinFactor?: number): number[];
+  sgd(
+    params: { name: string; value: RawTensor; grads: RawTensor[] }[],
+    options: { lrs: number[]; momentum?: number; weightDecay?: number },
+  ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
+  /** `config`: every field (see nativeTrainConfig in ts/stages/train.ts). */
+  trainableParameters(arch: Partial<RawVitConfig>, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
 }

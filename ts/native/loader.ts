@@ -1,6 +1,9 @@
 /**
- * The one loader of the native addon: prebuilds/ or build/ through
- * node-gyp-build, one actionable error when it cannot be loaded.
+ * The one loader of the native addons, by name: `anomalyncd_core.node` (OpenCV
+ * stages), `anomalyncd_model.node` (libtorch; loaded only when a model call
+ * needs it) and `anomalyncd_testing.node` (tests only), each from
+ * `prebuilds/<platform>-<arch>/` or else `build/Release/`. A failure is one
+ * actionable NativeLoadError.
  * @internal
  * @module
  */
@@ -9,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorFromCode, NativeLoadError } from '../core/errors.js';
-import type { Addon } from './addon-types.js';
+import type { CoreAddon, ModelAddon, TestingAddon } from './addon-types.js';
 
 /** The package root (holds package.json, prebuilds/ and build/). */
 export const packageRoot: string = (() => {
@@ -22,8 +25,6 @@ export const packageRoot: string = (() => {
   return dir;
 })();
 
-let cached: Addon | undefined;
-
 /** What the loader chose for OpenBLAS, for diagnostics. @internal */
 export let blasCoretype: { value: string | undefined; source: 'user' | 'auto' | 'none' } = { value: undefined, source: 'none' };
 
@@ -31,12 +32,15 @@ export let blasCoretype: { value: string | undefined; source: 'user' | 'auto' | 
  * OpenBLAS 0.3.21 (Debian 12) misdetects recent x86 CPUs (e.g. AMD EPYC with
  * AVX-512) as "Prescott" and falls back to SSE3 kernels: a 2048² sgemm runs
  * at ~27 GFLOP/s instead of ~160. It reads OPENBLAS_CORETYPE once, when the
- * library loads with the addon, so the loader sets it first — only when the
+ * library loads with an addon, so the loader sets it first — only when the
  * user has not, only on Linux x64, and only to a kernel family whose
  * instructions /proc/cpuinfo proves present (so no other CPU is harmed).
  * ANOMALYNCD_BLAS_TUNE=0 turns this off.
  */
+let blasTuned = false;
 function tuneOpenBlas(): void {
+  if (blasTuned) return;
+  blasTuned = true;
   if (process.env.OPENBLAS_CORETYPE) {
     blasCoretype = { value: process.env.OPENBLAS_CORETYPE, source: 'user' };
     return;
@@ -63,47 +67,58 @@ function tuneOpenBlas(): void {
   }
 }
 
-/** Loads (once) and returns the native addon. */
-export function addon(): Addon {
-  if (cached) return cached;
-  const require = createRequire(import.meta.url);
+type AddonName = 'anomalyncd_core' | 'anomalyncd_model' | 'anomalyncd_testing';
+
+/** Where an addon may be, in the order tried. */
+function candidates(name: AddonName): string[] {
+  return [join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, `${name}.node`), join(packageRoot, 'build', 'Release', `${name}.node`)];
+}
+
+const loaded = new Map<AddonName, unknown>();
+
+function load<T extends { setErrorClass(factory: (code: string, message: string) => Error): void }>(name: AddonName): T {
+  const hit = loaded.get(name);
+  if (hit) return hit as T;
+  // Before ANY addon: OpenCV's core links OpenBLAS too (Debian's LAPACK), and
+  // the one OpenBLAS of the process reads its core type when it first loads.
   tuneOpenBlas();
-  let loaded: Addon;
+  const build = `cd ${packageRoot} && npx cmake-js compile`;
+  const file = candidates(name).find((f) => existsSync(f));
+  let addon: T;
   try {
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
-    loaded = nodeGypBuild(packageRoot);
+    if (!file) throw new Error(`No native build was found for ${name}.node`);
+    addon = createRequire(import.meta.url)(file) as T;
   } catch (e) {
     const message = (e as Error).message ?? String(e);
-    const build = `cd ${packageRoot} && npx cmake-js compile`;
     let hint: string;
     if (/No native build was found/.test(message))
-      hint = `No compiled addon was found in prebuilds/ or build/. Build it with \`${build}\` (needs cmake >= 3.18, a C++17 compiler, OpenCV (Debian: libopencv-dev) and libtorch: Debian's libtorch-dev, or LIBTORCH=/path/to/libtorch).`;
+      hint =
+        name === 'anomalyncd_testing'
+          ? `The test-only addon is built with the self-tests: \`${build}\` (ANOMALYNCD_SELFTESTS=ON, the default) in a checkout.`
+          : `No compiled addon was found in prebuilds/ or build/Release/. Build it with \`${build}\` (needs cmake >= 3.18, a C++17 compiler, OpenCV (Debian: libopencv-dev) and libtorch: Debian's libtorch-dev, or LIBTORCH=/path/to/libtorch).`;
     else if (/libtorch|libc10|libtorch_cpu/.test(message))
       hint = `libtorch could not be loaded. Install Debian's libtorch-dev, or put the libtorch the addon was built against on LD_LIBRARY_PATH, or rebuild against yours with \`LIBTORCH=/path/to/libtorch ${build}\`.`;
     else if (/libopencv/.test(message))
       hint = `OpenCV could not be loaded. Install Debian's libopencv-dev (or its runtime libraries), or rebuild with \`${build}\`.`;
     else hint = `Rebuild it with \`${build}\`.`;
-    throw new NativeLoadError(`anomalyncd: the native addon could not be loaded: ${message.split('\n')[0]}\n${hint}`, { cause: e });
+    throw new NativeLoadError(`anomalyncd: the native addon ${name}.node could not be loaded: ${message.split('\n')[0]}\n${hint}`, { cause: e });
   }
-  loaded.setErrorClass(errorFromCode);
-  cached = loaded;
-  return loaded;
+  addon.setErrorClass(errorFromCode);
+  loaded.set(name, addon);
+  return addon;
 }
 
-/**
- * The OpenCV stages' addon (decode, MEBin, crops). Until the split into two
- * `.node` files lands, both names load the one addon.
- */
-export function coreAddon(): Addon {
-  return addon();
+/** The OpenCV stages' addon (decode, MEBin, crops); it never loads libtorch. */
+export function coreAddon(): CoreAddon {
+  return load<CoreAddon>('anomalyncd_core');
 }
 
 /** The libtorch addon (model, training); loaded only when a model call needs it. */
-export function modelAddon(): Addon {
-  return addon();
+export function modelAddon(): ModelAddon {
+  return load<ModelAddon>('anomalyncd_model');
 }
 
 /** Test-only kernels (synchronous building blocks). @internal */
-export function testingAddon(): Addon {
-  return addon();
+export function testingAddon(): TestingAddon {
+  return load<TestingAddon>('anomalyncd_testing');
 }

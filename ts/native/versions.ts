@@ -1,10 +1,11 @@
 /**
- * Versions of the native libraries the addon was built against.
+ * Versions of the native libraries the addons were built against.
  * @module
  */
-import { coreAddon } from './loader.js';
+import { modelAddon } from './loader.js';
 
-/** `{ libtorch, opencv }` versions of the loaded addon. */
+/** `{ libtorch, opencv }` versions of the native addons (loads the model addon, hence libtorch). */
 export function nativeVersions(): { libtorch: string; opencv: string } {
-  return { ...coreAddon().versions };
+  const { libtorch, opencv } = modelAddon().versions;
+  return { libtorch, opencv };
 }

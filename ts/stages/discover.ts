@@ -263,7 +263,9 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         ...(options.epochs !== undefined ? { epochs: options.epochs } : {}),
         seed,
         threads,
-        searchRange: regions.searchRange,
+        // A degenerate range (min == max: every map fell back) is not recorded: fit()
+        // refuses it, as MEBin's `range` option and predict() would.
+        ...(regions.searchRange[0] < regions.searchRange[1] ? { searchRange: regions.searchRange } : {}),
         ...(signal ? { signal } : {}),
         onProgress: (e) => {
           if (e.type === 'epoch') report('training', e.epoch + 1, e.epochs);

@@ -1,13 +1,14 @@
 /**
- * MEBin (Main Element Binarization, SPEC §2): binarise anomaly maps with one
- * category-wide threshold search range.
+ * MEBin (Main Element Binarization, docs/METHOD.md §2): binarise anomaly maps
+ * with one category-wide threshold search range.
  * @module
  */
 import { InvalidArgumentError } from '../core/errors.js';
-import { checkBool, checkInt, runJob, threadCount, type JobOptions } from '../core/jobs.js';
+import { runJob, type JobOptions } from '../core/jobs.js';
+import { bool, int, intRange, resolveOptions, threadsField, type Field, type Schema } from '../core/options.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
-import type { RawMebinOptions, RawTensor } from '../native/addon-types.js';
+import type { RawBinarizeOptions, RawTensor } from '../native/addon-types.js';
 
 /**
  * An anomaly map: a path to an 8-bit grayscale image file, a uint8 Tensor
@@ -17,7 +18,7 @@ import type { RawMebinOptions, RawTensor } from '../native/addon-types.js';
  */
 export type MapInput = string | Tensor;
 
-/** MEBin parameters (SPEC §2; defaults as the reference). */
+/** MEBin parameters (docs/METHOD.md §2; defaults as the reference). */
 export interface MebinOptions {
   /** Step between swept thresholds on the normalised 0..255 scale (default 4: 64 thresholds). */
   sampleRate?: number;
@@ -27,7 +28,7 @@ export interface MebinOptions {
   erode?: boolean;
   /**
    * Explicit search range `[min, max]` in raw map units, e.g. the range saved
-   * from a reference set, to binarise new maps one at a time (SPEC T31). By
+   * from a reference set, to binarise new maps one at a time (docs/METHOD.md §2.1). By
    * default the range comes from the per-map maxima of the maps given.
    */
   range?: [number, number];
@@ -69,23 +70,29 @@ export interface BinarizeOptions extends MebinOptions, JobOptions {
   binaryNames?: readonly string[];
 }
 
-/** Validates MEBin options into the raw form. @internal */
-export function mebinRawOptions(options: MebinOptions & JobOptions): RawMebinOptions {
-  const raw: RawMebinOptions = { threads: threadCount(options.threads) };
-  const sampleRate = checkInt('sampleRate', options.sampleRate, 1, 255);
-  const minIntervalLen = checkInt('minIntervalLen', options.minIntervalLen, 1, 255);
-  const erode = checkBool('erode', options.erode);
-  if (sampleRate !== undefined) raw.sampleRate = sampleRate;
-  if (minIntervalLen !== undefined) raw.minIntervalLen = minIntervalLen;
-  if (erode !== undefined) raw.erode = erode;
-  if (options.range !== undefined) {
-    const r = options.range;
-    if (!Array.isArray(r) || r.length !== 2 || !r.every((v) => Number.isInteger(v) && v >= 0 && v <= 255) || r[0] >= r[1])
-      throw new InvalidArgumentError(`Option 'range' must be [min, max] with integers 0 <= min < max <= 255 (got ${JSON.stringify(r)})`);
-    raw.range = [r[0], r[1]];
-  }
-  return raw;
+/** `field` typed as always filled by `resolveOptions` (the builders' type does not show their default). @internal */
+export function filled<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
+  return field as Field<T> & { readonly default: T | (() => T) };
 }
+
+/**
+ * The MEBin options' one table (bounds and defaults of {@link MebinOptions});
+ * the C++ side reads the same fields through `visitFields` next to
+ * `mebin::Options`. @internal
+ */
+export const MEBIN_FIELDS = {
+  sampleRate: filled(int({ min: 1, max: 255, default: 4, doc: 'Threshold step on the normalised 0..255 scale.' })),
+  minIntervalLen: filled(int({ min: 1, max: 255, default: 4, doc: 'Shortest stable run of equal component counts.' })),
+  erode: filled(bool({ default: true, doc: '6x6 erosion before counting and in the final map.' })),
+  range: intRange({ lo: 0, hi: 255, doc: 'Explicit search range [min, max] in raw map units (min < max).' }),
+} as const satisfies Schema;
+
+const BINARIZE_FIELDS = {
+  ...MEBIN_FIELDS,
+  threads: filled(threadsField),
+  returnBinary: filled(bool({ default: true })),
+  oracle: filled(bool({ default: false })),
+} as const satisfies Schema;
 
 /** Checks a map argument. @internal */
 export function rawMap(value: unknown, label: string): string | RawTensor {
@@ -102,29 +109,40 @@ export function rawMap(value: unknown, label: string): string | RawTensor {
 
 /**
  * Binarises a set of anomaly maps with MEBin on worker threads. The search
- * range comes from the whole set (SPEC §2.1) unless `range` is given.
+ * range comes from the whole set (docs/METHOD.md §2.1) unless `range` is given.
  */
 export async function binarize(maps: readonly MapInput[], options: BinarizeOptions = {}): Promise<BinarizeResult> {
   if (!Array.isArray(maps) || maps.length === 0) throw new InvalidArgumentError('binarize() needs a non-empty array of maps');
-  const raw = mebinRawOptions(options);
-  const returnBinary = checkBool('returnBinary', options.returnBinary) ?? true;
-  raw.returnBinary = returnBinary;
-  if (checkBool('oracle', options.oracle)) raw.oracle = true;
-  if (options.binaryDir !== undefined) {
-    const names = options.binaryNames;
-    if (!Array.isArray(names) || names.length !== maps.length || !names.every((n) => typeof n === 'string' && n.length > 0 && !n.split('/').includes('..')))
+  const o = resolveOptions(BINARIZE_FIELDS, options);
+  const raw: RawBinarizeOptions = {
+    sampleRate: o.sampleRate,
+    minIntervalLen: o.minIntervalLen,
+    erode: o.erode,
+    range: o.range ?? null,
+    threads: o.threads,
+    returnBinary: o.returnBinary,
+    oracle: o.oracle,
+    writeDir: '',
+    names: [],
+  };
+  const binaryDir: unknown = options.binaryDir;
+  if (binaryDir !== undefined) {
+    const given: unknown = options.binaryNames;
+    const names: unknown[] | undefined = Array.isArray(given) ? [...(given as unknown[])] : undefined;
+    if (!names || names.length !== maps.length || !names.every((n) => typeof n === 'string' && n.length > 0 && !n.split('/').includes('..')))
       throw new InvalidArgumentError("Option 'binaryDir' needs 'binaryNames': one relative file name per map");
-    raw.writeDir = options.binaryDir;
-    raw.names = [...names];
+    if (typeof binaryDir !== 'string') throw new InvalidArgumentError("Option 'binaryDir' must be a folder path");
+    raw.writeDir = binaryDir;
+    raw.names = names as string[];
   }
   const inputs = maps.map((m, i) => rawMap(m, `maps[${i}]`));
   const native = coreAddon();
-  const result = await runJob((onProgress) => native.mebin(inputs, raw, onProgress), options);
+  const result = await runJob((onProgress) => native.binarize(inputs, raw, onProgress), options);
   return {
     searchRange: result.searchRange,
     maps: result.maps.map((m) => {
       const out: MebinMap = { threshold: m.threshold, count: m.count, sequence: m.sequence, foreground: m.foreground };
-      if (returnBinary)
+      if (o.returnBinary)
         out.binary = new Tensor('uint8', [m.height, m.width], m.binary ? new Uint8Array(m.binary) : new Uint8Array(m.height * m.width));
       return out;
     }),

@@ -1,11 +1,12 @@
 /**
- * Anomaly-centred cropping (SPEC §2.6, §3): MEBin, then square boxes around
- * the main anomalous regions, crops, masks and per-crop anomaly scores.
+ * Anomaly-centred cropping (docs/METHOD.md §2.6, §3): MEBin, then square boxes
+ * around the main anomalous regions, crops, masks and per-crop anomaly scores.
  * @module
  */
 import { InvalidArgumentError } from '../core/errors.js';
-import { checkBool, checkNumber, runJob, type JobOptions } from '../core/jobs.js';
-import { mebinRawOptions, rawMap, type MapInput, type MebinOptions } from './mebin.js';
+import { runJob, type JobOptions } from '../core/jobs.js';
+import { bool, num, resolveOptions, str, threadsField, type Schema } from '../core/options.js';
+import { filled, MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawRegionsInput, RawRegionsOptions, RawTensor } from '../native/addon-types.js';
@@ -85,6 +86,25 @@ export interface ExtractRegionsOptions extends MebinOptions, CropOptions, JobOpt
   names?: readonly string[];
 }
 
+/**
+ * The cropping options' one table (bounds and defaults of {@link CropOptions});
+ * the C++ side reads the same fields through `visitFields` next to
+ * `crop::Options`. @internal
+ */
+export const CROP_FIELDS = {
+  padding: filled(num({ min: 0, max: 100, default: 0.1, doc: 'Box half-side = trunc(max(w, h) * (1 + padding) * 0.5).' })),
+  maxMergeDist: filled(num({ min: 0, max: 1, default: 0.01, doc: 'Boxes closer than trunc(S * maxMergeDist) merge.' })),
+  minCropSize: filled(num({ min: 0, max: 0.5, default: 0.1, doc: 'Minimum box half-side as a fraction of S.' })),
+} as const satisfies Schema;
+
+const REGIONS_FIELDS = {
+  ...MEBIN_FIELDS,
+  ...CROP_FIELDS,
+  threads: filled(threadsField),
+  returnPixels: filled(bool({ default: true })),
+  cropDir: str(),
+} as const satisfies Schema;
+
 function rawImage(value: unknown, label: string): string | RawTensor {
   if (typeof value === 'string') {
     if (value.length === 0) throw new InvalidArgumentError(`${label} is an empty path`);
@@ -111,28 +131,30 @@ export async function extractRegions(
   if (images.length === 0) throw new InvalidArgumentError('extractRegions() needs at least one image');
   if (images.length !== maps.length)
     throw new InvalidArgumentError(`extractRegions(): ${images.length} images cannot be paired with ${maps.length} maps`);
-  if (options.names !== undefined && (options.names.length !== images.length || !options.names.every((n) => typeof n === 'string' && /^[^/\\]+$/.test(n))))
+  const given: unknown = options.names;
+  const names: unknown[] | undefined = Array.isArray(given) ? [...(given as unknown[])] : undefined;
+  if (given !== undefined && (!names || names.length !== images.length || !names.every((n) => typeof n === 'string' && /^[^/\\]+$/.test(n))))
     throw new InvalidArgumentError("Option 'names' must hold one file stem (no '/') per image");
-  const raw: RawRegionsOptions = mebinRawOptions(options);
-  const padding = checkNumber('padding', options.padding, 0, 100);
-  const maxMergeDist = checkNumber('maxMergeDist', options.maxMergeDist, 0, 1);
-  const minCropSize = checkNumber('minCropSize', options.minCropSize, 0, 0.5);
-  if (padding !== undefined) raw.padding = padding;
-  if (maxMergeDist !== undefined) raw.maxMergeDist = maxMergeDist;
-  if (minCropSize !== undefined) raw.minCropSize = minCropSize;
-  const returnPixels = checkBool('returnPixels', options.returnPixels) ?? true;
-  raw.returnPixels = returnPixels;
-  if (options.cropDir !== undefined) {
-    if (typeof options.cropDir !== 'string' || options.cropDir.length === 0) throw new InvalidArgumentError("Option 'cropDir' must be a folder path");
-    raw.writeDir = options.cropDir;
-  }
-  const inputs: RawRegionsInput[] = images.map((image, i) => {
-    const item: RawRegionsInput = { image: rawImage(image, `images[${i}]`), map: rawMap(maps[i], `maps[${i}]`) };
-    if (options.names) item.name = options.names[i]!;
-    return item;
-  });
+  const o = resolveOptions(REGIONS_FIELDS, options);
+  const raw: RawRegionsOptions = {
+    sampleRate: o.sampleRate,
+    minIntervalLen: o.minIntervalLen,
+    erode: o.erode,
+    padding: o.padding,
+    maxMergeDist: o.maxMergeDist,
+    minCropSize: o.minCropSize,
+    range: o.range ?? null,
+    threads: o.threads,
+    returnPixels: o.returnPixels,
+    writeDir: o.cropDir ?? '',
+  };
+  const inputs: RawRegionsInput[] = images.map((image, i) => ({
+    image: rawImage(image, `images[${i}]`),
+    map: rawMap(maps[i], `maps[${i}]`),
+    name: names ? (names[i] as string) : String(i),
+  }));
   const native = coreAddon();
-  const result = await runJob((onProgress) => native.regions(inputs, raw, onProgress), options);
+  const result = await runJob((onProgress) => native.extractRegions(inputs, raw, onProgress), options);
   return {
     searchRange: result.searchRange,
     items: result.items.map((item) => ({

@@ -1,7 +1,9 @@
 // kernels: the deterministic building blocks of the MEBin and cropping stages,
-// exposed synchronously on small inputs so tests can hold them to the SPEC's
-// worked examples and to golden fixtures. Internal: not part of the public API.
+// exposed synchronously on small inputs so tests can hold them to the worked
+// examples of docs/METHOD.md and to golden fixtures. Test-only: built into
+// anomalyncd_testing.node, never into a production addon.
 #include "crop/crop.h"
+#include "fields.h"
 #include "imgproc/pillow_resample.h"
 #include "mebin/mebin.h"
 #include "napi_util.h"
@@ -20,24 +22,11 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F&& body) {
   }
 }
 
-mebin::Options mebinOptionsArg(const Napi::Value& v) {
-  mebin::Options o;
-  if (!v.IsObject()) return o;
-  Napi::Object obj = v.As<Napi::Object>();
-  o.sampleRate = optInt(obj, "sampleRate", o.sampleRate);
-  o.minIntervalLen = optInt(obj, "minIntervalLen", o.minIntervalLen);
-  o.erode = optBool(obj, "erode", o.erode);
-  return o;
-}
-
-crop::Options cropOptionsArg(const Napi::Value& v) {
-  crop::Options o;
-  if (!v.IsObject()) return o;
-  Napi::Object obj = v.As<Napi::Object>();
-  o.padding = optDouble(obj, "padding", o.padding);
-  o.maxMergeDist = optDouble(obj, "maxMergeDist", o.maxMergeDist);
-  o.minCropSize = optDouble(obj, "minCropSize", o.minCropSize);
-  return o;
+// Absent options: the reference's constants (the structs' initialisers); given:
+// every field, read through the options' one field list.
+template <class Options>
+Options optionsArg(const Napi::Value& v, const char* where) {
+  return v.IsUndefined() || v.IsNull() ? Options{} : readFields<Options>(v, where);
 }
 
 Napi::Array boxesOut(Napi::Env env, const std::vector<crop::Box>& boxes) {
@@ -74,7 +63,7 @@ Napi::Value SelectThreshold(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < a.Length(); ++i) counts.push_back(a.Get(i).As<Napi::Number>().Int32Value());
     Napi::Array r = info[1].As<Napi::Array>();
     mebin::Range range{r.Get(0u).As<Napi::Number>().Int32Value(), r.Get(1u).As<Napi::Number>().Int32Value()};
-    const mebin::Selection s = mebin::selectThreshold(counts, range, mebinOptionsArg(info[2]));
+    const mebin::Selection s = mebin::selectThreshold(counts, range, optionsArg<mebin::Options>(info[2], "MEBin options"));
     Napi::Object out = Napi::Object::New(env);
     out.Set("est", s.est);
     out.Set("threshold", s.threshold);
@@ -87,7 +76,7 @@ Napi::Value SelectThreshold(const Napi::CallbackInfo& info) {
 // mergeBoxes(boxes, S, options?) -> boxes
 Napi::Value MergeBoxes(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    return boxesOut(info.Env(), crop::mergeBoxes(boxesIn(info[0]), info[1].As<Napi::Number>().Int32Value(), cropOptionsArg(info[2])));
+    return boxesOut(info.Env(), crop::mergeBoxes(boxesIn(info[0]), info[1].As<Napi::Number>().Int32Value(), optionsArg<crop::Options>(info[2], "crop options")));
   });
 }
 
@@ -97,7 +86,7 @@ Napi::Value RegionBoxes(const Napi::CallbackInfo& info) {
     TensorView v = tensorView(info[0], "binary");
     if (v.dtype != "uint8" || v.shape.size() != 2) throwError(info.Env(), code::kInvalidArgument, "binary must be uint8 [H, W]");
     cv::Mat m(static_cast<int>(v.shape[0]), static_cast<int>(v.shape[1]), CV_8UC1, v.data);
-    return boxesOut(info.Env(), crop::regionBoxes(m, cropOptionsArg(info[1])));
+    return boxesOut(info.Env(), crop::regionBoxes(m, optionsArg<crop::Options>(info[1], "crop options")));
   });
 }
 
@@ -129,7 +118,7 @@ Napi::Value ResizeBilinear(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-Napi::Object Kernels(Napi::Env env) {
+Napi::Object CoreKernels(Napi::Env env) {
   Napi::Object k = Napi::Object::New(env);
   k.Set("selectThreshold", Napi::Function::New(env, SelectThreshold, "selectThreshold"));
   k.Set("mergeBoxes", Napi::Function::New(env, MergeBoxes, "mergeBoxes"));

@@ -1,0 +1,90 @@
+#include "pipeline/regions.h"
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+
+#include "common/error.h"
+#include "common/parallel.h"
+
+namespace anomalyncd::pipeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+void validate(const std::vector<RegionsInput>& inputs, const RegionsOptions& o) {
+  if (inputs.empty()) throw Error(code::kInvalidArgument, "extractRegions() needs at least one (image, map) pair");
+  mebin::validateOptions(o.mebin);
+  crop::validateOptions(o.crop);
+  validateRangeOption(o.range);
+  validateThreads(o.threads);
+  if (!o.writeDir.empty())
+    for (const auto& in : inputs)
+      if (in.name.empty() || in.name.find('/') != std::string::npos)
+        throw Error(code::kInvalidArgument, "Crop file stem '" + in.name + "' must be non-empty without '/'");
+}
+
+void writeCrops(const std::string& dir, const std::string& name, ItemRegions& r) {
+  for (size_t k = 0; k < r.regions.crops.size(); ++k) {
+    const crop::Crop& c = r.regions.crops[k];
+    const std::string file = name + "_crop" + std::to_string(k) + ".png";
+    if (c.image.empty() || c.mask.empty())
+      throw Error(code::kBadInput, "Crop " + std::to_string(k) + " of '" + name + "' is empty (box outside the image)");
+    io::writePngRGB(dir + "/images/" + file, c.image);
+    io::writePngGray(dir + "/masks/" + file, c.mask);
+    r.imageFiles.push_back("images/" + file);
+    r.maskFiles.push_back("masks/" + file);
+  }
+}
+
+}  // namespace
+
+RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const RegionsOptions& options,
+                             const CancelToken* cancel, const Progress& progress) {
+  validate(inputs, options);
+  RegionsResult out;
+  std::vector<io::MapSource> sources;
+  sources.reserve(inputs.size());
+  for (const auto& in : inputs) sources.push_back(in.map);
+  const MapSet set = loadMapSet(sources, options.range, options.threads, cancel, out.warnings);
+  out.range = set.range;
+  if (!options.writeDir.empty()) {
+    std::error_code ec;
+    for (const char* sub : {"images", "masks"}) {
+      std::filesystem::create_directories(std::filesystem::path(options.writeDir) / sub, ec);
+      if (ec) throw Error(code::kIo, "Cannot create '" + options.writeDir + "/" + sub + "': " + ec.message());
+    }
+  }
+  out.items.resize(inputs.size());
+  std::atomic<size_t> done{0};
+  parallelFor(inputs.size(), options.threads, cancel, [&](size_t i) {
+    ItemRegions& r = out.items[i];
+    const cv::Mat& map = set.maps[i];
+    // The binary map is only an input to cropping: reuse this thread's buffer.
+    thread_local mebin::Result binarized;
+    auto t0 = Clock::now();
+    mebin::binarizeInto(set.views[i], set.range, options.mebin, binarized);
+    r.mebinMs = msSince(t0);
+    r.mapHeight = map.rows;
+    r.mapWidth = map.cols;
+    const cv::Mat image = io::loadImageRGB(inputs[i].image);
+    r.imageHeight = image.rows;
+    r.imageWidth = image.cols;
+    const cv::Mat binary(map.rows, map.cols, CV_8UC1, binarized.binary.data());
+    t0 = Clock::now();
+    r.regions = crop::cropRegions(image, binary, map, set.range.minTh, set.range.maxTh, binarized.count, options.crop);
+    r.cropMs = msSince(t0);
+    r.mebin.threshold = binarized.threshold;
+    r.mebin.count = binarized.count;
+    r.mebin.sequence = binarized.sequence;
+    r.mebin.foreground = binarized.foreground;
+    if (!options.writeDir.empty()) writeCrops(options.writeDir, inputs[i].name, r);
+    if (!options.returnPixels)
+      for (auto& c : r.regions.crops) c.image.release(), c.mask.release();
+    if (progress) progress(++done, inputs.size());
+  });
+  return out;
+}
+
+}  // namespace anomalyncd::pipeline
