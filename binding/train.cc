@@ -11,15 +11,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "backbone_handle.h"
 #include "common/parallel.h"
 #include "fields.h"
 #include "io/image_io.h"
-#include "model/vit.h"
 #include "napi_util.h"
 #include "train/bundle.h"
 #include "train/trainer.h"
 #include "train_args.h"
-#include "vit_config_arg.h"
 
 namespace anomalyncd::binding {
 namespace {
@@ -50,24 +49,6 @@ std::vector<std::string> stringArray(const Napi::Value& v, const std::string& wh
     out.push_back(s.As<Napi::String>().Utf8Value());
   }
   return out;
-}
-
-// A preset name, or an object of VitConfig fields (with an optional base `preset`),
-// checked by model::validateConfig.
-model::VitConfig archArg(const Napi::Value& v) {
-  Napi::Env env = v.Env();
-  try {
-    if (v.IsString()) return model::presetConfig(v.As<Napi::String>().Utf8Value());
-    if (!v.IsObject()) throwError(env, code::kInvalidArgument, "Option 'arch' must be a preset name or an object");
-    Napi::Object o = v.As<Napi::Object>();
-    model::VitConfig c;
-    if (o.Has("preset")) c = model::presetConfig(optString(o, "preset", ""));
-    applyVitFields(o, c, "arch.attention must be 'fused' or 'plain'");
-    model::validateConfig(c);
-    return c;
-  } catch (const Error& e) {
-    throwError(env, e.code(), e.what());
-  }
 }
 
 // {image: uint8 [h, w, 3], mask: uint8 [h, w] | [h, w, 1], score?, label?}; pixels borrowed.
@@ -153,7 +134,7 @@ Napi::Object modelObject(Napi::Env env, const std::shared_ptr<NcdModel>& m, cons
   auto* holder = new ModelHolder{m};
   o.Set("handle", Napi::External<ModelHolder>::New(env, holder, [](Napi::Env, ModelHolder* h) { delete h; }));
   o.Set("config", writeFields(env, m->config));
-  o.Set("arch", vitConfigObject(env, m->arch, /*withAttention=*/false));
+  o.Set("arch", writeFields(env, m->arch));
   Napi::Array names = Napi::Array::New(env, m->config.classNames.size());
   for (size_t i = 0; i < m->config.classNames.size(); ++i) names.Set(static_cast<uint32_t>(i), m->config.classNames[i]);
   o.Set("classNames", names);
@@ -202,12 +183,12 @@ class FitJob : public Job {
     reader("checkpointDir", req_.checkpointDir);  // "": none
     reader("searchRange", req_.searchRange);
     Napi::Value arch = nullable(options, "arch", where);
-    if (!arch.IsNull()) req_.arch = archArg(arch);
+    if (!arch.IsNull()) req_.arch = readFields<model::VitConfig>(arch, "Option 'arch'");
+    // A loaded Backbone (its weights are used as they are: the file is not read again),
+    // a checkpoint path (loaded by fit), or null (random init).
     Napi::Value backbone = nullable(options, "backbone", where);
-    if (!backbone.IsNull()) {
-      if (!backbone.IsString()) bad(env, where + ": field 'backbone' must be a checkpoint path or null");
-      req_.backbonePath = backbone.As<Napi::String>().Utf8Value();
-    }
+    if (backbone.IsString()) req_.backbonePath = backbone.As<Napi::String>().Utf8Value();
+    else if (!backbone.IsNull()) req_.backbone = backboneFromJs(backbone);
     Napi::Value un = field(dataset, "unlabelled");
     if (!un.IsArray()) bad(env, "dataset.unlabelled must be an array of crops");
     for (uint32_t i = 0; i < un.As<Napi::Array>().Length(); ++i) {

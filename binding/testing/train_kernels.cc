@@ -9,7 +9,7 @@
 #include "../fields.h"
 #include "../napi_util.h"
 #include "../train_args.h"
-#include "model/vit.h"
+#include "model/backbone.h"
 #include "train/losses.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -20,32 +20,6 @@ namespace {
 [[noreturn]] void bad(Napi::Env env, const std::string& m) { throwError(env, code::kInvalidArgument, m); }
 
 Napi::Value field(const Napi::Object& o, const char* k) { return o.Has(k) ? o.Get(k) : o.Env().Undefined(); }
-
-// {preset?, ...VitConfig fields}: the preset (else VitConfig's defaults), then the
-// fields given. Transitional: becomes readFields<model::VitConfig> once VitConfig's
-// field list lands, with the test passing a full architecture.
-model::VitConfig archArg(const Napi::Value& v) {
-  Napi::Env env = v.Env();
-  if (!v.IsObject()) bad(env, "arch must be an object");
-  Napi::Object o = v.As<Napi::Object>();
-  try {
-    model::VitConfig c;
-    if (o.Has("preset")) c = model::presetConfig(optString(o, "preset", ""));
-    c.patchSize = optInt(o, "patchSize", c.patchSize);
-    c.embedDim = optInt(o, "embedDim", c.embedDim);
-    c.depth = optInt(o, "depth", c.depth);
-    c.numHeads = optInt(o, "numHeads", c.numHeads);
-    c.maskLayers = optInt(o, "maskLayers", c.maskLayers);
-    c.mlpRatio = optDouble(o, "mlpRatio", c.mlpRatio);
-    c.qkvBias = optBool(o, "qkvBias", c.qkvBias);
-    c.lnEps = optDouble(o, "lnEps", c.lnEps);
-    c.imageSize = optInt(o, "imageSize", c.imageSize);
-    model::validateConfig(c);
-    return c;
-  } catch (const Error& e) {
-    throwError(env, e.code(), e.what());
-  }
-}
 
 at::Tensor tensorArg(const Napi::Value& v, const std::string& what) {
   TensorView t = tensorView(v, what);
@@ -208,15 +182,15 @@ Napi::Value KSgd(const Napi::CallbackInfo& info) {
   });
 }
 
-// trainableParameters(arch, config: every TrainConfig field)
+// trainableParameters(arch: every VitConfig field, config: every TrainConfig field)
 //   -> [{name, shape, decay}] of the parameters the optimiser updates
 Napi::Value KTrainable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  model::VitConfig arch = archArg(info[0]);
-  train::TrainConfig cfg = readFields<train::TrainConfig>(info[1], "trainableParameters() config");
+  const model::VitConfig arch = readFields<model::VitConfig>(info[0], "trainableParameters() arch");
+  const train::TrainConfig cfg = readFields<train::TrainConfig>(info[1], "trainableParameters() config");
   return guarded(env, [&]() -> Napi::Value {
     train::validateConfig(cfg);
-    auto m = train::buildModel(cfg, arch, "", nullptr);
+    auto m = train::buildModel(cfg, *model::loadBackbone("", arch, cfg.seed), nullptr);
     train::MomentumSGD opt(train::trainableParameters(*m), cfg.momentum, cfg.weightDecay);
     Napi::Array out = Napi::Array::New(env, opt.slots().size());
     for (size_t i = 0; i < opt.slots().size(); ++i) {

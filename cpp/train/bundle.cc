@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "model/backbone.h"
 #include "model/checkpoint.h"
 #include "model/heads.h"
 #include "model/preprocess.h"
@@ -27,6 +28,9 @@ using json::arr;
 using json::num;
 using json::Obj;
 using json::quote;
+
+// The attention implementation is a runtime choice, not part of the recorded architecture.
+bool isRuntimeArchField(const char* name) { return std::strcmp(name, "attention") == 0; }
 
 std::string lossesJson(const LossValues& l) {
   return Obj()
@@ -125,17 +129,9 @@ TrainConfig parseConfig(const std::string& path, const Json& o) {
 }
 
 model::VitConfig parseArch(const std::string& path, const Json& o) {
-  Reader r{path, o, "arch"};
-  model::VitConfig a;
-  a.patchSize = r.i("patchSize");
-  a.embedDim = r.i("embedDim");
-  a.depth = r.i("depth");
-  a.numHeads = r.i("numHeads");
-  a.maskLayers = r.i("maskLayers");
-  a.mlpRatio = r.d("mlpRatio");
-  a.qkvBias = r.b("qkvBias");
-  a.lnEps = r.d("lnEps");
-  a.imageSize = r.i("imageSize");
+  model::VitConfig a;  // attention: not recorded, the default
+  json::FieldReader reader(o, "Cannot load training bundle '" + path + "': ", "arch", isRuntimeArchField);
+  visitFields(a, reader);
   try {
     model::validateConfig(a);
   } catch (const Error& e) {
@@ -197,17 +193,9 @@ Json parseMeta(const std::string& path, const std::map<std::string, std::string>
 }  // namespace
 
 std::string archJson(const model::VitConfig& a) {
-  return Obj()
-      .add("patchSize", num(a.patchSize))
-      .add("embedDim", num(a.embedDim))
-      .add("depth", num(a.depth))
-      .add("numHeads", num(a.numHeads))
-      .add("maskLayers", num(a.maskLayers))
-      .add("mlpRatio", num(a.mlpRatio))
-      .add("qkvBias", a.qkvBias ? "true" : "false")
-      .add("lnEps", num(a.lnEps))
-      .add("imageSize", num(a.imageSize))
-      .str();
+  json::FieldWriter w(isRuntimeArchField);
+  visitFields(a, w);
+  return w.object();
 }
 
 void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* momentum, bool includeFrozen) {
@@ -333,7 +321,9 @@ std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::s
       throw Error(code::kIo, "The training bundle '" + path + "' needs its frozen backbone checkpoint '" + bbPath +
                                  "', which does not exist (pass its new location as the backbone option)");
   }
-  std::shared_ptr<NcdModel> m = buildModel(meta.config, meta.arch, bbPath, nullptr);
+  // The recorded architecture (checked against the checkpoint when there is one).
+  auto backbone = model::loadBackbone(bbPath, meta.arch, meta.config.seed);
+  std::shared_ptr<NcdModel> m = buildModel(meta.config, *backbone, nullptr);
   if (!b.frozenStored && m->backboneSha256 != meta.backboneSha256)
     throw Error(code::kCheckpoint, "The backbone checkpoint '" + bbPath + "' has SHA-256 " + m->backboneSha256 +
                                        " but the training bundle '" + path + "' was trained on " + meta.backboneSha256);

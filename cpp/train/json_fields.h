@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -82,6 +83,10 @@ class FieldWriter {
   void operator()(const char* key, uint64_t v) { add(key, quote(std::to_string(v))); }
   void operator()(const char* key, const std::string& v) { add(key, quote(v)); }
   void operator()(const char* key, const std::vector<std::string>& v) { add(key, arr(v)); }
+  template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
+  void operator()(const char* key, E v) {
+    add(key, quote(fieldEnumName(v)));
+  }
 
   const std::vector<std::pair<std::string, std::string>>& fields() const { return fields_; }
   std::string object() const {
@@ -109,17 +114,24 @@ std::string objectOf(const Config& c) {
 // "<prefix>metadata <where>.<key> ..." (prefix names the file).
 class FieldReader {
  public:
-  FieldReader(const Json& o, std::string prefix, std::string where)
-      : o_(o), prefix_(std::move(prefix)), where_(std::move(where)) {}
+  // `skip`: fields left as they are (not in the object).
+  FieldReader(const Json& o, std::string prefix, std::string where, bool (*skip)(const char*) = nullptr)
+      : o_(o), prefix_(std::move(prefix)), where_(std::move(where)), skip_(skip) {}
 
   void operator()(const char* key, int& out) {
+    if (skipped(key)) return;
     const double v = at(key, Json::Num).num;
     if (v != std::floor(v) || std::fabs(v) > 2147483647.0) fail(key, "is not an integer");
     out = static_cast<int>(v);
   }
-  void operator()(const char* key, double& out) { out = at(key, Json::Num).num; }
-  void operator()(const char* key, bool& out) { out = at(key, Json::Bool).b; }
+  void operator()(const char* key, double& out) {
+    if (!skipped(key)) out = at(key, Json::Num).num;
+  }
+  void operator()(const char* key, bool& out) {
+    if (!skipped(key)) out = at(key, Json::Bool).b;
+  }
   void operator()(const char* key, uint64_t& out) {
+    if (skipped(key)) return;
     const std::string& s = at(key, Json::Str).s;
     if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string::npos)
       fail(key, "is not a decimal integer");
@@ -129,8 +141,11 @@ class FieldReader {
       fail(key, "is not a decimal integer");
     }
   }
-  void operator()(const char* key, std::string& out) { out = at(key, Json::Str).s; }
+  void operator()(const char* key, std::string& out) {
+    if (!skipped(key)) out = at(key, Json::Str).s;
+  }
   void operator()(const char* key, std::vector<std::string>& out) {
+    if (skipped(key)) return;
     out.clear();
     for (const auto& x : at(key, Json::Arr).arr) {
       if (x.type != Json::Str) fail(key, "holds a non-string");
@@ -138,7 +153,14 @@ class FieldReader {
     }
   }
 
+  template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
+  void operator()(const char* key, E& out) {
+    if (skipped(key)) return;
+    if (!fieldEnumParse(at(key, Json::Str).s, out)) fail(key, "is not one of its names");
+  }
+
  private:
+  bool skipped(const char* key) const { return skip_ && skip_(key); }
   const Json& at(const char* key, Json::Type t) const {
     const Json* v = o_.get(key);
     if (!v || v->type != t) fail(key, "is missing or has the wrong type");
@@ -150,6 +172,7 @@ class FieldReader {
 
   const Json& o_;
   std::string prefix_, where_;
+  bool (*skip_)(const char*);
 };
 
 }  // namespace anomalyncd::train::json

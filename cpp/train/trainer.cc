@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "model/backbone.h"
 #include "model/heads.h"
 #include "model/preprocess.h"
 #include "model/vit.h"
@@ -182,13 +183,20 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
   }
 
   model::ThreadScope threadScope(cfg.threads, req.cancel);
-  std::shared_ptr<NcdModel> m = buildModel(cfg, req.arch, req.backbonePath, req.warn);
+  std::shared_ptr<const model::LoadedBackbone> backbone = req.backbone;
+  if (backbone) {
+    if (req.arch || !req.backbonePath.empty())
+      invalid("A loaded backbone carries its own checkpoint and architecture: pass either it or backbonePath/arch");
+  } else {
+    backbone = model::loadBackbone(req.backbonePath, req.arch, cfg.seed);
+  }
+  std::shared_ptr<NcdModel> m = buildModel(cfg, *backbone, req.warn);
   m->dataFingerprint = dataFingerprint(data);
   m->searchRange = req.searchRange;
   m->backbone->train();
   m->heads->train();
   MomentumSGD opt(trainableParameters(*m), cfg.momentum, cfg.weightDecay);
-  const bool storeFrozen = req.backbonePath.empty();
+  const bool storeFrozen = m->backbonePath.empty();  // a random init is stored whole
 
   // Resume state: weights, momentum buffers and history of the finished epochs.
   std::string ckpt;

@@ -43,6 +43,7 @@
 namespace anomalyncd::model {
 class MaskGuidedViT;
 class MultiHead;
+struct LoadedBackbone;
 }  // namespace anomalyncd::model
 
 namespace anomalyncd::train {
@@ -119,14 +120,13 @@ struct NcdModel {
   int numKnown() const { return config.numKnown(); }
 };
 
-// Builds the backbone (seeded init, then the checkpoint's weights when backbonePath is
-// given: readStateDict + inferConfig + loadInto, non-strict) and the heads, and sets the
-// trainable parameters (SPEC 4.3). `warn` receives notes (e.g. random init).
-// `cfg` must be valid (validateConfig): callers validate at their entry (fit() does;
-// bundles are validated when read). Without `arch`: guessed from the checkpoint's shapes (DINO: head dim 64, maskLayers
-// min(9, depth)), or the reference's dino_vitb8 for a random init.
-std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const std::optional<model::VitConfig>& arch,
-                                     const std::string& backbonePath,
+// Builds the model on a loaded backbone (model::loadBackbone): at::manual_seed(seed), a
+// ViT of its architecture and the heads are constructed, then the backbone's weights
+// are copied in (model::cloneForTraining; the file is not read again), and the
+// trainable parameters are set (SPEC 4.3). gradFromBlock -1 resolves to the last
+// block. `warn` receives notes (random init). `cfg` must be valid (validateConfig):
+// callers validate at their entry (fit() does; bundles are validated when read).
+std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const model::LoadedBackbone& backbone,
                                      const std::function<void(const std::string&)>& warn);
 
 // Trainable parameters by bundle name: "backbone.<DINO key>" (blocks >= gradFromBlock),
@@ -135,8 +135,12 @@ std::vector<std::pair<std::string, at::Tensor>> trainableParameters(NcdModel& m)
 
 struct FitRequest {
   TrainConfig config;
-  std::optional<model::VitConfig> arch;  // see buildModel()
-  std::string backbonePath;   // "" = random init (warned)
+  // The frozen backbone: an already loaded one, or else loaded here with
+  // model::loadBackbone(backbonePath, arch, config.seed) (one loader for every caller:
+  // without `arch` it is read from the checkpoint, or dino_vitb8 for a random init).
+  std::shared_ptr<const model::LoadedBackbone> backbone;
+  std::optional<model::VitConfig> arch;  // only without `backbone`
+  std::string backbonePath;              // only without `backbone`; "" = random init (warned)
   std::string checkpointDir;  // "" = no per-epoch bundles / no resume
   std::optional<std::pair<int, int>> searchRange;
   TrainEventFn onEvent;       // called on the training thread (keep it cheap)

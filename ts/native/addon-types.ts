@@ -261,7 +261,8 @@ export interface RawTrainConfig {
 }
 
 export interface RawFitOptions extends RawTrainConfig {
-  backbone: string | null;
+  /** A loaded backbone (used as is), a checkpoint path (loaded by fit), or null (random init). */
+  backbone: RawBackbone | string | null;
   arch: RawVitConfig | null;
   /** '': no per-epoch bundles. */
   checkpointDir: string;
@@ -284,7 +285,7 @@ export interface RawEpochRecord {
 export interface RawTrainedModel {
   handle: unknown;
   config: RawTrainConfig;
-  arch: Required<Omit<RawVitConfig, 'preset' | 'attention'>>;
+  arch: RawVitConfig;
   classNames: string[];
   numKnown: number;
   epochsDone: number;

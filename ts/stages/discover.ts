@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { threadCount } from '../core/jobs.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
-import { loadBackbone, type ArchSpec, type BackboneInfo, type VitConfig } from './model.js';
+import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
 import { fit, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
 import type { MapInput, MebinOptions } from './mebin.js';
@@ -204,8 +204,13 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
 
   // 2. Frozen features → image features (region-merge weights) → K and the k-means baseline.
   // The crops' test-time transform and forward run natively: only features come back.
+  // The backbone is loaded once: it serves the features, then fit() trains a copy of its
+  // weights (the checkpoint is not read again). Freed when training settles (on a
+  // failure in between, the garbage collector frees it).
+  let loaded: Backbone | undefined;
   const frozen = await time('features', async () => {
     const backbone = await loadBackbone(options.backbone ?? null, { ...(options.arch !== undefined ? { arch: options.arch } : {}), seed, ...(signal ? { signal } : {}) });
+    loaded = backbone;
     try {
       backboneFacts = { path: backbone.info.path, arch: backbone.config, archSource: backbone.info.archSource };
       const out: Float32Array[] = [];
@@ -224,8 +229,9 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
       const d = y.shape[1]!;
       for (let i = 0; i < n; i++) out.push(l2normalised(y.data.slice(i * d, (i + 1) * d)));
       return out;
-    } finally {
+    } catch (e) {
       backbone.dispose();
+      throw e;
     }
   });
   if (!options.backbone) warnings.push('No --backbone given: the ViT is RANDOMLY INITIALISED, so features carry little meaning. Pass a DINO checkpoint for real results.');
@@ -258,8 +264,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
       {
         ...options.training,
         k: K,
-        ...(options.backbone !== undefined ? { backbone: options.backbone } : {}),
-        ...(options.arch !== undefined ? { arch: options.arch as NonNullable<FitOptions['arch']> } : {}),
+        backbone: loaded!,
         ...(options.epochs !== undefined ? { epochs: options.epochs } : {}),
         seed,
         threads,
@@ -272,7 +277,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
           options.onTrainEvent?.(e);
         },
       },
-    ),
+    ).finally(() => loaded!.dispose()),
   );
   warnings.push(...model.warnings.filter((w) => !/random/i.test(w) || options.backbone));
 

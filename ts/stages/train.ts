@@ -24,7 +24,7 @@ import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js'
 import { runJob, type Progress } from '../core/jobs.js';
 import { bool, int, intRange, num, resolveOptions, str, threadsField, type Field, type Resolved } from '../core/options.js';
 import { modelAddon, testingAddon } from '../native/loader.js';
-import { rawArch, type ArchSpec, type VitConfig } from './model.js';
+import { Backbone, rawBackbone, resolveArch, type ArchSpec, type VitConfig } from './model.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type {
   RawEpochRecord,
@@ -150,9 +150,16 @@ export interface FitOptions {
   k: number;
   /** Names of the K novel classes (default `novel_0` ...). */
   novelClassNames?: readonly string[];
-  /** DINO ViT checkpoint (.pth zip state dict or .safetensors). Without it the ViT is randomly initialised (a warning says so). */
-  backbone?: string;
-  /** Architecture: a preset, fields, or JSON text (default: inferred from `backbone`'s shapes, else `dino_vitb8`). */
+  /**
+   * The frozen backbone: a {@link Backbone} already loaded (its weights are used as
+   * they are; the file is not read again), or a DINO ViT checkpoint path (.pth zip state
+   * dict or .safetensors). Without it the ViT is randomly initialised (a warning says so).
+   */
+  backbone?: Backbone | string | null;
+  /**
+   * Architecture: a preset, fields, or JSON text (default: read from the `backbone`
+   * checkpoint, else `dino_vitb8`). Not with a loaded Backbone, which has its own.
+   */
   arch?: ArchSpec;
   /** Default 50. */
   epochs?: number;
@@ -270,8 +277,13 @@ const fitTable = {
       return [...(v as string[])];
     },
   } as Field<string[]>,
-  backbone: str(),
-  arch: { check: (v: unknown) => rawArch(v as ArchSpec) } as Field<ReturnType<typeof rawArch>>,
+  backbone: {
+    check(v: unknown, name: string): string | Backbone | null {
+      if (v === null || v instanceof Backbone) return v;
+      return str().check(v, name);
+    },
+  } as Field<string | Backbone | null>,
+  arch: { check: (v: unknown) => resolveArch(v as ArchSpec) } as Field<VitConfig>,
   epochs: defaulted(int({ min: 1, max: 100000, default: 50 })),
   batchSize: defaulted(int({ min: 1, max: 65536, default: 32 })),
   lr: defaulted(num({ min: Number.MIN_VALUE, max: 1e3, default: 0.003 })),
@@ -402,7 +414,7 @@ export class TrainedModel {
   readonly knownClasses: readonly string[];
   readonly novelClasses: readonly string[];
   readonly config: TrainConfig;
-  readonly arch: Omit<VitConfig, 'attention'>;
+  readonly arch: VitConfig;
   /** Per-epoch loss means (from the start of the run, resumed epochs included). */
   readonly history: readonly EpochRecord[];
   readonly epochsDone: number;
@@ -506,10 +518,13 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
   const classNames = [...known, ...novel];
   if (new Set(classNames).size !== classNames.length) throw new InvalidArgumentError('Class names must be unique (known and novel together)');
   const index = new Map(known.map((n, i) => [n, i]));
+  const backbone = o.backbone ?? null;
+  if (backbone instanceof Backbone && o.arch !== undefined)
+    throw new InvalidArgumentError("Option 'arch' cannot be combined with a loaded Backbone (it has its own architecture)");
   const raw: RawFitOptions = {
     ...trainConfigOf(o, classNames),
     arch: o.arch ?? null,
-    backbone: o.backbone ?? null,
+    backbone: backbone instanceof Backbone ? rawBackbone(backbone) : backbone,
     checkpointDir: o.checkpointDir ?? '',
     searchRange: o.searchRange ?? null,
   };
