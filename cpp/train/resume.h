@@ -1,4 +1,4 @@
-// Resuming a run from its checkpoint directory (docs/METHOD.md §5.5: training state).
+// Resuming a run from its checkpoint directory.
 //
 // The directory holds one bundle, kCheckpointFile, rewritten atomically after every
 // epoch (train/bundle.h). A run restarted with the same settings continues after the

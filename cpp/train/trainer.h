@@ -123,7 +123,7 @@ struct NcdModel {
 // Builds the model on a loaded backbone (model::loadBackbone): at::manual_seed(seed), a
 // ViT of its architecture and the heads are constructed, then the backbone's weights
 // are copied in (model::cloneForTraining; the file is not read again), and the
-// trainable parameters are set (SPEC 4.3). gradFromBlock -1 resolves to the last
+// trainable parameters are set (docs/METHOD.md §4.3). gradFromBlock -1 resolves to the last
 // block. `warn` receives notes (random init). `cfg` must be valid (validateConfig):
 // callers validate at their entry (fit() does; bundles are validated when read).
 std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const model::LoadedBackbone& backbone,
@@ -158,8 +158,8 @@ inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 // batches (Error(kAborted)); the last finished epoch's bundle stays on disk.
 std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req);
 
-// Test-time prediction (SPEC 5.1 test transform, SPEC 7 step 1) for crops with the given
-// head: probabilities over the novel classes ([n, numNovel], softmax(logits / 0.1) over
+// Test-time prediction (docs/METHOD.md §5.1 test transform, §7 step 1) for crops with the
+// given head: probabilities over the novel classes ([n, numNovel], softmax(logits / 0.1) over
 // all classes, known classes zeroed, renormalised), and optionally the backbone [CLS]
 // features ([n, D]).
 struct PredictOptions {

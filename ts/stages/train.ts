@@ -306,7 +306,7 @@ const fitTable = {
   searchRange: intRange({ lo: 0, hi: 255 }),
 } satisfies { [K in keyof FitOptions]?: Field<unknown> };
 
-/** The reference's loss temperatures (SPEC §5.4, §6): fixed, not options. */
+/** The reference's loss temperatures (docs/METHOD.md §5.4): fixed, not options. */
 const LOSS_TEMPERATURES = { studentTemp: 0.1, infoNceTemp: 1.0, supConTemp: 0.07, supConBaseTemp: 0.07 } as const;
 
 /**
