@@ -1,82 +1,99 @@
-// Model wrappers: loadBackbone() (async checkpoint reading) -> a Backbone
-// handle with embed() (async forward) and dispose(); preprocess() (the exact
-// test-time transform over a batch of crops, async).
+// Model wrappers: loadBackbone() (async, cpp/model/backbone.h) -> a Backbone handle
+// with embed() (network inputs -> features), embedCrops() (crops -> features, the
+// test-time preprocessing inside the job) and dispose(); preprocess() (the exact
+// test-time transform over a batch of crops); presets(); stats().
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <atomic>
 
+#include "backbone_handle.h"
 #include "common/parallel.h"
+#include "fields.h"
+#include "model/backbone.h"
 #include "model/checkpoint.h"
 #include "model/preprocess.h"
 #include "model/thread_scope.h"
 #include "model/vit.h"
 #include "napi_util.h"
-#include "vit_config_arg.h"
 
 namespace anomalyncd::binding {
 namespace {
 
-// The model shared by the handle and the jobs that use it: dispose() drops the
-// handle's reference, running jobs keep theirs.
-struct BackboneState {
-  std::shared_ptr<model::MaskGuidedViT> vit;
-  torch::Device device{torch::kCPU};
-  int64_t parameterBytes = 0;
+// Options of loadBackbone besides `arch` (ts/stages/model.ts fills them).
+struct LoadOptions {
+  std::string device;
+  int seed = 0;
 };
-
-
-// Parses {patchSize, embedDim, depth, numHeads, maskLayers, mlpRatio, qkvBias, lnEps,
-// imageSize, preset, attention} into a VitConfig.
-model::VitConfig configArg(const Napi::Object& o) {
-  model::VitConfig cfg;
-  const std::string preset = optString(o, "preset", "");
-  if (!preset.empty()) {
-    try {
-      cfg = model::presetConfig(preset);
-    } catch (const Error& e) {
-      throwError(o.Env(), e.code(), e.what());
-    }
-  }
-  applyVitFields(o, cfg, "Option 'attention' must be 'plain' or 'fused'");
-  try {
-    model::validateConfig(cfg);
-  } catch (const Error& e) {
-    throwError(o.Env(), e.code(), e.what());
-  }
-  return cfg;
+template <class Config, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Config>, LoadOptions>> visitFields(Config& c, Visitor&& v) {
+  v("device", c.device);
+  v("seed", c.seed);
 }
 
-torch::Device deviceArg(const Napi::Object& o) {
-  const std::string name = optString(o, "device", "cpu");
+// Options of preprocess().
+struct ThreadsOption {
+  int threads = 1;
+};
+template <class Config, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Config>, ThreadsOption>> visitFields(Config& c, Visitor&& v) {
+  v("threads", c.threads);
+}
+
+// Options of embed() and embedCrops().
+struct EmbedOptions {
+  int threads = 1;
+  int batchSize = 1;
+};
+template <class Config, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Config>, EmbedOptions>> visitFields(Config& c, Visitor&& v) {
+  v("threads", c.threads);
+  v("batchSize", c.batchSize);
+}
+
+EmbedOptions embedOptions(const Napi::Value& v) {
+  EmbedOptions o = readFields<EmbedOptions>(v, "embed options");
+  if (o.threads < 1 || o.batchSize < 1) throwError(v.Env(), code::kInvalidArgument, "Options 'threads' and 'batchSize' must be >= 1");
+  return o;
+}
+
+torch::Device deviceArg(Napi::Env env, const std::string& name) {
   try {
     torch::Device device(name);
     if (device.is_cuda() && !torch::cuda::is_available())
-      throwError(o.Env(), code::kInvalidArgument, "Option 'device' is '" + name + "' but this libtorch has no usable CUDA device");
+      throwError(env, code::kInvalidArgument, "Option 'device' is '" + name + "' but this libtorch has no usable CUDA device");
     return device;
   } catch (const c10::Error&) {
-    throwError(o.Env(), code::kInvalidArgument, "Option 'device' must be a torch device name such as 'cpu' or 'cuda:0' (got '" + name + "')");
+    throwError(env, code::kInvalidArgument, "Option 'device' must be a torch device name such as 'cpu' or 'cuda:0' (got '" + name + "')");
   }
 }
 
+using BackbonePtr = std::shared_ptr<model::LoadedBackbone>;
 
 class Backbone : public Napi::ObjectWrap<Backbone> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Backbone",
-                       {InstanceMethod("embed", &Backbone::Embed), InstanceMethod("dispose", &Backbone::Dispose),
-                        InstanceAccessor("config", &Backbone::Config, nullptr),
+                       {InstanceMethod("embed", &Backbone::Embed), InstanceMethod("embedCrops", &Backbone::EmbedCrops),
+                        InstanceMethod("dispose", &Backbone::Dispose), InstanceAccessor("config", &Backbone::Config, nullptr),
+                        InstanceAccessor("info", &Backbone::Info, nullptr),
                         InstanceAccessor("disposed", &Backbone::Disposed, nullptr)});
   }
 
   explicit Backbone(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Backbone>(info) {
     // Constructed only by LoadBackboneJob, which passes the state through an External.
     if (!info[0].IsExternal()) throwError(info.Env(), code::kInvalidArgument, "Backbone cannot be constructed directly; use loadBackbone()");
-    state_ = *info[0].As<Napi::External<std::shared_ptr<BackboneState>>>().Data();
+    state_ = *info[0].As<Napi::External<BackbonePtr>>().Data();
     Napi::MemoryManagement::AdjustExternalMemory(info.Env(), state_->parameterBytes);
   }
 
   ~Backbone() override { release(); }
+
+  // The state, or a typed error when disposed.
+  const BackbonePtr& live(Napi::Env env) const {
+    if (!state_) throwError(env, code::kInvalidArgument, "This backbone has been disposed");
+    return state_;
+  }
 
  private:
   void release() {
@@ -86,17 +103,28 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
   }
 
   Napi::Value Embed(const Napi::CallbackInfo& info);
+  Napi::Value EmbedCrops(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     release();
     return info.Env().Undefined();
   }
-  Napi::Value Config(const Napi::CallbackInfo& info) {
-    if (!state_) throwError(info.Env(), code::kInvalidArgument, "This backbone has been disposed");
-    return vitConfigObject(info.Env(), state_->vit->config(), /*withAttention=*/true);
+  Napi::Value Config(const Napi::CallbackInfo& info) { return writeFields(info.Env(), live(info.Env())->vit->config()); }
+  // {path, sha256, archSource, notes}: where the weights came from.
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const model::LoadedBackbone& b = *live(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("path", b.path.empty() ? env.Null() : Napi::String::New(env, b.path));
+    o.Set("sha256", b.sha256.empty() ? env.Null() : Napi::String::New(env, b.sha256));
+    o.Set("archSource", b.archSource);
+    Napi::Array notes = Napi::Array::New(env, b.notes.size());
+    for (size_t i = 0; i < b.notes.size(); ++i) notes.Set(static_cast<uint32_t>(i), b.notes[i]);
+    o.Set("notes", notes);
+    return o;
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !state_); }
 
-  std::shared_ptr<BackboneState> state_;
+  BackbonePtr state_;
 };
 
 Napi::FunctionReference* backboneClass = nullptr;
@@ -105,46 +133,35 @@ class LoadBackboneJob : public Job {
  public:
   LoadBackboneJob(Napi::Env env, const Napi::Value& path, const Napi::Object& options) : Job(env, "anomalyncd.loadBackbone") {
     if (path.IsString()) path_ = path.As<Napi::String>().Utf8Value();
-    arch_ = configArg(options.Get("arch").IsObject() ? options.Get("arch").As<Napi::Object>() : Napi::Object::New(env));
-    device_ = deviceArg(options);
-    seed_ = optInt(options, "seed", 0);
+    Napi::Value arch = options.Get("arch");
+    if (!arch.IsNull() && !arch.IsUndefined()) {
+      arch_ = readFields<model::VitConfig>(arch, "Option 'arch'");
+      try {
+        model::validateConfig(*arch_);
+      } catch (const Error& e) {
+        throwError(env, e.code(), e.what());
+      }
+    }
+    const LoadOptions o = readFields<LoadOptions>(options, "loadBackbone options");
+    device_ = deviceArg(env, o.device);
+    seed_ = o.seed;
   }
 
  protected:
-  void run() override {
-    auto state = std::make_shared<BackboneState>();
-    state->device = device_;
-    model::VitConfig cfg = arch_;
-    model::StateDict sd;
-    if (!path_.empty()) {
-      sd = model::readStateDict(path_);
-      cfg = model::inferConfig(sd, arch_);
-    }
-    torch::manual_seed(static_cast<uint64_t>(seed_));
-    state->vit = std::make_shared<model::MaskGuidedViT>(cfg);
-    if (!path_.empty()) model::loadInto(*state->vit, sd, true);
-    state->vit->eval();
-    for (auto& p : state->vit->parameters()) {
-      p.set_requires_grad(false);
-      state->parameterBytes += static_cast<int64_t>(p.numel() * p.element_size());
-    }
-    state->vit->to(device_);
-    state_ = std::move(state);
-  }
+  void run() override { state_ = model::loadBackbone(path_, arch_, static_cast<uint64_t>(seed_), device_); }
 
   Napi::Value resolve(Napi::Env env) override {
-    auto* holder = new std::shared_ptr<BackboneState>(state_);
-    Napi::External<std::shared_ptr<BackboneState>> external = Napi::External<std::shared_ptr<BackboneState>>::New(
-        env, holder, [](Napi::Env, std::shared_ptr<BackboneState>* h) { delete h; });
+    auto* holder = new BackbonePtr(state_);
+    auto external = Napi::External<BackbonePtr>::New(env, holder, [](Napi::Env, BackbonePtr* h) { delete h; });
     return backboneClass->New({external});
   }
 
  private:
   std::string path_;
-  model::VitConfig arch_;
+  std::optional<model::VitConfig> arch_;
   torch::Device device_{torch::kCPU};
   int seed_ = 0;
-  std::shared_ptr<BackboneState> state_;
+  BackbonePtr state_;
 };
 
 // Reads a float32 Tensor of rank 4 with the given channel count.
@@ -155,10 +172,20 @@ TensorView float4d(const Napi::Value& v, const std::string& name, int64_t channe
   return t;
 }
 
+// {shape: [B, D], data} over the job's output.
+Napi::Value featuresObject(Napi::Env env, std::vector<float>&& data, int64_t B, int64_t D) {
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array shape = Napi::Array::New(env, 2);
+  shape.Set(0u, static_cast<double>(B));
+  shape.Set(1u, static_cast<double>(D));
+  out.Set("shape", shape);
+  out.Set("data", externalBufferOf<float>(env, std::move(data)));
+  return out;
+}
+
 class EmbedJob : public Job {
  public:
-  EmbedJob(Napi::Env env, std::shared_ptr<BackboneState> state, const Napi::Value& images, const Napi::Value& masks,
-           const Napi::Object& options)
+  EmbedJob(Napi::Env env, BackbonePtr state, const Napi::Value& images, const Napi::Value& masks, const Napi::Value& options)
       : Job(env, "anomalyncd.embed"), state_(std::move(state)) {
     images_ = float4d(images, "images", 3);
     if (!masks.IsUndefined() && !masks.IsNull()) {
@@ -173,9 +200,7 @@ class EmbedJob : public Job {
       throwError(env, code::kInvalidArgument, "images must hold at least one image of at least " + std::to_string(patch) + "x" +
                                                    std::to_string(patch) + " pixels");
     keepAlive(images_.owner);
-    threads_ = optInt(options, "threads", at::get_num_threads());
-    batchSize_ = optInt(options, "batchSize", 8);
-    if (threads_ < 1 || batchSize_ < 1) throwError(env, code::kInvalidArgument, "Options 'threads' and 'batchSize' must be >= 1");
+    options_ = embedOptions(options);
   }
 
  protected:
@@ -183,99 +208,161 @@ class EmbedJob : public Job {
     // The JS buffers are wrapped in place (no copy) and only read.
     const at::Tensor images = torch::from_blob(images_.data, images_.shape, torch::kFloat32);
     const at::Tensor masks = hasMask_ ? torch::from_blob(masks_.data, masks_.shape, torch::kFloat32) : at::Tensor();
-    const int64_t B = images_.shape[0];
-    const int64_t D = state_->vit->config().embedDim;
-    output_.resize(static_cast<size_t>(B * D));
-    {
-      model::ThreadScope threads(threads_, &cancelToken());
-      torch::NoGradGuard noGrad;
-      for (int64_t start = 0; start < B; start += batchSize_) {
-        cancelToken().throwIfCancelled();
-        const int64_t end = std::min(B, start + batchSize_);
-        at::Tensor x = images.slice(0, start, end).to(state_->device);
-        at::Tensor m = hasMask_ ? masks.slice(0, start, end).to(state_->device) : at::Tensor();
-        at::Tensor f = state_->vit->forward(x, m).to(torch::kCPU).contiguous();
-        std::memcpy(output_.data() + start * D, f.data_ptr<float>(), static_cast<size_t>((end - start) * D) * sizeof(float));
-        progress(static_cast<double>(end), static_cast<double>(B), "embed");
-      }
+    B_ = images_.shape[0];
+    D_ = state_->vit->config().embedDim;
+    output_.resize(static_cast<size_t>(B_ * D_));
+    model::ThreadScope threads(options_.threads, &cancelToken());
+    torch::NoGradGuard noGrad;
+    for (int64_t start = 0; start < B_; start += options_.batchSize) {
+      cancelToken().throwIfCancelled();
+      const int64_t end = std::min(B_, start + options_.batchSize);
+      at::Tensor x = images.slice(0, start, end).to(state_->device);
+      at::Tensor m = hasMask_ ? masks.slice(0, start, end).to(state_->device) : at::Tensor();
+      at::Tensor f = state_->vit->forward(x, m).to(torch::kCPU).contiguous();
+      std::memcpy(output_.data() + start * D_, f.data_ptr<float>(), static_cast<size_t>((end - start) * D_) * sizeof(float));
+      progress(static_cast<double>(end), static_cast<double>(B_), "embed");
     }
-    shape_ = {B, D};
   }
 
-  Napi::Value resolve(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    Napi::Array shape = Napi::Array::New(env, 2);
-    shape.Set(0u, static_cast<double>(shape_[0]));
-    shape.Set(1u, static_cast<double>(shape_[1]));
-    out.Set("shape", shape);
-    out.Set("data", externalBufferOf<float>(env, std::move(output_)));
-    return out;
-  }
+  Napi::Value resolve(Napi::Env env) override { return featuresObject(env, std::move(output_), B_, D_); }
 
  private:
-  std::shared_ptr<BackboneState> state_;
+  BackbonePtr state_;
   TensorView images_, masks_;
   bool hasMask_ = false;
-  int threads_ = 1;
-  int batchSize_ = 8;
+  EmbedOptions options_;
   std::vector<float> output_;
-  std::vector<int64_t> shape_;
+  int64_t B_ = 0, D_ = 0;
+};
+
+// One crop of preprocess() / embedCrops(): uint8 RGB [h, w, 3] and its uint8 mask
+// [h, w] (null: all anomalous), referenced in place.
+struct CropRef {
+  const uint8_t* rgb;
+  const uint8_t* mask;
+  int h, w;
+};
+
+CropRef cropArg(Job& job, const Napi::Value& image, const Napi::Value& mask, const std::string& label, const std::string& maskLabel) {
+  Napi::Env env = image.Env();
+  TensorView c = tensorView(image, label);
+  if (c.dtype != "uint8" || c.shape.size() != 3 || c.shape[2] != 3 || c.shape[0] < 1 || c.shape[1] < 1)
+    throwError(env, code::kInvalidArgument, label + " must be a uint8 Tensor [H, W, 3] (RGB)");
+  job.keepAlive(c.owner);
+  CropRef item{static_cast<const uint8_t*>(c.data), nullptr, static_cast<int>(c.shape[0]), static_cast<int>(c.shape[1])};
+  if (!mask.IsNull() && !mask.IsUndefined()) {
+    TensorView mv = tensorView(mask, maskLabel);
+    if (mv.dtype != "uint8" || mv.shape.size() != 2 || mv.shape[0] != c.shape[0] || mv.shape[1] != c.shape[1])
+      throwError(env, code::kInvalidArgument, maskLabel + " must be a uint8 Tensor [H, W] matching its crop");
+    job.keepAlive(mv.owner);
+    item.mask = static_cast<const uint8_t*>(mv.data);
+  }
+  return item;
+}
+
+// The exact test-time transform of one crop into its slots of a batch.
+void preprocessCrop(const CropRef& it, float* image, float* mask) {
+  std::vector<uint8_t> ones;
+  const uint8_t* m = it.mask;
+  if (!m) {  // no mask: everything counts as anomalous (unguided)
+    ones.assign(static_cast<size_t>(it.h) * it.w, 255);
+    m = ones.data();
+  }
+  model::preprocess(it.rgb, m, it.h, it.w, image, mask);
+}
+
+constexpr size_t kPlane = static_cast<size_t>(model::kCropSize) * model::kCropSize;
+
+// embedCrops(crops: {image, mask}[], {threads, batchSize}) -> {shape: [n, D], data}:
+// per batch of `batchSize` consecutive crops, the test-time transform (parallel over
+// crops) then one mask-guided forward; only the features leave the job. Batches are
+// the ones embed() forms over preprocess() output, so the features are the same bits.
+class EmbedCropsJob : public Job {
+ public:
+  EmbedCropsJob(Napi::Env env, BackbonePtr state, const Napi::Value& crops, const Napi::Value& options)
+      : Job(env, "anomalyncd.embedCrops"), state_(std::move(state)) {
+    if (!crops.IsArray() || crops.As<Napi::Array>().Length() == 0)
+      throwError(env, code::kInvalidArgument, "embedCrops() needs a non-empty array of {image, mask}");
+    Napi::Array a = crops.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const std::string label = "crops[" + std::to_string(i) + "]";
+      Napi::Value c = a.Get(i);
+      if (!c.IsObject()) throwError(env, code::kInvalidArgument, label + " must be {image, mask}");
+      Napi::Object o = c.As<Napi::Object>();
+      items_.push_back(cropArg(*this, o.Get("image"), o.Get("mask"), label + ".image", label + ".mask"));
+    }
+    options_ = embedOptions(options);
+  }
+
+ protected:
+  void run() override {
+    const int64_t n = static_cast<int64_t>(items_.size());
+    D_ = state_->vit->config().embedDim;
+    output_.resize(static_cast<size_t>(n * D_));
+    const int64_t bs = std::min<int64_t>(options_.batchSize, n);
+    std::vector<float> images(static_cast<size_t>(bs) * 3 * kPlane), masks(static_cast<size_t>(bs) * kPlane);
+    model::ThreadScope threads(options_.threads, &cancelToken());
+    torch::NoGradGuard noGrad;
+    for (int64_t start = 0; start < n; start += bs) {
+      cancelToken().throwIfCancelled();
+      const int64_t end = std::min(n, start + bs), b = end - start;
+      parallelFor(static_cast<size_t>(b), options_.threads, &cancelToken(), [&](size_t i) {
+        preprocessCrop(items_[static_cast<size_t>(start) + i], images.data() + i * 3 * kPlane, masks.data() + i * kPlane);
+      });
+      const int64_t side = model::kCropSize;
+      at::Tensor x = torch::from_blob(images.data(), {b, 3, side, side}, torch::kFloat32).to(state_->device);
+      at::Tensor m = torch::from_blob(masks.data(), {b, 1, side, side}, torch::kFloat32).to(state_->device);
+      at::Tensor f = state_->vit->forward(x, m).to(torch::kCPU).contiguous();
+      std::memcpy(output_.data() + start * D_, f.data_ptr<float>(), static_cast<size_t>(b * D_) * sizeof(float));
+      progress(static_cast<double>(end), static_cast<double>(n), "embed");
+    }
+  }
+
+  Napi::Value resolve(Napi::Env env) override { return featuresObject(env, std::move(output_), static_cast<int64_t>(items_.size()), D_); }
+
+ private:
+  BackbonePtr state_;
+  std::vector<CropRef> items_;
+  EmbedOptions options_;
+  std::vector<float> output_;
+  int64_t D_ = 0;
 };
 
 Napi::Value Backbone::Embed(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!state_) throwError(env, code::kInvalidArgument, "This backbone has been disposed");
-  Napi::Object options = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
-  auto job = std::make_unique<EmbedJob>(env, state_, info[0], info[1], options);
+  auto job = std::make_unique<EmbedJob>(info.Env(), live(info.Env()), info[0], info[1], info[2]);
   job->keepAlive(info.This());
   Napi::Object handle = job->start(info[3]);
   job.release();
   return handle;
 }
 
-// preprocess(crops: Tensor uint8 [h, w, 3][], masks: (Tensor uint8 [h, w] | null)[], options)
-//   -> {images: Float32 [B, 3, 224, 224], masks: Float32 [B, 1, 224, 224]}
+Napi::Value Backbone::EmbedCrops(const Napi::CallbackInfo& info) {
+  auto job = std::make_unique<EmbedCropsJob>(info.Env(), live(info.Env()), info[0], info[1]);
+  job->keepAlive(info.This());
+  Napi::Object handle = job->start(info[2]);
+  job.release();
+  return handle;
+}
+
+// preprocess(crops: Tensor uint8 [h, w, 3][], masks: (Tensor uint8 [h, w] | null)[], {threads})
+//   -> {count, images: Float32 [B, 3, 224, 224], masks: Float32 [B, 1, 224, 224]}
 class PreprocessJob : public Job {
  public:
-  PreprocessJob(Napi::Env env, const Napi::Array& crops, const Napi::Array& masks, const Napi::Object& options)
+  PreprocessJob(Napi::Env env, const Napi::Array& crops, const Napi::Array& masks, const Napi::Value& options)
       : Job(env, "anomalyncd.preprocess") {
     if (crops.Length() == 0 || crops.Length() != masks.Length())
       throwError(env, code::kInvalidArgument, "preprocess() needs one mask (or null) per crop, and at least one crop");
-    for (uint32_t i = 0; i < crops.Length(); ++i) {
-      const std::string label = "crops[" + std::to_string(i) + "]";
-      TensorView c = tensorView(crops.Get(i), label);
-      if (c.dtype != "uint8" || c.shape.size() != 3 || c.shape[2] != 3 || c.shape[0] < 1 || c.shape[1] < 1)
-        throwError(env, code::kInvalidArgument, label + " must be a uint8 Tensor [H, W, 3] (RGB)");
-      keepAlive(c.owner);
-      Item item{static_cast<const uint8_t*>(c.data), nullptr, static_cast<int>(c.shape[0]), static_cast<int>(c.shape[1])};
-      Napi::Value m = masks.Get(i);
-      if (!m.IsNull() && !m.IsUndefined()) {
-        TensorView mv = tensorView(m, "masks[" + std::to_string(i) + "]");
-        if (mv.dtype != "uint8" || mv.shape.size() != 2 || mv.shape[0] != c.shape[0] || mv.shape[1] != c.shape[1])
-          throwError(env, code::kInvalidArgument, "masks[" + std::to_string(i) + "] must be a uint8 Tensor [H, W] matching its crop");
-        keepAlive(mv.owner);
-        item.mask = static_cast<const uint8_t*>(mv.data);
-      }
-      items_.push_back(item);
-    }
-    threads_ = optInt(options, "threads", 1);
+    for (uint32_t i = 0; i < crops.Length(); ++i)
+      items_.push_back(cropArg(*this, crops.Get(i), masks.Get(i), "crops[" + std::to_string(i) + "]", "masks[" + std::to_string(i) + "]"));
+    threads_ = readFields<ThreadsOption>(options, "preprocess options").threads;
   }
 
  protected:
   void run() override {
-    const size_t plane = static_cast<size_t>(model::kCropSize) * model::kCropSize;
-    images_.assign(items_.size() * 3 * plane, 0.f);
-    masks_.assign(items_.size() * plane, 0.f);
-    parallelFor(items_.size(), threads_, &cancelToken(), [&](size_t i) {
-      const Item& it = items_[i];
-      std::vector<uint8_t> ones;
-      const uint8_t* mask = it.mask;
-      if (!mask) {  // no mask: everything counts as anomalous (unguided)
-        ones.assign(static_cast<size_t>(it.h) * it.w, 255);
-        mask = ones.data();
-      }
-      model::preprocess(it.rgb, mask, it.h, it.w, images_.data() + i * 3 * plane, masks_.data() + i * plane);
-    });
+    images_.assign(items_.size() * 3 * kPlane, 0.f);
+    masks_.assign(items_.size() * kPlane, 0.f);
+    parallelFor(items_.size(), threads_, &cancelToken(),
+                [&](size_t i) { preprocessCrop(items_[i], images_.data() + i * 3 * kPlane, masks_.data() + i * kPlane); });
   }
 
   Napi::Value resolve(Napi::Env env) override {
@@ -287,12 +374,7 @@ class PreprocessJob : public Job {
   }
 
  private:
-  struct Item {
-    const uint8_t* rgb;
-    const uint8_t* mask;
-    int h, w;
-  };
-  std::vector<Item> items_;
+  std::vector<CropRef> items_;
   int threads_ = 1;
   std::vector<float> images_, masks_;
 };
@@ -304,17 +386,31 @@ Napi::Value LoadBackbone(const Napi::CallbackInfo& info) {
 Napi::Value Preprocess(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArray() || !info[1].IsArray()) throwError(env, code::kInvalidArgument, "preprocess(crops, masks) needs two arrays");
-  return startJob<PreprocessJob>(info[3], env, info[0].As<Napi::Array>(), info[1].As<Napi::Array>(), objArg(info, 2));
+  return startJob<PreprocessJob>(info[3], env, info[0].As<Napi::Array>(), info[1].As<Napi::Array>(), info[2]);
 }
 
 Napi::Value Presets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  for (const auto& name : model::presetNames()) out.Set(name, vitConfigObject(env, model::presetConfig(name), /*withAttention=*/true));
+  for (const auto& name : model::presetNames()) out.Set(name, writeFields(env, model::presetConfig(name)));
+  return out;
+}
+
+// Counters for tests: {checkpointReads} (state-dict reads by this addon).
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("checkpointReads", static_cast<double>(model::checkpointReads()));
   return out;
 }
 
 }  // namespace
+
+std::shared_ptr<const model::LoadedBackbone> backboneFromJs(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  if (!backboneClass || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(backboneClass->Value()))
+    throwError(env, code::kInvalidArgument, "Option 'backbone' must be a Backbone from loadBackbone(), a checkpoint path or null");
+  return Backbone::Unwrap(value.As<Napi::Object>())->live(env);
+}
 
 void InitModel(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = Backbone::Define(env);
@@ -322,6 +418,7 @@ void InitModel(Napi::Env env, Napi::Object exports) {
   exports.Set("loadBackbone", Napi::Function::New(env, LoadBackbone, "loadBackbone"));
   exports.Set("preprocess", Napi::Function::New(env, Preprocess, "preprocess"));
   exports.Set("presets", Napi::Function::New(env, Presets, "presets"));
+  exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   Napi::Object torchInfo = Napi::Object::New(env);
   torchInfo.Set("cudaAvailable", torch::cuda::is_available());
   torchInfo.Set("interopThreads", at::get_num_interop_threads());

@@ -4,7 +4,8 @@
 // DistillLoss with AnomalyNCD's teacher masking + PLC, memax as log(p^-p)).
 import test from 'ava';
 import { Tensor } from 'anomalyncd';
-import { trainKernels } from '../ts/stages/train.js';
+import { resolveArch } from '../ts/stages/model.js';
+import { nativeTrainConfig, trainKernels } from '../ts/stages/train.js';
 import { prng, python } from './helpers.js';
 
 const K = () => trainKernels();
@@ -371,8 +372,8 @@ print(json.dumps([p.detach().reshape(-1).tolist() for p in ps]))`,
 
 test('trainable parameters: backbone blocks >= gradFromBlock, projector, heads; decay on >= 2-D only; frozen excluded', (t) => {
   const list = K().trainableParameters(
-    { patchSize: 16, embedDim: 32, depth: 4, numHeads: 4, maskLayers: 2 },
-    { k: 3, classNames: ['a', 'b', 'n0', 'n1', 'n2'], gradFromBlock: 3, nHead: 2, projHidden: 16, projOut: 8 },
+    resolveArch({ patchSize: 16, embedDim: 32, depth: 4, numHeads: 4, maskLayers: 2 }),
+    nativeTrainConfig({ k: 3, gradFromBlock: 3, nHead: 2, projHidden: 16, projOut: 8 }, ['a', 'b', 'n0', 'n1', 'n2']),
   );
   const names = list.map((p) => p.name).sort();
   t.deepEqual(names, [

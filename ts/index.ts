@@ -42,6 +42,8 @@ export {
   ARCH_PRESETS,
   type ArchPreset,
   type ArchSpec,
+  type BackboneInfo,
+  type EmbedCrop,
   type EmbedOptions,
   type LoadBackboneOptions,
   type Preprocessed,

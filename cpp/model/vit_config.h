@@ -1,6 +1,7 @@
 // Architecture description of the (mask-guided) DINO ViT. Light header: no torch.
 #pragma once
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace anomalyncd::model {
@@ -32,6 +33,32 @@ struct VitConfig {
   int imageSize = 224;  // the checkpoint's grid: pos_embed has (imageSize/patchSize)^2 + 1 rows
   AttentionImpl attention = kDefaultAttentionImpl;
 };
+
+// The one field list of VitConfig (binding/fields.h): binding read/write and the
+// training bundle's "anomalyncd.arch" JSON go through it. `attention` is a runtime
+// choice, last, so writers of the architecture alone can stop before it.
+template <class Config, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Config>, VitConfig>> visitFields(Config& c, Visitor&& v) {
+  v("patchSize", c.patchSize);
+  v("embedDim", c.embedDim);
+  v("depth", c.depth);
+  v("numHeads", c.numHeads);
+  v("maskLayers", c.maskLayers);
+  v("mlpRatio", c.mlpRatio);
+  v("qkvBias", c.qkvBias);
+  v("lnEps", c.lnEps);
+  v("imageSize", c.imageSize);
+  v("attention", c.attention);
+}
+
+// AttentionImpl by name: "fused" | "plain".
+inline const char* fieldEnumName(AttentionImpl v) { return v == AttentionImpl::Fused ? "fused" : "plain"; }
+inline bool fieldEnumParse(const std::string& s, AttentionImpl& out) {
+  if (s == "fused") out = AttentionImpl::Fused;
+  else if (s == "plain") out = AttentionImpl::Plain;
+  else return false;
+  return true;
+}
 
 // "dino_vits16", "dino_vits8", "dino_vitb16", "dino_vitb8" (S: 384/12/6, B: 768/12/12,
 // maskLayers 9, image 224). Unknown name -> Error(kInvalidArgument) listing the presets.

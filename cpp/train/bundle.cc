@@ -3,138 +3,31 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "common/error.h"
+#include "model/backbone.h"
 #include "model/checkpoint.h"
 #include "model/heads.h"
 #include "model/preprocess.h"
 #include "model/vit.h"
+#include "train/json_fields.h"
 
 namespace anomalyncd::train {
 
 namespace {
 
-// ===========================================================================
-// JSON: model::parseJson reads; a small writer here
-// ===========================================================================
 using model::Json;
 using model::JsonError;
+using json::arr;
+using json::num;
+using json::Obj;
+using json::quote;
 
-std::string quote(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (c == '"') o += "\\\"";
-    else if (c == '\\') o += "\\\\";
-    else if (c == '\n') o += "\\n";
-    else if (u < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", u);
-      o += b;
-    } else o += c;
-  }
-  return o + "\"";
-}
-
-// Shortest exact representation is not needed: %.17g round-trips every double.
-std::string num(double v) {
-  if (!std::isfinite(v)) return "null";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
-std::string num(int v) { return std::to_string(v); }
-
-// An object under construction (keys in insertion order).
-class Obj {
- public:
-  Obj& add(const std::string& k, const std::string& rawJson) {
-    s_ += (s_.empty() ? "" : ",") + quote(k) + ":" + rawJson;
-    return *this;
-  }
-  std::string str() const { return "{" + s_ + "}"; }
-
- private:
-  std::string s_;
-};
-
-std::string arr(const std::vector<double>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + num(v[i]);
-  return s + "]";
-}
-std::string arr(const std::vector<std::string>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + quote(v[i]);
-  return s + "]";
-}
-std::string arrInt(const std::vector<int>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-// ===========================================================================
-// Metadata <-> structs
-// ===========================================================================
-std::vector<std::pair<std::string, std::string>> configFields(const TrainConfig& c, bool withRuntime) {
-  std::vector<std::pair<std::string, std::string>> f = {
-      {"epochs", num(c.epochs)},
-      {"batchSize", num(c.batchSize)},
-      {"lr", num(c.lr)},
-      {"momentum", num(c.momentum)},
-      {"weightDecay", num(c.weightDecay)},
-      {"supWeight", num(c.supWeight)},
-      {"memaxWeight", num(c.memaxWeight)},
-      {"plcThreshold", num(c.plcThreshold)},
-      {"warmupTeacherTemp", num(c.teacher.warmupTemp)},
-      {"teacherTemp", num(c.teacher.finalTemp)},
-      {"warmupTeacherEpochs", num(c.teacher.warmupEpochs)},
-      {"repeatTimes", num(c.teacher.repeatTimes)},
-      {"studentTemp", num(c.studentTemp)},
-      {"infoNceTemp", num(c.infoNceTemp)},
-      {"supConTemp", num(c.supConTemp)},
-      {"supConBaseTemp", num(c.supConBaseTemp)},
-      {"nHead", num(c.nHead)},
-      {"gradFromBlock", num(c.gradFromBlock)},
-      {"projHidden", num(c.projHidden)},
-      {"projOut", num(c.projOut)},
-      {"numNovel", num(c.numNovel)},
-      {"classNames", arr(c.classNames)},
-      {"seed", quote(std::to_string(c.seed))},
-  };
-  if (withRuntime) {
-    f.emplace_back("threads", num(c.threads));
-    f.emplace_back("augmentThreads", num(c.augmentThreads));
-  }
-  return f;
-}
-
-std::string configJson(const TrainConfig& c) {
-  Obj o;
-  for (auto& [k, v] : configFields(c, true)) o.add(k, v);
-  return o.str();
-}
-
-std::string archJson(const model::VitConfig& a) {
-  return Obj()
-      .add("patchSize", num(a.patchSize))
-      .add("embedDim", num(a.embedDim))
-      .add("depth", num(a.depth))
-      .add("numHeads", num(a.numHeads))
-      .add("maskLayers", num(a.maskLayers))
-      .add("mlpRatio", num(a.mlpRatio))
-      .add("qkvBias", a.qkvBias ? "true" : "false")
-      .add("lnEps", num(a.lnEps))
-      .add("imageSize", num(a.imageSize))
-      .str();
-}
+// The attention implementation is a runtime choice, not part of the recorded architecture.
+bool isRuntimeArchField(const char* name) { return std::strcmp(name, "attention") == 0; }
 
 std::string lossesJson(const LossValues& l) {
   return Obj()
@@ -218,47 +111,12 @@ struct Reader {
     }
     return out;
   }
-  std::vector<std::string> ss(const char* k) const {
-    std::vector<std::string> out;
-    for (auto& x : at(k, Json::Arr).arr) {
-      if (x.type != Json::Str) corrupt(path, "metadata " + where + "." + k + " holds a non-string");
-      out.push_back(x.s);
-    }
-    return out;
-  }
 };
 
 TrainConfig parseConfig(const std::string& path, const Json& o) {
-  Reader r{path, o, "config"};
   TrainConfig c;
-  c.epochs = r.i("epochs");
-  c.batchSize = r.i("batchSize");
-  c.lr = r.d("lr");
-  c.momentum = r.d("momentum");
-  c.weightDecay = r.d("weightDecay");
-  c.supWeight = r.d("supWeight");
-  c.memaxWeight = r.d("memaxWeight");
-  c.plcThreshold = r.d("plcThreshold");
-  c.teacher.warmupTemp = r.d("warmupTeacherTemp");
-  c.teacher.finalTemp = r.d("teacherTemp");
-  c.teacher.warmupEpochs = r.i("warmupTeacherEpochs");
-  c.teacher.repeatTimes = r.i("repeatTimes");
-  c.studentTemp = r.d("studentTemp");
-  c.infoNceTemp = r.d("infoNceTemp");
-  c.supConTemp = r.d("supConTemp");
-  c.supConBaseTemp = r.d("supConBaseTemp");
-  c.nHead = r.i("nHead");
-  c.gradFromBlock = r.i("gradFromBlock");
-  c.projHidden = r.i("projHidden");
-  c.projOut = r.i("projOut");
-  c.numNovel = r.i("numNovel");
-  c.classNames = r.ss("classNames");
-  const std::string seed = r.s("seed");
-  if (seed.empty() || seed.size() > 20 || seed.find_first_not_of("0123456789") != std::string::npos)
-    corrupt(path, "metadata config.seed is not a decimal integer");
-  c.seed = std::stoull(seed);
-  c.threads = r.i("threads");
-  c.augmentThreads = r.i("augmentThreads");
+  json::FieldReader reader(o, "Cannot load training bundle '" + path + "': ", "config");
+  visitFields(c, reader);
   try {
     validateConfig(c);
   } catch (const Error& e) {
@@ -268,17 +126,9 @@ TrainConfig parseConfig(const std::string& path, const Json& o) {
 }
 
 model::VitConfig parseArch(const std::string& path, const Json& o) {
-  Reader r{path, o, "arch"};
-  model::VitConfig a;
-  a.patchSize = r.i("patchSize");
-  a.embedDim = r.i("embedDim");
-  a.depth = r.i("depth");
-  a.numHeads = r.i("numHeads");
-  a.maskLayers = r.i("maskLayers");
-  a.mlpRatio = r.d("mlpRatio");
-  a.qkvBias = r.b("qkvBias");
-  a.lnEps = r.d("lnEps");
-  a.imageSize = r.i("imageSize");
+  model::VitConfig a;  // attention: not recorded, the default
+  json::FieldReader reader(o, "Cannot load training bundle '" + path + "': ", "arch", isRuntimeArchField);
+  visitFields(a, reader);
   try {
     model::validateConfig(a);
   } catch (const Error& e) {
@@ -339,12 +189,10 @@ Json parseMeta(const std::string& path, const std::map<std::string, std::string>
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> resumeFields(const NcdModel& m) {
-  auto f = configFields(m.config, /*withRuntime=*/false);
-  f.emplace_back("arch", archJson(m.arch));
-  f.emplace_back("dataFingerprint", quote(m.dataFingerprint));
-  f.emplace_back("backboneSha256", quote(m.backboneSha256));
-  return f;
+std::string archJson(const model::VitConfig& a) {
+  json::FieldWriter w(isRuntimeArchField);
+  visitFields(a, w);
+  return w.object();
 }
 
 void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* momentum, bool includeFrozen) {
@@ -378,14 +226,14 @@ void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* 
   if (m.searchRange) range = "[" + num(m.searchRange->first) + "," + num(m.searchRange->second) + "]";
   const std::vector<std::pair<std::string, std::string>> meta = {
       {"anomalyncd.format_version", std::to_string(kBundleVersion)},
-      {"anomalyncd.config", configJson(m.config)},
+      {"anomalyncd.config", json::objectOf(m.config)},
       {"anomalyncd.arch", archJson(m.arch)},
       {"anomalyncd.class_names", arr(m.config.classNames)},
       {"anomalyncd.preprocess", preprocessJson()},
       {"anomalyncd.search_range", range},
       {"anomalyncd.epochs_done", num(m.epochsDone)},
       {"anomalyncd.history", historyJson(m.history)},
-      {"anomalyncd.selected_heads", arrInt(m.selectedHeads)},
+      {"anomalyncd.selected_heads", arr(m.selectedHeads)},
       {"anomalyncd.resume", resume},
       {"anomalyncd.backbone", backbone},
   };
@@ -458,7 +306,7 @@ std::map<std::string, at::Tensor> bundleMomentum(const BundleContents& b) {
   return out;
 }
 
-std::shared_ptr<NcdModel> loadBundle(const std::string& path, const std::string& backboneOverride,
+std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::string& backboneOverride,
                                      const std::function<void(const std::string&)>& warn) {
   BundleContents b = readBundleContents(path);
   const NcdModel& meta = *b.meta;
@@ -470,7 +318,9 @@ std::shared_ptr<NcdModel> loadBundle(const std::string& path, const std::string&
       throw Error(code::kIo, "The training bundle '" + path + "' needs its frozen backbone checkpoint '" + bbPath +
                                  "', which does not exist (pass its new location as the backbone option)");
   }
-  std::shared_ptr<NcdModel> m = buildModel(meta.config, meta.arch, bbPath, nullptr);
+  // The recorded architecture (checked against the checkpoint when there is one).
+  auto backbone = model::loadBackbone(bbPath, meta.arch, meta.config.seed);
+  std::shared_ptr<NcdModel> m = buildModel(meta.config, *backbone, nullptr);
   if (!b.frozenStored && m->backboneSha256 != meta.backboneSha256)
     throw Error(code::kCheckpoint, "The backbone checkpoint '" + bbPath + "' has SHA-256 " + m->backboneSha256 +
                                        " but the training bundle '" + path + "' was trained on " + meta.backboneSha256);

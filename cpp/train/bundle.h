@@ -60,11 +60,10 @@ std::map<std::string, at::Tensor> bundleMomentum(const BundleContents& b);
 // A ready-to-use model from a bundle: rebuilds the backbone (from the stored weights, or
 // from the recorded backbone file, or from `backboneOverride`, whose SHA-256 must match
 // the recorded one) and loads the trained weights.
-std::shared_ptr<NcdModel> loadBundle(const std::string& path, const std::string& backboneOverride,
+std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::string& backboneOverride,
                                      const std::function<void(const std::string&)>& warn);
 
-// (name, JSON value) of every setting that must match to resume a run: the config except
-// threads, the architecture, the class names, the data fingerprint, the backbone hash.
-std::vector<std::pair<std::string, std::string>> resumeFields(const NcdModel& m);
+// The architecture as bundle metadata writes it (anomalyncd.arch; also compared on resume).
+std::string archJson(const model::VitConfig& arch);
 
 }  // namespace anomalyncd::train

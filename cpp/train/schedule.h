@@ -7,14 +7,9 @@
 #include <utility>
 #include <vector>
 
-namespace anomalyncd::train {
+#include "train/config.h"
 
-struct TeacherTempSchedule {
-  double warmupTemp = 0.07;  // first ramp value
-  double finalTemp = 0.04;   // last ramp value and the value after the ramp
-  int warmupEpochs = 40;     // the ramp has warmupEpochs / repeatTimes (integer division) values...
-  int repeatTimes = 4;       // ...each held for repeatTimes epochs
-};
+namespace anomalyncd::train {
 
 // tau_t(epoch), epoch 0-based: ramp = numpy.linspace(warmupTemp, finalTemp, n) with
 // n = warmupEpochs / repeatTimes (float64: start + i * step, the last value exactly

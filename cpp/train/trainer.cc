@@ -3,29 +3,22 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
-#include <dlfcn.h>
-#include <signal.h>
-
-#include <cerrno>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 #include <future>
-#include <map>
-#include <mutex>
-#include <sstream>
 
 #include "common/error.h"
 #include "common/parallel.h"
-#include "model/checkpoint.h"
+#include "model/backbone.h"
 #include "model/heads.h"
 #include "model/preprocess.h"
 #include "model/vit.h"
 #include "train/bundle.h"
 #include "train/losses.h"
+#include "train/resume.h"
 #include "train/sampler.h"
 
 namespace anomalyncd::train {
@@ -97,76 +90,14 @@ void checkSample(const TrainSample& s, const std::string& what) {
   (void)model::shortSideResizeSize(s.crop.height, s.crop.width);  // refuses absurd aspect ratios
 }
 
-std::mutex& seedMutex() {
-  static std::mutex m;
-  return m;
-}
-
-// A DINO-style architecture guessed from a state dict's shapes (head dim 64, maskLayers
-// min(9, depth)); inferConfig() then checks it and sets imageSize.
-model::VitConfig guessArch(const model::StateDict& sd) {
-  model::VitConfig c;
-  auto get = [&](const char* k) -> const at::Tensor& {
-    auto it = sd.find(k);
-    if (it == sd.end()) throw Error(code::kCheckpoint, std::string("Checkpoint has no key '") + k + "' (not a DINO ViT state dict?)");
-    return it->second;
-  };
-  const at::Tensor& pw = get("patch_embed.proj.weight");
-  if (pw.dim() != 4) throw Error(code::kCheckpoint, "Checkpoint key 'patch_embed.proj.weight' is not 4-D");
-  c.embedDim = static_cast<int>(pw.size(0));
-  c.patchSize = static_cast<int>(pw.size(2));
-  int maxBlock = -1;
-  for (auto& [k, t] : sd)
-    if (k.rfind("blocks.", 0) == 0) {
-      const size_t dot = k.find('.', 7);
-      const std::string idx = k.substr(7, dot == std::string::npos ? std::string::npos : dot - 7);
-      if (!idx.empty() && idx.size() < 6 && idx.find_first_not_of("0123456789") == std::string::npos)
-        maxBlock = std::max(maxBlock, std::stoi(idx));
-    }
-  c.depth = maxBlock + 1;
-  c.numHeads = std::max(1, c.embedDim / 64);
-  c.maskLayers = std::min(9, c.depth);
-  auto fc1 = sd.find("blocks.0.mlp.fc1.weight");
-  if (fc1 != sd.end() && c.embedDim > 0) c.mlpRatio = static_cast<double>(fc1->second.size(0)) / c.embedDim;
-  c.qkvBias = sd.count("blocks.0.attn.qkv.bias") > 0;
-  return c;
-}
-
 }  // namespace
 
-// ---------------------------------------------------------------------------
-// small pieces
-// ---------------------------------------------------------------------------
 uint64_t deriveSeed(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c) {
   uint64_t h = splitmix64(seed);
   h = splitmix64(h ^ stream);
   h = splitmix64(h ^ a);
   h = splitmix64(h ^ b);
   return splitmix64(h ^ c);
-}
-
-void validateConfig(const TrainConfig& c) {
-  auto need = [](bool ok, const std::string& m) {
-    if (!ok) invalid("Invalid training config: " + m);
-  };
-  need(c.epochs >= 1, "epochs must be >= 1 (got " + std::to_string(c.epochs) + ")");
-  need(c.batchSize >= 1, "batchSize must be >= 1 (got " + std::to_string(c.batchSize) + ")");
-  need(std::isfinite(c.lr) && c.lr > 0, "lr must be > 0");
-  need(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1, "momentum must be in [0, 1)");
-  need(std::isfinite(c.weightDecay) && c.weightDecay >= 0, "weightDecay must be >= 0");
-  need(std::isfinite(c.supWeight) && c.supWeight >= 0 && c.supWeight <= 1, "supWeight must be in [0, 1]");
-  need(std::isfinite(c.memaxWeight) && c.memaxWeight >= 0, "memaxWeight must be >= 0");
-  need(std::isfinite(c.plcThreshold), "plcThreshold must be finite (negative: PLC off)");
-  for (double t : {c.studentTemp, c.infoNceTemp, c.supConTemp, c.supConBaseTemp})
-    need(std::isfinite(t) && t > 0, "temperatures must be > 0");
-  (void)teacherTemperature(0, c.teacher);  // validates the schedule
-  need(c.nHead >= 1, "nHead must be >= 1");
-  need(c.gradFromBlock >= -1, "gradFromBlock must be >= 0 (or -1: the last block)");
-  need(c.projHidden >= 1 && c.projOut >= 1, "projHidden and projOut must be >= 1");
-  need(c.numNovel >= 1, "the number of novel classes (k) must be >= 1 (got " + std::to_string(c.numNovel) + ")");
-  need(c.numKnown() >= 0, "classNames must hold the known classes followed by the " + std::to_string(c.numNovel) + " novel ones");
-  need(c.threads >= 0 && c.threads <= 1024, "threads must be in 0..1024");
-  need(c.augmentThreads >= 0 && c.augmentThreads <= 1024, "augmentThreads must be in 0..1024");
 }
 
 std::string dataFingerprint(const TrainData& data) {
@@ -222,63 +153,6 @@ std::vector<int> selectHeads(const std::vector<EpochStats>& history) {
 
 
 // ---------------------------------------------------------------------------
-// model
-// ---------------------------------------------------------------------------
-std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const std::optional<model::VitConfig>& archIn,
-                                     const std::string& backbonePath,
-                                     const std::function<void(const std::string&)>& warn) {
-  validateConfig(cfg);
-  auto m = std::make_shared<NcdModel>();
-  m->config = cfg;
-  model::VitConfig arch;
-  model::StateDict sd;
-  if (!backbonePath.empty()) {
-    sd = model::readStateDict(backbonePath);
-    arch = model::inferConfig(sd, archIn ? *archIn : guessArch(sd));
-  } else {
-    arch = archIn ? *archIn : model::presetConfig("dino_vitb8");
-  }
-  model::validateConfig(arch);
-  if (m->config.gradFromBlock < 0) m->config.gradFromBlock = std::max(0, arch.depth - 1);
-  if (m->config.gradFromBlock > arch.depth)
-    invalid("gradFromBlock (" + std::to_string(m->config.gradFromBlock) + ") must be <= the ViT depth (" +
-            std::to_string(arch.depth) + ")");
-  model::HeadsConfig hc;
-  hc.inDim = arch.embedDim;
-  hc.projHidden = cfg.projHidden;
-  hc.projOut = cfg.projOut;
-  hc.nHead = cfg.nHead;
-  hc.numClasses = static_cast<int>(cfg.classNames.size());
-  {
-    std::lock_guard<std::mutex> lock(seedMutex());
-    at::manual_seed(cfg.seed);
-    m->backbone = std::make_shared<model::MaskGuidedViT>(arch);
-    m->heads = std::make_shared<model::MultiHead>(hc);
-  }
-  m->arch = arch;
-  if (!backbonePath.empty()) {
-    model::loadInto(*m->backbone, sd, /*strict=*/false);
-    m->backbonePath = backbonePath;
-    m->backboneSha256 = sha256File(backbonePath);
-  } else if (warn) {
-    warn("No backbone checkpoint given: the ViT (patch " + std::to_string(arch.patchSize) + ", dim " +
-         std::to_string(arch.embedDim) + ", depth " + std::to_string(arch.depth) +
-         ") is randomly initialised (seeded); results will be far from the reference, which starts from DINO weights");
-  }
-  model::setTrainableFromBlock(*m->backbone, m->config.gradFromBlock);
-  return m;
-}
-
-std::vector<std::pair<std::string, at::Tensor>> trainableParameters(NcdModel& m) {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (auto& kv : m.backbone->named_parameters(true))
-    if (kv.value().requires_grad()) out.emplace_back("backbone." + kv.key(), kv.value());
-  for (auto& kv : m.heads->named_parameters(true))
-    if (kv.value().requires_grad()) out.emplace_back(kv.key(), kv.value());
-  return out;
-}
-
-// ---------------------------------------------------------------------------
 // training
 // ---------------------------------------------------------------------------
 namespace {
@@ -290,37 +164,6 @@ struct Prepared {
   int64_t b = 0;
   double augmentMs = 0;
 };
-
-std::string firstDifference(const std::vector<std::pair<std::string, std::string>>& a,
-                            const std::vector<std::pair<std::string, std::string>>& b) {
-  std::map<std::string, std::string> mb(b.begin(), b.end());
-  for (auto& [k, v] : a) {
-    auto it = mb.find(k);
-    if (it == mb.end()) return k;
-    if (it->second != v) return k + " (" + it->second + " in the checkpoint, " + v + " now)";
-  }
-  if (a.size() != b.size()) return "the set of options";
-  return {};
-}
-
-// Temp files "checkpoint.safetensors.tmp-<pid>-<n>" left by a killed writer (its
-// process no longer exists) are removed; those of live processes are left alone.
-void removeStaleTempFiles(const std::string& dir) {
-  const std::string prefix = std::string(kCheckpointFile) + ".tmp-";
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(prefix, 0) != 0) continue;
-    const std::string rest = name.substr(prefix.size());
-    const size_t dash = rest.find('-');
-    if (dash == 0 || dash == std::string::npos || rest.find_first_not_of("0123456789") != dash) continue;
-    const long pid = std::stol(rest.substr(0, dash));
-    if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
-      std::error_code rmEc;
-      std::filesystem::remove(entry.path(), rmEc);
-    }
-  }
-}
 
 }  // namespace
 
@@ -340,36 +183,26 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
   }
 
   model::ThreadScope threadScope(cfg.threads, req.cancel);
-  std::shared_ptr<NcdModel> m = buildModel(cfg, req.arch, req.backbonePath, req.warn);
+  std::shared_ptr<const model::LoadedBackbone> backbone = req.backbone;
+  if (backbone) {
+    if (req.arch || !req.backbonePath.empty())
+      invalid("A loaded backbone carries its own checkpoint and architecture: pass either it or backbonePath/arch");
+  } else {
+    backbone = model::loadBackbone(req.backbonePath, req.arch, cfg.seed);
+  }
+  std::shared_ptr<NcdModel> m = buildModel(cfg, *backbone, req.warn);
   m->dataFingerprint = dataFingerprint(data);
   m->searchRange = req.searchRange;
   m->backbone->train();
   m->heads->train();
   MomentumSGD opt(trainableParameters(*m), cfg.momentum, cfg.weightDecay);
-  const bool storeFrozen = req.backbonePath.empty();
+  const bool storeFrozen = m->backbonePath.empty();  // a random init is stored whole
 
+  // Resume state: weights, momentum buffers and history of the finished epochs.
   std::string ckpt;
   if (!req.checkpointDir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(req.checkpointDir, ec);
-    if (ec) throw Error(code::kIo, "Cannot create checkpoint directory '" + req.checkpointDir + "': " + ec.message());
-    ckpt = (std::filesystem::path(req.checkpointDir) / kCheckpointFile).string();
-    removeStaleTempFiles(req.checkpointDir);
-    if (std::filesystem::exists(ckpt, ec)) {
-      BundleContents b = readBundleContents(ckpt);
-      const std::string diff = firstDifference(resumeFields(*m), resumeFields(*b.meta));
-      if (!diff.empty())
-        throw Error(code::kCheckpoint, "Cannot resume from '" + ckpt + "': it was written for a different run (" + diff +
-                                           " differs); delete it or use another checkpoint directory");
-      loadBundleWeights(*m, b, ckpt);
-      opt.setMomentumBuffers(bundleMomentum(b));
-      m->history = b.meta->history;
-      m->epochsDone = b.meta->epochsDone;
-      m->selectedHeads = selectHeads(m->history);
-      if (req.warn)
-        req.warn("Resumed from '" + ckpt + "' after epoch " + std::to_string(m->epochsDone) + " of " +
-                 std::to_string(cfg.epochs));
-    }
+    ckpt = openCheckpointDir(req.checkpointDir);
+    resumeFrom(ckpt, *m, opt, req.warn);
   }
 
   LossConfig lc;
@@ -519,64 +352,6 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
   m->backbone->eval();
   m->heads->eval();
   return m;
-}
-
-// ---------------------------------------------------------------------------
-// prediction
-// ---------------------------------------------------------------------------
-Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, bool embeddings, int threads,
-                   int batchSize, const CancelToken* cancel, const std::function<void(size_t, size_t)>& onProgress) {
-  const int nHead = static_cast<int>(m.heads->headList.size());
-  if (head < 0) head = m.selectedHead();
-  if (head >= nHead) invalid("head " + std::to_string(head) + " does not exist (the model has " + std::to_string(nHead) + ")");
-  if (batchSize < 1) invalid("batchSize must be >= 1");
-  for (size_t i = 0; i < crops.size(); ++i) {
-    if (!crops[i].rgb || !crops[i].mask) invalid("crops[" + std::to_string(i) + "]: image and mask are required");
-    if (crops[i].height < 1 || crops[i].width < 1) invalid("crops[" + std::to_string(i) + "]: empty crop");
-  }
-  model::ThreadScope threadScope(threads, cancel);
-  c10::AutoGradMode noGrad(false);
-  const int numKnown = m.numKnown();
-  const int numNovel = m.config.numNovel;
-  const int dim = m.arch.embedDim;
-  Prediction out;
-  out.numNovel = numNovel;
-  out.dim = embeddings ? dim : 0;
-  out.probabilities.resize(crops.size() * static_cast<size_t>(numNovel));
-  if (embeddings) out.embeddings.resize(crops.size() * static_cast<size_t>(dim));
-  const at::Device device = m.heads->headList.front()->weight.device();
-  std::vector<float> images, masks;
-  for (size_t start = 0; start < crops.size(); start += static_cast<size_t>(batchSize)) {
-    if (cancel) cancel->throwIfCancelled();
-    const size_t b = std::min(crops.size() - start, static_cast<size_t>(batchSize));
-    images.resize(b * kImageFloats);
-    masks.resize(b * kMaskFloats);
-    parallelFor(b, std::max(1, threads), cancel, [&](size_t j) {
-      const CropSample& c = crops[start + j];
-      model::preprocess(c.rgb, c.mask, c.height, c.width, images.data() + j * kImageFloats, masks.data() + j * kMaskFloats);
-    });
-    const auto fopt = at::TensorOptions().dtype(at::kFloat);
-    const int64_t bb = static_cast<int64_t>(b);
-    at::Tensor x = at::from_blob(images.data(), {bb, 3, kSide, kSide}, fopt).to(device);
-    at::Tensor mk = at::from_blob(masks.data(), {bb, 1, kSide, kSide}, fopt).to(device);
-    at::Tensor f = m.backbone->forward(x, mk);
-    at::Tensor logits = m.heads->classify(f)[head];
-    at::Tensor p = at::softmax(logits / m.config.studentTemp, 1);
-    if (numKnown > 0) {
-      p.narrow(1, 0, numKnown).zero_();
-      p = p / p.sum(1, /*keepdim=*/true);
-    }
-    at::Tensor novel = p.narrow(1, numKnown, numNovel).to(at::kCPU, at::kFloat).contiguous();
-    std::memcpy(out.probabilities.data() + start * static_cast<size_t>(numNovel), novel.data_ptr<float>(),
-                b * static_cast<size_t>(numNovel) * sizeof(float));
-    if (embeddings) {
-      at::Tensor fe = f.to(at::kCPU, at::kFloat).contiguous();
-      std::memcpy(out.embeddings.data() + start * static_cast<size_t>(dim), fe.data_ptr<float>(),
-                  b * static_cast<size_t>(dim) * sizeof(float));
-    }
-    if (onProgress) onProgress(start + b, crops.size());
-  }
-  return out;
 }
 
 }  // namespace anomalyncd::train

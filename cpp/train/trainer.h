@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -36,49 +37,16 @@
 #include "model/thread_scope.h"
 #include "model/vit_config.h"
 #include "train/augment.h"
+#include "train/config.h"
 #include "train/schedule.h"
 
 namespace anomalyncd::model {
 class MaskGuidedViT;
 class MultiHead;
+struct LoadedBackbone;
 }  // namespace anomalyncd::model
 
 namespace anomalyncd::train {
-
-struct TrainConfig {
-  // optimisation (SPEC 5.5)
-  int epochs = 50;
-  int batchSize = 32;
-  double lr = 0.003;
-  double momentum = 0.9;
-  double weightDecay = 5e-5;
-  // losses (SPEC 5.4, 6)
-  double supWeight = 0.3;
-  double memaxWeight = 4.0;
-  double plcThreshold = 0.5;  // w = max(0, plcThreshold - score); negative: PLC off
-  TeacherTempSchedule teacher;
-  double studentTemp = 0.1;
-  double infoNceTemp = 1.0;
-  double supConTemp = 0.07;
-  double supConBaseTemp = 0.07;
-  // model (SPEC 4.3, 4.4)
-  int nHead = 4;
-  int gradFromBlock = 11;  // -1: the last block (depth - 1), resolved by buildModel()
-  int projHidden = 2048;
-  int projOut = 256;
-  // classes: classNames = the numKnown labelled class names, then the numNovel novel ones
-  int numNovel = 0;  // K, explicit (never inferred from folders)
-  std::vector<std::string> classNames;
-  // runtime
-  uint64_t seed = 3407;
-  int threads = 0;         // libtorch intra-op threads during training (0: leave as is)
-  int augmentThreads = 0;  // augmentation workers (0: = threads, at least 1)
-
-  int numKnown() const { return static_cast<int>(classNames.size()) - numNovel; }
-};
-
-// Error(kInvalidArgument) naming the first bad field.
-void validateConfig(const TrainConfig& cfg);
 
 // One training crop: pixels borrowed (not owned) for the duration of training.
 struct TrainSample {
@@ -152,13 +120,13 @@ struct NcdModel {
   int numKnown() const { return config.numKnown(); }
 };
 
-// Builds the backbone (seeded init, then the checkpoint's weights when backbonePath is
-// given: readStateDict + inferConfig + loadInto, non-strict) and the heads, and sets the
-// trainable parameters (SPEC 4.3). `warn` receives notes (e.g. random init).
-// Without `arch`: guessed from the checkpoint's shapes (DINO: head dim 64, maskLayers
-// min(9, depth)), or the reference's dino_vitb8 for a random init.
-std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const std::optional<model::VitConfig>& arch,
-                                     const std::string& backbonePath,
+// Builds the model on a loaded backbone (model::loadBackbone): at::manual_seed(seed), a
+// ViT of its architecture and the heads are constructed, then the backbone's weights
+// are copied in (model::cloneForTraining; the file is not read again), and the
+// trainable parameters are set (docs/METHOD.md §4.3). gradFromBlock -1 resolves to the last
+// block. `warn` receives notes (random init). `cfg` must be valid (validateConfig):
+// callers validate at their entry (fit() does; bundles are validated when read).
+std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const model::LoadedBackbone& backbone,
                                      const std::function<void(const std::string&)>& warn);
 
 // Trainable parameters by bundle name: "backbone.<DINO key>" (blocks >= gradFromBlock),
@@ -167,8 +135,12 @@ std::vector<std::pair<std::string, at::Tensor>> trainableParameters(NcdModel& m)
 
 struct FitRequest {
   TrainConfig config;
-  std::optional<model::VitConfig> arch;  // see buildModel()
-  std::string backbonePath;   // "" = random init (warned)
+  // The frozen backbone: an already loaded one, or else loaded here with
+  // model::loadBackbone(backbonePath, arch, config.seed) (one loader for every caller:
+  // without `arch` it is read from the checkpoint, or dino_vitb8 for a random init).
+  std::shared_ptr<const model::LoadedBackbone> backbone;
+  std::optional<model::VitConfig> arch;  // only without `backbone`
+  std::string backbonePath;              // only without `backbone`; "" = random init (warned)
   std::string checkpointDir;  // "" = no per-epoch bundles / no resume
   std::optional<std::pair<int, int>> searchRange;
   TrainEventFn onEvent;       // called on the training thread (keep it cheap)
@@ -186,18 +158,31 @@ inline constexpr const char* kCheckpointFile = "checkpoint.safetensors";
 // batches (Error(kAborted)); the last finished epoch's bundle stays on disk.
 std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req);
 
-// Test-time prediction (SPEC 5.1 test transform, SPEC 7 step 1) for crops with the given
-// head (-1: the selected head): probabilities over the novel classes ([n, numNovel],
-// softmax(logits / 0.1) over all classes, known classes zeroed, renormalised), and
-// optionally the backbone [CLS] features ([n, D]).
+// Test-time prediction (docs/METHOD.md §5.1 test transform, §7 step 1) for crops with the
+// given head: probabilities over the novel classes ([n, numNovel], softmax(logits / 0.1) over
+// all classes, known classes zeroed, renormalised), and optionally the backbone [CLS]
+// features ([n, D]).
+struct PredictOptions {
+  int head = -1;  // -1: the selected head
+  bool embeddings = false;
+  int threads = 1;  // preprocessing workers and libtorch intra-op threads
+  int batchSize = 32;
+};
+
+template <class Options, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Options>, PredictOptions>> visitFields(Options& o, Visitor&& v) {
+  v("head", o.head);
+  v("embeddings", o.embeddings);
+  v("threads", o.threads);
+  v("batchSize", o.batchSize);
+}
+
 struct Prediction {
   std::vector<float> probabilities;  // n * numNovel
   std::vector<float> embeddings;     // n * D when asked for
   int numNovel = 0, dim = 0;
 };
-Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, int head, bool embeddings, int threads,
-                   int batchSize, const CancelToken* cancel,
-                   const std::function<void(size_t, size_t)>& onProgress = {});
-
+Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, const PredictOptions& options,
+                   const CancelToken* cancel, const std::function<void(size_t, size_t)>& onProgress = {});
 
 }  // namespace anomalyncd::train

@@ -108,26 +108,43 @@ export interface RawRegionsInput {
   name: string;
 }
 
-/** Architecture options as the addon reads them. */
+/** Architecture as the addon reads and writes it: every field (TS fills them). */
 export interface RawVitConfig {
-  preset?: string;
-  patchSize?: number;
-  embedDim?: number;
-  depth?: number;
-  numHeads?: number;
-  maskLayers?: number;
-  mlpRatio?: number;
-  qkvBias?: boolean;
-  lnEps?: number;
-  imageSize?: number;
-  attention?: 'fused' | 'plain';
+  patchSize: number;
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  maskLayers: number;
+  mlpRatio: number;
+  qkvBias: boolean;
+  lnEps: number;
+  imageSize: number;
+  attention: 'fused' | 'plain';
+}
+
+/** Where a native backbone's weights and architecture came from. */
+export interface RawBackboneInfo {
+  /** The checkpoint file, or null for a random initialisation. */
+  path: string | null;
+  /** SHA-256 of the checkpoint file (null without one). */
+  sha256: string | null;
+  /** `given`: the `arch` option; `checkpoint`: read from the file; `default`: `dino_vitb8` (no file, no arch). */
+  archSource: 'given' | 'checkpoint' | 'default';
+  /** What the loader decided (architecture read, checkpoint keys ignored). */
+  notes: string[];
 }
 
 /** The native Backbone handle. */
 export interface RawBackbone {
-  readonly config: Required<Omit<RawVitConfig, 'preset'>>;
+  readonly config: RawVitConfig;
+  readonly info: RawBackboneInfo;
   readonly disposed: boolean;
   embed(images: RawTensor, masks: RawTensor | null, options: { threads: number; batchSize: number }, onProgress?: RawProgress): RawJob<{ shape: number[]; data: ArrayBuffer }>;
+  embedCrops(
+    crops: readonly { image: RawTensor; mask: RawTensor | null }[],
+    options: { threads: number; batchSize: number },
+    onProgress?: RawProgress,
+  ): RawJob<{ shape: number[]; data: ArrayBuffer }>;
   dispose(): void;
 }
 
@@ -145,14 +162,16 @@ export interface CoreAddon extends AddonBase {
 
 /** anomalyncd_model.node: the libtorch stages (model, training). */
 export interface ModelAddon extends AddonBase {
-  loadBackbone?(path: string | null, options: { arch: RawVitConfig; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
+  loadBackbone?(path: string | null, options: { arch: RawVitConfig | null; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
   preprocess?(
     crops: readonly RawTensor[],
     masks: readonly (RawTensor | null)[],
     options: { threads: number },
     onProgress?: RawProgress,
   ): RawJob<{ count: number; images: ArrayBuffer; masks: ArrayBuffer }>;
-  presets?(): Record<string, Required<Omit<RawVitConfig, 'preset'>>>;
+  presets?(): Record<string, RawVitConfig>;
+  /** Counters for tests: state-dict reads by this addon. */
+  stats?(): { checkpointReads: number };
   torch?: { cudaAvailable: boolean; interopThreads: number; intraopThreads: number; parallelInfo: string };
   versions: { libtorch: string; opencv: string };
 }
@@ -171,10 +190,10 @@ export interface TestingAddon extends AddonBase {
     resizeBilinearU8(src: RawTensor, outH: number, outW: number): Uint8Array;
   };
   /** The training stage's kernels (binding/testing/train_kernels.cc), when the model is built. */
-  trainKernels?: RawTrainAddon['kernels'];
+  trainKernels?: RawTrainKernels;
 }
 
-// ---- training (ts/train.ts casts the addon's `train` export to RawTrainAddon) ----
+// ---- training (ts/stages/train.ts casts the model addon's `train` export to RawTrainAddon) ----
 
 export interface RawTrainCrop {
   image: RawTensor;
@@ -210,35 +229,44 @@ export interface RawTrainEvent {
   rows: number;
 }
 
+/** The core's TrainConfig, every field (cpp/train/config.h visitFields, same names and order). */
 export interface RawTrainConfig {
-  k: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  supWeight: number;
+  memaxWeight: number;
+  plcThreshold: number;
+  warmupTeacherTemp: number;
+  teacherTemp: number;
+  warmupTeacherEpochs: number;
+  repeatTimes: number;
+  studentTemp: number;
+  infoNceTemp: number;
+  supConTemp: number;
+  supConBaseTemp: number;
+  nHead: number;
+  /** -1: the last block. */
+  gradFromBlock: number;
+  projHidden: number;
+  projOut: number;
+  numNovel: number;
   classNames: string[];
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  momentum?: number;
-  weightDecay?: number;
-  supWeight?: number;
-  memaxWeight?: number;
-  plcThreshold?: number;
-  warmupTeacherTemp?: number;
-  teacherTemp?: number;
-  warmupTeacherEpochs?: number;
-  repeatTimes?: number;
-  nHead?: number;
-  gradFromBlock?: number;
-  projHidden?: number;
-  projOut?: number;
-  seed?: number;
-  threads?: number;
-  augmentThreads?: number;
+  seed: number;
+  threads: number;
+  /** 0: as many as threads. */
+  augmentThreads: number;
 }
 
 export interface RawFitOptions extends RawTrainConfig {
-  backbone?: string;
-  arch?: RawVitConfig;
-  checkpointDir?: string;
-  searchRange?: [number, number];
+  /** A loaded backbone (used as is), a checkpoint path (loaded by fit), or null (random init). */
+  backbone: RawBackbone | string | null;
+  arch: RawVitConfig | null;
+  /** '': no per-epoch bundles. */
+  checkpointDir: string;
+  searchRange: [number, number] | null;
 }
 
 export interface RawEpochRecord {
@@ -256,8 +284,8 @@ export interface RawEpochRecord {
 
 export interface RawTrainedModel {
   handle: unknown;
-  config: Required<Omit<RawTrainConfig, 'classNames'>> & { studentTemp: number; infoNceTemp: number; supConTemp: number; supConBaseTemp: number };
-  arch: Required<Omit<RawVitConfig, 'preset' | 'attention'>>;
+  config: RawTrainConfig;
+  arch: RawVitConfig;
   classNames: string[];
   numKnown: number;
   epochsDone: number;
@@ -295,6 +323,14 @@ export interface RawLossResult extends RawTrainLosses {
   gradLogits: RawTensorOut;
 }
 
+export interface RawPredictOptions {
+  /** -1: the selected head. */
+  head: number;
+  embeddings: boolean;
+  threads: number;
+  batchSize: number;
+}
+
 export interface RawTrainAddon {
   fit(
     dataset: { unlabelled: RawTrainCrop[]; labelled?: RawTrainCrop[] },
@@ -302,38 +338,35 @@ export interface RawTrainAddon {
     onProgress?: RawProgress,
     onEvent?: (event: RawTrainEvent) => void,
   ): RawJob<RawTrainedModel>;
-  loadBundle(path: string, options: { backbone?: string; threads?: number }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
-  saveBundle(handle: unknown, path: string, options: { selfContained?: boolean }): RawJob<undefined>;
-  predict(
-    handle: unknown,
-    crops: RawTrainCrop[],
-    options: { head?: number; embeddings?: boolean; threads?: number; batchSize?: number },
-    onProgress?: RawProgress,
-  ): RawJob<RawPrediction>;
+  loadTrainedModel(path: string, options: { backbone: string | null }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
+  saveTrainedModel(handle: unknown, path: string, options: { selfContained: boolean }): RawJob<undefined>;
+  predict(handle: unknown, crops: RawTrainCrop[], options: RawPredictOptions, onProgress?: RawProgress): RawJob<RawPrediction>;
   dispose(handle: unknown): void;
-  readCrops(images: string[], masks: string[], options: { threads?: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;
-  /** Synchronous building blocks for tests on small inputs. */
-  kernels: {
-    losses(
-      inputs: { z: RawTensor; logits: RawTensor; labels: RawTensor; plc?: RawTensor },
-      options: {
-        numKnown: number;
-        teacherTemp?: number;
-        studentTemp?: number;
-        infoNceTemp?: number;
-        supConTemp?: number;
-        supConBaseTemp?: number;
-        supWeight?: number;
-        memaxWeight?: number;
-      },
-    ): RawLossResult;
-    teacherTargets(teacher: RawTensor, teacherTemp: number, numKnown: number, plc?: RawTensor): RawTensorOut;
-    teacherTemperatures(epochs: number, schedule?: { warmupTemp?: number; finalTemp?: number; warmupEpochs?: number; repeatTimes?: number }): number[];
-    cosineLr(epochs: number, lr: number, etaMinFactor?: number): number[];
-    sgd(
-      params: { name: string; value: RawTensor; grads: RawTensor[] }[],
-      options: { lrs: number[]; momentum?: number; weightDecay?: number },
-    ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
-    trainableParameters(arch: RawVitConfig, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
-  };
+  readCrops(images: string[], masks: string[], options: { threads: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;
+}
+
+/** The test addon's `trainKernels`: synchronous building blocks for tests on small inputs. */
+export interface RawTrainKernels {
+  losses(
+    inputs: { z: RawTensor; logits: RawTensor; labels: RawTensor; plc?: RawTensor },
+    options: {
+      numKnown: number;
+      teacherTemp?: number;
+      studentTemp?: number;
+      infoNceTemp?: number;
+      supConTemp?: number;
+      supConBaseTemp?: number;
+      supWeight?: number;
+      memaxWeight?: number;
+    },
+  ): RawLossResult;
+  teacherTargets(teacher: RawTensor, teacherTemp: number, numKnown: number, plc?: RawTensor): RawTensorOut;
+  teacherTemperatures(epochs: number, schedule?: { warmupTemp?: number; finalTemp?: number; warmupEpochs?: number; repeatTimes?: number }): number[];
+  cosineLr(epochs: number, lr: number, etaMinFactor?: number): number[];
+  sgd(
+    params: { name: string; value: RawTensor; grads: RawTensor[] }[],
+    options: { lrs: number[]; momentum?: number; weightDecay?: number },
+  ): { name: string; value: RawTensorOut; momentum?: RawTensorOut; decay: boolean }[];
+  /** `config`: every field (see nativeTrainConfig in ts/stages/train.ts). */
+  trainableParameters(arch: Partial<RawVitConfig>, config: RawTrainConfig): { name: string; shape: number[]; decay: boolean }[];
 }

@@ -9,7 +9,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { threadCount } from '../core/jobs.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
-import { loadBackbone, preprocess, type ArchSpec } from './model.js';
+import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
 import { fit, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
 import type { MapInput, MebinOptions } from './mebin.js';
@@ -94,6 +94,8 @@ export interface DiscoverResult {
   crops: { image: number; frozen: Float32Array; trained: Float32Array; probabilities: Float32Array }[];
   /** The regions stage's own result (crops with pixels). */
   regions: RegionsResult;
+  /** The backbone: its checkpoint (null: random init), architecture and where that came from. */
+  backbone: { path: string | null; arch: VitConfig; archSource: BackboneInfo['archSource'] };
 }
 
 /** Per image: merged cluster and probabilities, and every region's own vote (crops in image order). */
@@ -198,24 +200,38 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   warnings.push(...regions.warnings);
   const crops = regions.items.flatMap((item, image) => item.crops.map((c) => ({ image, crop: c })));
   const trainCrops = crops.map(({ crop }) => ({ image: crop.image!, mask: crop.mask!, score: crop.score }));
+  let backboneFacts: DiscoverResult['backbone'] | undefined;
 
   // 2. Frozen features → image features (region-merge weights) → K and the k-means baseline.
+  // The crops' test-time transform and forward run natively: only features come back.
+  // The backbone is loaded once: it serves the features, then fit() trains a copy of its
+  // weights (the checkpoint is not read again). Freed when training settles (on a
+  // failure in between, the garbage collector frees it).
+  let loaded: Backbone | undefined;
   const frozen = await time('features', async () => {
     const backbone = await loadBackbone(options.backbone ?? null, { ...(options.arch !== undefined ? { arch: options.arch } : {}), seed, ...(signal ? { signal } : {}) });
+    loaded = backbone;
     try {
+      backboneFacts = { path: backbone.info.path, arch: backbone.config, archSource: backbone.info.archSource };
       const out: Float32Array[] = [];
-      const chunk = 64;
-      for (let start = 0; start < trainCrops.length; start += chunk) {
-        const part = trainCrops.slice(start, start + chunk);
-        const { images, masks } = await preprocess(part.map((c) => c.image), part.map((c) => c.mask), common);
-        const y = await backbone.embed(images, masks, common);
-        const d = y.shape[1]!;
-        for (let i = 0; i < part.length; i++) out.push(l2normalised(y.data.slice(i * d, (i + 1) * d)));
-        report('features', Math.min(start + chunk, trainCrops.length), trainCrops.length);
-      }
+      if (trainCrops.length === 0) return out;
+      const n = trainCrops.length;
+      const y = await backbone.embedCrops(
+        trainCrops.map((c) => ({ image: c.image, mask: c.mask })),
+        {
+          ...common,
+          // Progress as before: every 64 crops and at the end.
+          onProgress: (p) => {
+            if (p.done % 64 === 0 || p.done === n) report('features', p.done, n);
+          },
+        },
+      );
+      const d = y.shape[1]!;
+      for (let i = 0; i < n; i++) out.push(l2normalised(y.data.slice(i * d, (i + 1) * d)));
       return out;
-    } finally {
+    } catch (e) {
       backbone.dispose();
+      throw e;
     }
   });
   if (!options.backbone) warnings.push('No --backbone given: the ViT is RANDOMLY INITIALISED, so features carry little meaning. Pass a DINO checkpoint for real results.');
@@ -248,19 +264,20 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
       {
         ...options.training,
         k: K,
-        ...(options.backbone !== undefined ? { backbone: options.backbone } : {}),
-        ...(options.arch !== undefined ? { arch: options.arch as NonNullable<FitOptions['arch']> } : {}),
+        backbone: loaded!,
         ...(options.epochs !== undefined ? { epochs: options.epochs } : {}),
         seed,
         threads,
-        searchRange: regions.searchRange,
+        // A degenerate range (min == max: every map fell back) is not recorded: fit()
+        // refuses it, as MEBin's `range` option and predict() would.
+        ...(regions.searchRange[0] < regions.searchRange[1] ? { searchRange: regions.searchRange } : {}),
         ...(signal ? { signal } : {}),
         onProgress: (e) => {
           if (e.type === 'epoch') report('training', e.epoch + 1, e.epochs);
           options.onTrainEvent?.(e);
         },
       },
-    ),
+    ).finally(() => loaded!.dispose()),
   );
   warnings.push(...model.warnings.filter((w) => !/random/i.test(w) || options.backbone));
 
@@ -298,5 +315,6 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     model,
     crops: crops.map((c, j) => ({ image: c.image, frozen: frozen[j]!, trained: prediction.embeddings?.[j] ?? new Float32Array(0), probabilities: prediction.probabilities[j]! })),
     regions,
+    backbone: backboneFacts!,
   };
 }

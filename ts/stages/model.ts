@@ -4,27 +4,37 @@
  * @module
  */
 import { InvalidArgumentError } from '../core/errors.js';
-import { checkInt, runJob, threadCount, type JobOptions } from '../core/jobs.js';
+import { runJob, type JobOptions } from '../core/jobs.js';
+import { bool, int, num, oneOf, resolveOptions, str, threadsField, type FieldType, type Schema } from '../core/options.js';
 import { modelAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
-import type { RawBackbone, RawVitConfig } from '../native/addon-types.js';
+import type { RawBackbone, RawBackboneInfo, RawVitConfig } from '../native/addon-types.js';
 
-/** Architecture of the ViT (SPEC §4.1–4.2). */
-export interface VitConfig {
-  patchSize: number;
-  embedDim: number;
-  depth: number;
-  numHeads: number;
-  /** The last `maskLayers` blocks restrict the [CLS] query to anomalous patches. */
-  maskLayers: number;
-  mlpRatio: number;
-  qkvBias: boolean;
-  lnEps: number;
-  /** The checkpoint's image size (its position-embedding grid); other inputs are interpolated. */
-  imageSize: number;
-  /** Attention implementation: the fused CPU routine or plain libtorch ops (default fused on CPU). */
-  attention: 'fused' | 'plain';
-}
+/**
+ * The ViT architecture (SPEC §4.1–4.2): one table. The defaults are DINO's ViT-S/16,
+ * the base of a partial config without `preset`.
+ */
+const VIT_FIELDS = {
+  patchSize: int({ min: 1, max: 4096, default: 16, doc: 'Patch side in pixels.' }),
+  embedDim: int({ min: 1, max: 65536, default: 384, doc: 'Token width.' }),
+  depth: int({ min: 0, max: 4096, default: 12, doc: 'Number of transformer blocks.' }),
+  numHeads: int({ min: 1, max: 65536, default: 6, doc: 'Attention heads (must divide embedDim).' }),
+  maskLayers: int({ min: 0, max: 4096, default: 9, doc: 'The last maskLayers blocks restrict the [CLS] query to anomalous patches.' }),
+  mlpRatio: num({ min: 0, max: 1024, gt: true, default: 4, doc: 'MLP hidden width / embedDim.' }),
+  qkvBias: bool({ default: true, doc: 'Bias in the qkv projection.' }),
+  lnEps: num({ min: 0, max: 1, gt: true, default: 1e-6, doc: 'LayerNorm epsilon.' }),
+  imageSize: int({ min: 1, max: 65536, default: 224, doc: "The checkpoint's image size (its position-embedding grid); other inputs are interpolated." }),
+  attention: oneOf(['fused', 'plain'] as const, { default: 'fused', doc: 'Attention implementation: the fused CPU routine or plain libtorch ops.' }),
+};
+
+/** A table whose fields all have defaults, resolved: every field present. */
+type Complete<S extends Schema> = { -readonly [K in keyof S]: FieldType<S[K]> };
+
+/** Architecture of the ViT (SPEC §4.1–4.2); the fields are documented in its options table. */
+export type VitConfig = Complete<typeof VIT_FIELDS>;
+
+/** `resolveOptions` for tables whose fields all have defaults. */
+const complete = <S extends Schema>(schema: S, input: unknown, prefix = ''): Complete<S> => resolveOptions(schema, input, prefix) as unknown as Complete<S>;
 
 /** The DINO presets. */
 export const ARCH_PRESETS = ['dino_vits16', 'dino_vits8', 'dino_vitb16', 'dino_vitb8'] as const;
@@ -33,13 +43,25 @@ export type ArchPreset = (typeof ARCH_PRESETS)[number];
 /** A preset name, a partial config (optionally with `preset` as its base), or that config as JSON text. */
 export type ArchSpec = ArchPreset | (Partial<VitConfig> & { preset?: ArchPreset }) | string;
 
-const CONFIG_KEYS: readonly (keyof VitConfig)[] = ['patchSize', 'embedDim', 'depth', 'numHeads', 'maskLayers', 'mlpRatio', 'qkvBias', 'lnEps', 'imageSize', 'attention'];
+const CONFIG_KEYS = Object.keys(VIT_FIELDS) as readonly (keyof VitConfig)[];
 
-/** Resolves an {@link ArchSpec} into the raw form the addon takes. @internal */
-export function rawArch(arch: ArchSpec | undefined): RawVitConfig {
-  if (arch === undefined) return { preset: 'dino_vitb8' };
+let presetTable: Record<string, RawVitConfig> | undefined;
+/** The preset values, defined once in C++ (cpp/model/vit.cc presetConfig). */
+function presetValues(name: ArchPreset): RawVitConfig {
+  const native = modelAddon();
+  if (!native.presets) throw new InvalidArgumentError('This build of anomalyncd has no model support');
+  presetTable ??= native.presets();
+  return presetTable[name]!;
+}
+
+/**
+ * Resolves an {@link ArchSpec} into a complete, validated architecture (every field
+ * filled: from the preset, else the table's defaults). Cross-field rules (numHeads
+ * divides embedDim, maskLayers <= depth, ...) are checked natively. @internal
+ */
+export function resolveArch(arch: ArchSpec): VitConfig {
   if (typeof arch === 'string') {
-    if ((ARCH_PRESETS as readonly string[]).includes(arch)) return { preset: arch };
+    if ((ARCH_PRESETS as readonly string[]).includes(arch)) return complete(VIT_FIELDS, presetValues(arch as ArchPreset), 'arch.');
     if (arch.trim().startsWith('{')) {
       let parsed: unknown;
       try {
@@ -47,22 +69,45 @@ export function rawArch(arch: ArchSpec | undefined): RawVitConfig {
       } catch (e) {
         throw new InvalidArgumentError(`arch is not valid JSON: ${(e as Error).message}`);
       }
-      return rawArch(parsed as ArchSpec);
+      return resolveArch(parsed as ArchSpec);
     }
     throw new InvalidArgumentError(`arch '${arch}' is neither a preset (${ARCH_PRESETS.join(', ')}) nor a JSON object`);
   }
-  if (typeof arch !== 'object' || arch === null) throw new InvalidArgumentError('arch must be a preset name or a config object');
-  for (const key of Object.keys(arch))
+  if (typeof arch !== 'object' || arch === null || Array.isArray(arch)) throw new InvalidArgumentError('arch must be a preset name or a config object');
+  const given: Record<string, unknown> = { ...arch }; // each property read once
+  for (const key of Object.keys(given))
     if (key !== 'preset' && !(CONFIG_KEYS as readonly string[]).includes(key))
       throw new InvalidArgumentError(`arch has an unknown key '${key}' (known: preset, ${CONFIG_KEYS.join(', ')})`);
-  if (arch.preset !== undefined && !(ARCH_PRESETS as readonly string[]).includes(arch.preset))
-    throw new InvalidArgumentError(`arch.preset '${String(arch.preset)}' is not one of ${ARCH_PRESETS.join(', ')}`);
-  return { ...arch };
+  const { preset, ...fields } = given;
+  if (preset !== undefined && !(ARCH_PRESETS as readonly string[]).includes(preset as string))
+    throw new InvalidArgumentError(`arch.preset '${String(preset)}' is not one of ${ARCH_PRESETS.join(', ')}`);
+  for (const [key, value] of Object.entries(fields)) if (value === undefined) delete fields[key];
+  const base = preset !== undefined ? presetValues(preset as ArchPreset) : {};
+  return complete(VIT_FIELDS, { ...base, ...fields }, 'arch.');
 }
+
+/** {@link resolveArch} under its former name (training options use it). @internal */
+export const rawArch: (arch: ArchSpec) => RawVitConfig = resolveArch;
+
+const LOAD_FIELDS = {
+  device: str({ default: 'cpu', doc: "A torch device name ('cpu'; 'cuda:0' with a CUDA build of libtorch)." }),
+  seed: int({ min: 0, max: 2 ** 31 - 1, default: 0, doc: 'Seed of the random initialisation (also drawn before checkpoint weights are copied in).' }),
+};
+
+const EMBED_FIELDS = {
+  threads: threadsField,
+  batchSize: int({ min: 1, max: 65536, default: 8, doc: 'Images per forward pass (on CPUs, larger batches mostly add page faults on big temporaries).' }),
+};
+
+const PREPROCESS_FIELDS = { threads: threadsField };
 
 /** Options of {@link loadBackbone}. */
 export interface LoadBackboneOptions extends Omit<JobOptions, 'threads'> {
-  /** Architecture (default `dino_vitb8`); the checkpoint's image size is inferred from `pos_embed`. */
+  /**
+   * Architecture. Default: read from the checkpoint (DINO's ViT-S and ViT-B widths;
+   * another width needs `arch`), `dino_vitb8` without a checkpoint. The checkpoint's
+   * image size always comes from its `pos_embed`.
+   */
   arch?: ArchSpec;
   /** A torch device name (default `cpu`; `cuda:0` with a CUDA build of libtorch). */
   device?: string;
@@ -70,11 +115,24 @@ export interface LoadBackboneOptions extends Omit<JobOptions, 'threads'> {
   seed?: number;
 }
 
-/** Options of {@link Backbone.embed}. */
+/** Options of {@link Backbone.embed} and {@link Backbone.embedCrops}. */
 export interface EmbedOptions extends JobOptions {
   /** Images per forward pass (default 8: on CPUs, larger batches mostly add page faults on big temporaries). */
   batchSize?: number;
 }
+
+/** Where a backbone's weights and architecture came from. */
+export type BackboneInfo = RawBackboneInfo;
+
+/** A crop for {@link Backbone.embedCrops}. */
+export interface EmbedCrop {
+  /** uint8 [h, w, 3] RGB. */
+  image: Tensor;
+  /** uint8 [h, w], 0/255 (anomalous where 255); null: all anomalous. */
+  mask: Tensor | null;
+}
+
+const natives = new WeakMap<Backbone, RawBackbone>();
 
 /** A loaded mask-guided ViT. */
 export class Backbone {
@@ -82,11 +140,17 @@ export class Backbone {
   /** @internal */
   constructor(native: RawBackbone) {
     this.#native = native;
+    natives.set(this, native);
   }
 
   /** The architecture, with the image size inferred from the checkpoint. */
   get config(): VitConfig {
-    return this.#native.config as VitConfig;
+    return this.#native.config;
+  }
+
+  /** Where the weights and the architecture came from. */
+  get info(): BackboneInfo {
+    return this.#native.info;
   }
 
   /** True after {@link dispose}. */
@@ -103,8 +167,25 @@ export class Backbone {
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     checkFloat4d(images, 'images', 3);
     if (masks !== undefined) checkFloat4d(masks, 'masks', 1);
-    const raw = { threads: threadCount(options.threads), batchSize: checkInt('batchSize', options.batchSize, 1, 65536) ?? 8 };
+    const raw = complete(EMBED_FIELDS, options);
     const result = await runJob((onProgress) => this.#native.embed(images, masks ?? null, raw, onProgress), options);
+    return new Tensor('float32', result.shape, new Float32Array(result.data));
+  }
+
+  /**
+   * Features of crops: the exact test-time transform (as {@link preprocess}) and the
+   * mask-guided forward run natively, batch by batch, and only the features
+   * [n, embedDim] come back. The same bits as `embed` over `preprocess` of the crops.
+   */
+  async embedCrops(crops: readonly EmbedCrop[], options: EmbedOptions = {}): Promise<Tensor<'float32'>> {
+    if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
+    if (!Array.isArray(crops) || crops.length === 0) throw new InvalidArgumentError('embedCrops() needs a non-empty array of {image, mask}');
+    const list = crops.map((c: EmbedCrop, i) => {
+      if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`crops[${i}] must be {image, mask}`);
+      return { image: c.image, mask: c.mask ?? null };
+    });
+    const raw = complete(EMBED_FIELDS, options);
+    const result = await runJob((onProgress) => this.#native.embedCrops(list, raw, onProgress), options);
     return new Tensor('float32', result.shape, new Float32Array(result.data));
   }
 
@@ -112,6 +193,13 @@ export class Backbone {
   dispose(): void {
     this.#native.dispose();
   }
+}
+
+/** The native handle of a Backbone (fit takes the loaded weights through it). @internal */
+export function rawBackbone(backbone: Backbone): RawBackbone {
+  const native = natives.get(backbone);
+  if (!native) throw new InvalidArgumentError("Option 'backbone' must be a Backbone from loadBackbone(), a checkpoint path or null");
+  return native;
 }
 
 function checkFloat4d(t: unknown, name: string, channels: number): void {
@@ -126,7 +214,8 @@ function checkFloat4d(t: unknown, name: string, channels: number): void {
  */
 export async function loadBackbone(path: string | null, options: LoadBackboneOptions = {}): Promise<Backbone> {
   if (path !== null && (typeof path !== 'string' || path.length === 0)) throw new InvalidArgumentError('loadBackbone(path): path must be a file path or null');
-  const raw = { arch: rawArch(options.arch), device: options.device ?? 'cpu', seed: checkInt('seed', options.seed, 0, 2 ** 31 - 1) ?? 0 };
+  const { arch, ...rest } = options;
+  const raw = { arch: arch === undefined ? null : resolveArch(arch), ...complete(LOAD_FIELDS, rest) };
   const native = modelAddon();
   if (!native.loadBackbone) throw new InvalidArgumentError('This build of anomalyncd has no model support');
   const handle = await runJob((onProgress) => native.loadBackbone!(path, raw, onProgress), options);
@@ -152,7 +241,8 @@ export async function preprocess(crops: readonly Tensor[], masks: readonly (Tens
   if (!Array.isArray(masks) || masks.length !== crops.length) throw new InvalidArgumentError('preprocess() needs one mask (or null) per crop');
   const native = modelAddon();
   if (!native.preprocess) throw new InvalidArgumentError('This build of anomalyncd has no model support');
-  const result = await runJob((onProgress) => native.preprocess!(crops, masks, { threads: threadCount(options.threads) }, onProgress), options);
+  const raw = complete(PREPROCESS_FIELDS, options);
+  const result = await runJob((onProgress) => native.preprocess!(crops, masks, raw, onProgress), options);
   return {
     images: new Tensor('float32', [result.count, 3, 224, 224], new Float32Array(result.images)),
     masks: new Tensor('float32', [result.count, 1, 224, 224], new Float32Array(result.masks)),

@@ -21,18 +21,21 @@ import { join } from 'node:path';
 import { readManifest } from '../io/files.js';
 import { extractRegions } from './regions.js';
 import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
-import { checkBool, checkInt, checkNumber, runJob, threadCount, type Progress } from '../core/jobs.js';
-import { modelAddon } from '../native/loader.js';
-import { rawArch, type ArchSpec, type VitConfig } from './model.js';
+import { runJob, type Progress } from '../core/jobs.js';
+import { bool, int, intRange, num, resolveOptions, str, threadsField, type Field, type Resolved } from '../core/options.js';
+import { modelAddon, testingAddon } from '../native/loader.js';
+import { Backbone, rawBackbone, resolveArch, type ArchSpec, type VitConfig } from './model.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type {
   RawEpochRecord,
   RawFitOptions,
   RawProgress,
   RawTrainAddon,
+  RawTrainConfig,
   RawTrainCrop,
   RawTrainedModel,
   RawTrainEvent,
+  RawTrainKernels,
   RawTrainLosses,
 } from '../native/addon-types.js';
 
@@ -132,9 +135,9 @@ export interface EpochRecord {
 /** Teacher temperature schedule (SPEC §5.4). */
 export interface TeacherTempOptions {
   /** First ramp value (default 0.07). */
-  warmup?: number;
+  warmupTemp?: number;
   /** Final value (default 0.04). */
-  final?: number;
+  finalTemp?: number;
   /** Ramp length in epochs (default 40). */
   warmupEpochs?: number;
   /** Each ramp value is held this many epochs (default 4). */
@@ -147,9 +150,16 @@ export interface FitOptions {
   k: number;
   /** Names of the K novel classes (default `novel_0` ...). */
   novelClassNames?: readonly string[];
-  /** DINO ViT checkpoint (.pth zip state dict or .safetensors). Without it the ViT is randomly initialised (a warning says so). */
-  backbone?: string;
-  /** Architecture: a preset, fields, or JSON text (default: inferred from `backbone`'s shapes, else `dino_vitb8`). */
+  /**
+   * The frozen backbone: a {@link Backbone} already loaded (its weights are used as
+   * they are; the file is not read again), or a DINO ViT checkpoint path (.pth zip state
+   * dict or .safetensors). Without it the ViT is randomly initialised (a warning says so).
+   */
+  backbone?: Backbone | string | null;
+  /**
+   * Architecture: a preset, fields, or JSON text (default: read from the `backbone`
+   * checkpoint, else `dino_vitb8`). Not with a loaded Backbone, which has its own.
+   */
   arch?: ArchSpec;
   /** Default 50. */
   epochs?: number;
@@ -197,33 +207,14 @@ export interface FitOptions {
   onProgress?: (event: TrainEvent) => void;
 }
 
-/** The resolved training configuration. */
-export interface TrainConfig {
-  k: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  supWeight: number;
-  memaxWeight: number;
-  plcThreshold: number;
-  warmupTeacherTemp: number;
-  teacherTemp: number;
-  warmupTeacherEpochs: number;
-  repeatTimes: number;
-  studentTemp: number;
-  infoNceTemp: number;
-  supConTemp: number;
-  supConBaseTemp: number;
-  nHead: number;
-  gradFromBlock: number;
-  projHidden: number;
-  projOut: number;
-  seed: number;
-  threads: number;
-  augmentThreads: number;
-}
+/**
+ * The resolved training configuration, as the bundle records it (`anomalyncd.config`):
+ * every option with its default filled, the teacher schedule flattened
+ * (`warmupTeacherTemp`, `teacherTemp` = its final value, `warmupTeacherEpochs`,
+ * `repeatTimes`), `numNovel` = K, `classNames` = known then novel classes, and the
+ * reference's fixed loss temperatures.
+ */
+export type TrainConfig = Readonly<RawTrainConfig>;
 
 /** Options of {@link TrainedModel.predict}. */
 export interface PredictOptions {
@@ -253,6 +244,123 @@ export interface Prediction {
   /** Names of the K novel classes (index order of `probabilities`). */
   classNames: string[];
 }
+
+// ---------------------------------------------------------------------------
+// option tables: every option's check and default, once
+// ---------------------------------------------------------------------------
+
+/** A field whose value is checked and resolved by a nested table. */
+function nested<T>(resolve: (value: unknown) => T): Field<T> & { readonly default: () => T } {
+  return { check: (v) => resolve(v), default: () => resolve(undefined) };
+}
+
+/** `field` typed as always filled by resolveOptions (its builder's type does not show the default). */
+function defaulted<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
+  return field as Field<T> & { readonly default: T | (() => T) };
+}
+
+/** {@link TeacherTempOptions}. */
+const teacherTempTable = {
+  warmupTemp: defaulted(num({ min: Number.MIN_VALUE, max: 1e6, default: 0.07 })),
+  finalTemp: defaulted(num({ min: Number.MIN_VALUE, max: 1e6, default: 0.04 })),
+  warmupEpochs: defaulted(int({ min: 0, max: 100000, default: 40 })),
+  repeatTimes: defaulted(int({ min: 1, max: 100000, default: 4 })),
+};
+
+/** {@link FitOptions} (the dataset-dependent class names are resolved by fit()). */
+const fitTable = {
+  k: int({ min: 1, max: 100000, required: true }) as Field<number> & { readonly required: true },
+  novelClassNames: {
+    check(v: unknown, name: string): string[] {
+      if (!Array.isArray(v) || !v.every((n) => typeof n === 'string' && n.length > 0))
+        throw new InvalidArgumentError(`Option '${name}' must be an array of non-empty names`);
+      return [...(v as string[])];
+    },
+  } as Field<string[]>,
+  backbone: {
+    check(v: unknown, name: string): string | Backbone | null {
+      if (v === null || v instanceof Backbone) return v;
+      return str().check(v, name);
+    },
+  } as Field<string | Backbone | null>,
+  arch: { check: (v: unknown) => resolveArch(v as ArchSpec) } as Field<VitConfig>,
+  epochs: defaulted(int({ min: 1, max: 100000, default: 50 })),
+  batchSize: defaulted(int({ min: 1, max: 65536, default: 32 })),
+  lr: defaulted(num({ min: Number.MIN_VALUE, max: 1e3, default: 0.003 })),
+  momentum: defaulted(num({ min: 0, max: 0.999999, default: 0.9 })),
+  weightDecay: defaulted(num({ min: 0, max: 1e3, default: 5e-5 })),
+  supWeight: defaulted(num({ min: 0, max: 1, default: 0.3 })),
+  memaxWeight: defaulted(num({ min: 0, max: 1e6, default: 4 })),
+  plcThreshold: defaulted(num({ min: -1e6, max: 1e6, default: 0.5 })),
+  teacherTemp: nested((v) => resolveOptions(teacherTempTable, v, 'teacherTemp.')),
+  nHead: defaulted(int({ min: 1, max: 1024, default: 4 })),
+  /** -1: the last block of the architecture (resolved natively once the depth is known). */
+  gradFromBlock: defaulted(int({ min: 0, max: 1024, default: -1 })),
+  projHidden: defaulted(int({ min: 1, max: 1 << 20, default: 2048 })),
+  projOut: defaulted(int({ min: 1, max: 1 << 20, default: 256 })),
+  seed: defaulted(int({ min: 0, max: Number.MAX_SAFE_INTEGER, default: 3407 })),
+  threads: defaulted(threadsField),
+  /** 0: as many as `threads`. */
+  augmentThreads: defaulted(int({ min: 1, max: 1024, default: 0 })),
+  checkpointDir: str(),
+  searchRange: intRange({ lo: 0, hi: 255 }),
+} satisfies { [K in keyof FitOptions]?: Field<unknown> };
+
+/** The reference's loss temperatures (docs/METHOD.md §5.4): fixed, not options. */
+const LOSS_TEMPERATURES = { studentTemp: 0.1, infoNceTemp: 1.0, supConTemp: 0.07, supConBaseTemp: 0.07 } as const;
+
+/**
+ * The native training configuration of validated options (every field set; the
+ * names are the core's field list, train/config.h). @internal
+ */
+export function nativeTrainConfig(options: FitOptions, classNames: readonly string[]): RawTrainConfig {
+  return trainConfigOf(resolveOptions(fitTable, options), classNames);
+}
+
+function trainConfigOf(o: Resolved<typeof fitTable>, classNames: readonly string[]): RawTrainConfig {
+  return {
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    momentum: o.momentum,
+    weightDecay: o.weightDecay,
+    supWeight: o.supWeight,
+    memaxWeight: o.memaxWeight,
+    plcThreshold: o.plcThreshold,
+    warmupTeacherTemp: o.teacherTemp.warmupTemp,
+    teacherTemp: o.teacherTemp.finalTemp,
+    warmupTeacherEpochs: o.teacherTemp.warmupEpochs,
+    repeatTimes: o.teacherTemp.repeatTimes,
+    ...LOSS_TEMPERATURES,
+    nHead: o.nHead,
+    gradFromBlock: o.gradFromBlock,
+    projHidden: o.projHidden,
+    projOut: o.projOut,
+    numNovel: o.k,
+    classNames: [...classNames],
+    seed: o.seed,
+    threads: o.threads,
+    augmentThreads: o.augmentThreads,
+  };
+}
+
+/** Options of {@link TrainedModel.predict}; `head`'s bound depends on the model. */
+function predictTable(nHead: number) {
+  return {
+    head: defaulted(int({ min: 0, max: nHead - 1, default: -1 })),
+    embeddings: defaulted(bool({ default: false })),
+    threads: defaulted(threadsField),
+    batchSize: defaulted(int({ min: 1, max: 4096, default: 32 })),
+  } satisfies { [K in keyof PredictOptions]?: Field<unknown> };
+}
+
+const saveTable = { selfContained: defaulted(bool({ default: false })) };
+
+/** Options of {@link loadTrainedModel}. */
+const loadTable = { backbone: str() };
+
+/** Options shared by the crop readers. */
+const readTable = { threads: defaulted(threadsField) };
 
 function trainAddon(): RawTrainAddon {
   const t = (modelAddon() as unknown as { train?: RawTrainAddon }).train;
@@ -306,7 +414,7 @@ export class TrainedModel {
   readonly knownClasses: readonly string[];
   readonly novelClasses: readonly string[];
   readonly config: TrainConfig;
-  readonly arch: Omit<VitConfig, 'attention'>;
+  readonly arch: VitConfig;
   /** Per-epoch loss means (from the start of the run, resumed epochs included). */
   readonly history: readonly EpochRecord[];
   readonly epochsDone: number;
@@ -325,7 +433,7 @@ export class TrainedModel {
     this.classNames = Object.freeze([...raw.classNames]);
     this.knownClasses = Object.freeze(raw.classNames.slice(0, raw.numKnown));
     this.novelClasses = Object.freeze(raw.classNames.slice(raw.numKnown));
-    this.config = { ...raw.config };
+    this.config = { ...raw.config, classNames: [...raw.config.classNames] };
     this.arch = { ...raw.arch };
     this.history = Object.freeze(raw.history.map(epochRecord));
     this.epochsDone = raw.epochsDone;
@@ -346,24 +454,19 @@ export class TrainedModel {
    */
   async save(path: string, options: { selfContained?: boolean; signal?: AbortSignal } = {}): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('save() needs a file path');
-    const selfContained = checkBool('selfContained', options.selfContained) ?? false;
+    const raw = resolveOptions(saveTable, options);
     const handle = this.#live();
     const t = trainAddon();
-    await runJob(() => t.saveBundle(handle, path, { selfContained }), options.signal ? { signal: options.signal } : {});
+    await runJob(() => t.saveTrainedModel(handle, path, raw), options.signal ? { signal: options.signal } : {});
   }
 
   /** Novel-class probabilities of crops (test-time transform, SPEC §5.1 / §7 step 1). */
   async predict(crops: readonly TrainCrop[], options: PredictOptions = {}): Promise<Prediction> {
     if (!Array.isArray(crops)) throw new InvalidArgumentError('predict() needs an array of crops');
-    const head = checkInt('head', options.head, 0, this.config.nHead - 1);
-    const batchSize = checkInt('batchSize', options.batchSize, 1, 4096);
-    const embeddings = checkBool('embeddings', options.embeddings) ?? false;
+    const opts = resolveOptions(predictTable(this.config.nHead), options);
     const raw = crops.map((c, i) => rawCrop(c, `crops[${i}]`));
     const handle = this.#live();
     const t = trainAddon();
-    const opts: { head?: number; embeddings?: boolean; threads?: number; batchSize?: number } = { embeddings, threads: threadCount(options.threads) };
-    if (head !== undefined) opts.head = head;
-    if (batchSize !== undefined) opts.batchSize = batchSize;
     const jobOptions: { signal?: AbortSignal; onProgress?: (p: Progress) => void } = {};
     if (options.signal) jobOptions.signal = options.signal;
     if (options.onProgress) jobOptions.onProgress = options.onProgress;
@@ -375,7 +478,7 @@ export class TrainedModel {
       head: r.head,
       classNames: [...this.novelClasses],
     };
-    if (embeddings && r.embeddings && r.dim !== undefined) {
+    if (opts.embeddings && r.embeddings && r.dim !== undefined) {
       const e = new Float32Array(r.embeddings);
       const d = r.dim;
       out.embeddings = Array.from({ length: r.count }, (_, i) => e.subarray(i * d, (i + 1) * d));
@@ -402,75 +505,29 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
     throw new InvalidArgumentError('fit() needs a dataset { unlabelled: TrainCrop[], labelled?: LabelledCrop[] }');
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('fit() needs options with k (the number of novel classes)');
   if (dataset.unlabelled.length === 0) throw new InvalidArgumentError('fit() needs at least one unlabelled crop');
-  const k = checkInt('k', options.k, 1, 100000);
-  if (k === undefined) throw new InvalidArgumentError("Option 'k' (the number of novel classes) is required");
+  const o = resolveOptions(fitTable, options);
+  const k = o.k;
   const labelled = dataset.labelled ?? [];
   if (!Array.isArray(labelled)) throw new InvalidArgumentError('dataset.labelled must be an array');
   const known = [...new Set(labelled.map((c, i) => {
     if (typeof c?.label !== 'string' || c.label.length === 0) throw new InvalidArgumentError(`dataset.labelled[${i}].label must be a class name`);
     return c.label;
   }))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const novel = options.novelClassNames ? [...options.novelClassNames] : Array.from({ length: k }, (_, i) => `novel_${i}`);
-  if (novel.length !== k || !novel.every((n) => typeof n === 'string' && n.length > 0))
-    throw new InvalidArgumentError(`Option 'novelClassNames' must hold ${k} non-empty names`);
+  const novel = o.novelClassNames ?? Array.from({ length: k }, (_, i) => `novel_${i}`);
+  if (novel.length !== k) throw new InvalidArgumentError(`Option 'novelClassNames' must hold ${k} non-empty names`);
   const classNames = [...known, ...novel];
   if (new Set(classNames).size !== classNames.length) throw new InvalidArgumentError('Class names must be unique (known and novel together)');
   const index = new Map(known.map((n, i) => [n, i]));
-
-  const raw: RawFitOptions = { k, classNames, threads: threadCount(options.threads) };
-  const ints: [keyof FitOptions & keyof RawFitOptions, number, number][] = [
-    ['epochs', 1, 100000],
-    ['batchSize', 1, 65536],
-    ['nHead', 1, 1024],
-    ['gradFromBlock', 0, 1024],
-    ['projHidden', 1, 1 << 20],
-    ['projOut', 1, 1 << 20],
-    ['augmentThreads', 1, 1024],
-  ];
-  for (const [name, min, max] of ints) {
-    const v = checkInt(name, options[name], min, max);
-    if (v !== undefined) (raw as unknown as Record<string, number>)[name] = v;
-  }
-  const nums: [keyof FitOptions & keyof RawFitOptions, number, number][] = [
-    ['lr', Number.MIN_VALUE, 1e3],
-    ['momentum', 0, 0.999999],
-    ['weightDecay', 0, 1e3],
-    ['supWeight', 0, 1],
-    ['memaxWeight', 0, 1e6],
-    ['plcThreshold', -1e6, 1e6],
-  ];
-  for (const [name, min, max] of nums) {
-    const v = checkNumber(name, options[name], min, max);
-    if (v !== undefined) (raw as unknown as Record<string, number>)[name] = v;
-  }
-  const seed = checkInt('seed', options.seed, 0, Number.MAX_SAFE_INTEGER);
-  if (seed !== undefined) raw.seed = seed;
-  if (options.teacherTemp !== undefined) {
-    const tt = options.teacherTemp;
-    const w = checkNumber('teacherTemp.warmup', tt.warmup, Number.MIN_VALUE, 1e6);
-    const f = checkNumber('teacherTemp.final', tt.final, Number.MIN_VALUE, 1e6);
-    const we = checkInt('teacherTemp.warmupEpochs', tt.warmupEpochs, 0, 100000);
-    const rt = checkInt('teacherTemp.repeatTimes', tt.repeatTimes, 1, 100000);
-    if (w !== undefined) raw.warmupTeacherTemp = w;
-    if (f !== undefined) raw.teacherTemp = f;
-    if (we !== undefined) raw.warmupTeacherEpochs = we;
-    if (rt !== undefined) raw.repeatTimes = rt;
-  }
-  if (options.backbone !== undefined) {
-    if (typeof options.backbone !== 'string' || options.backbone.length === 0) throw new InvalidArgumentError("Option 'backbone' must be a checkpoint path");
-    raw.backbone = options.backbone;
-  }
-  if (options.arch !== undefined) raw.arch = rawArch(options.arch);
-  if (options.checkpointDir !== undefined) {
-    if (typeof options.checkpointDir !== 'string' || options.checkpointDir.length === 0) throw new InvalidArgumentError("Option 'checkpointDir' must be a folder path");
-    raw.checkpointDir = options.checkpointDir;
-  }
-  if (options.searchRange !== undefined) {
-    const r = options.searchRange;
-    if (!Array.isArray(r) || r.length !== 2 || !r.every((v) => Number.isInteger(v) && v >= 0 && v <= 255) || r[0] > r[1])
-      throw new InvalidArgumentError(`Option 'searchRange' must be [min, max] with integers 0 <= min <= max <= 255 (got ${JSON.stringify(r)})`);
-    raw.searchRange = [r[0], r[1]];
-  }
+  const backbone = o.backbone ?? null;
+  if (backbone instanceof Backbone && o.arch !== undefined)
+    throw new InvalidArgumentError("Option 'arch' cannot be combined with a loaded Backbone (it has its own architecture)");
+  const raw: RawFitOptions = {
+    ...trainConfigOf(o, classNames),
+    arch: o.arch ?? null,
+    backbone: backbone instanceof Backbone ? rawBackbone(backbone) : backbone,
+    checkpointDir: o.checkpointDir ?? '',
+    searchRange: o.searchRange ?? null,
+  };
   const unlabelled = dataset.unlabelled.map((c, i) => rawCrop(c, `dataset.unlabelled[${i}]`));
   const lab = labelled.map((c, i) => {
     const r = rawCrop(c, `dataset.labelled[${i}]`);
@@ -502,12 +559,11 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
  * when stored, else from the recorded checkpoint path (or `backbone`, whose SHA-256
  * must match the recorded one).
  */
-export async function loadTrainedModel(path: string, options: { backbone?: string; threads?: number; signal?: AbortSignal } = {}): Promise<TrainedModel> {
+export async function loadTrainedModel(path: string, options: { backbone?: string; signal?: AbortSignal } = {}): Promise<TrainedModel> {
   if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadTrainedModel() needs a file path');
-  const o: { backbone?: string; threads?: number } = { threads: threadCount(options.threads) };
-  if (options.backbone !== undefined) o.backbone = options.backbone;
+  const o = resolveOptions(loadTable, options);
   const t = trainAddon();
-  const raw = await runJob((p) => t.loadBundle(path, o, p), options.signal ? { signal: options.signal } : {});
+  const raw = await runJob((p) => t.loadTrainedModel(path, { backbone: o.backbone ?? null }, p), options.signal ? { signal: options.signal } : {});
   return new TrainedModel(raw);
 }
 
@@ -523,7 +579,7 @@ export async function readCropFiles(
   const jobOptions: { signal?: AbortSignal; onProgress?: (p: Progress) => void } = {};
   if (options.signal) jobOptions.signal = options.signal;
   if (options.onProgress) jobOptions.onProgress = options.onProgress;
-  const items = await runJob((p) => t.readCrops([...images], [...masks], { threads: threadCount(options.threads) }, p), jobOptions);
+  const items = await runJob((p) => t.readCrops([...images], [...masks], resolveOptions(readTable, options), p), jobOptions);
   return items.map((c) => ({
     image: new Tensor('uint8', [c.height, c.width, 3], new Uint8Array(c.image)),
     mask: new Tensor('uint8', [c.height, c.width], new Uint8Array(c.mask)),
@@ -580,9 +636,14 @@ export async function loadLabelledFolder(
   return crops.map((c, i) => ({ image: c.image, mask: c.mask, label: labels[i]! }));
 }
 
-/** Synchronous native building blocks (loss terms, schedules, SGD) for tests. @internal */
-export function trainKernels(): RawTrainAddon['kernels'] {
-  return trainAddon().kernels;
+/**
+ * Synchronous native building blocks (loss terms, schedules, SGD, the trainable
+ * parameters) for tests, from the test-only addon. @internal
+ */
+export function trainKernels(): RawTrainKernels {
+  const k = testingAddon().trainKernels;
+  if (!k) throw new InvalidArgumentError('This build of anomalyncd has no training test kernels (built without libtorch)');
+  return k;
 }
 
 /**
