@@ -101,7 +101,8 @@ async function readCrops(path: string, threads: number | undefined, signal: Abor
       return typeof score === 'number' ? { ...c, score } : c;
     });
     const range = parsed.searchRange;
-    return Array.isArray(range) && range.length === 2 ? { crops, searchRange: [range[0], range[1]] } : { crops };
+    // A degenerate range (every map fell back to the whole image) cannot binarise new maps: not saved, as discover does.
+    return Array.isArray(range) && range.length === 2 && range[0] < range[1] ? { crops, searchRange: [range[0], range[1]] } : { crops };
   }
   const imagesDir = join(path, 'images');
   const masksDir = join(path, 'masks');
