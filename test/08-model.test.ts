@@ -1,10 +1,8 @@
 import test from 'ava';
-import { createHash } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointError, InvalidArgumentError, IoError, loadBackbone, preprocess, readNpy, Tensor, writeNpy } from 'anomalyncd';
-import { modelAddon } from '../ts/native/loader.js';
-import { cli, prng, python, repoRoot, tempDir } from './helpers.js';
+import { cli, prng, repoRoot, tempDir } from './helpers.js';
 
 const fixtures = join(repoRoot, 'test', 'fixtures', 'vit');
 const TINY = { patchSize: 8, embedDim: 32, depth: 4, numHeads: 2, maskLayers: 3 };
@@ -119,26 +117,6 @@ test('embed CLI contract', async (t) => {
   t.regex(bad.stderr, /ERR_CHECKPOINT/);
 });
 
-/** A DINO-layout state dict (backbone keys as in DINO's release files) saved with torch.save. */
-function writeDinoCheckpoint(path: string, geometry: { dim: number; depth: number; patch: number; image?: number; zeros?: boolean }): void {
-  python(
-    `import torch, sys
-D, depth, P, S, zeros = ${geometry.dim}, ${geometry.depth}, ${geometry.patch}, ${geometry.image ?? 224}, ${geometry.zeros ? 'True' : 'False'}
-torch.manual_seed(0)
-r = (lambda *s: torch.zeros(*s)) if zeros else (lambda *s: torch.randn(*s) * 0.02)
-n = (S // P) ** 2 + 1
-sd = {'cls_token': r(1, 1, D), 'pos_embed': r(1, n, D), 'patch_embed.proj.weight': r(D, 3, P, P), 'patch_embed.proj.bias': torch.zeros(D)}
-for i in range(depth):
-    b = 'blocks.%d.' % i
-    sd.update({b + 'norm1.weight': torch.ones(D), b + 'norm1.bias': torch.zeros(D), b + 'attn.qkv.weight': r(3 * D, D), b + 'attn.qkv.bias': r(3 * D),
-               b + 'attn.proj.weight': r(D, D), b + 'attn.proj.bias': torch.zeros(D), b + 'norm2.weight': torch.ones(D), b + 'norm2.bias': torch.zeros(D),
-               b + 'mlp.fc1.weight': r(4 * D, D), b + 'mlp.fc1.bias': torch.zeros(4 * D), b + 'mlp.fc2.weight': r(D, 4 * D), b + 'mlp.fc2.bias': torch.zeros(D)})
-sd.update({'norm.weight': torch.ones(D), 'norm.bias': torch.zeros(D)})
-torch.save(sd, sys.argv[1])`,
-    [path],
-  );
-}
-
 test('embedCrops equals preprocess + embed bit for bit (same batches), and reports progress per batch', async (t) => {
   const model = await loadBackbone(join(fixtures, 'tiny_vit.safetensors'), { arch: TINY });
   const random = prng(7);
@@ -163,51 +141,4 @@ test('embedCrops equals preprocess + embed bit for bit (same batches), and repor
   await t.throwsAsync(model.embedCrops([{ image: crops[0]!.image, mask: crops[1]!.mask }]), { instanceOf: InvalidArgumentError, message: /crops\[0\]\.mask/ });
   model.dispose();
   await t.throwsAsync(model.embedCrops(crops), { instanceOf: InvalidArgumentError, message: /disposed/ });
-});
-
-// Serial: other tests of this file load checkpoints too, and the read counter is process-wide.
-test.serial('loadBackbone reads the architecture of a DINO checkpoint when arch is omitted, and counts checkpoint reads', async (t) => {
-  const dir = tempDir();
-  const vits16 = join(dir, 'dino_vits16_random.pth');
-  writeDinoCheckpoint(vits16, { dim: 384, depth: 12, patch: 16 });
-  const before = modelAddon().stats!().checkpointReads;
-  const s16 = await loadBackbone(vits16);
-  t.is(modelAddon().stats!().checkpointReads, before + 1);
-  t.like(s16.config, { patchSize: 16, embedDim: 384, depth: 12, numHeads: 6, maskLayers: 9, mlpRatio: 4, qkvBias: true, imageSize: 224 });
-  t.like(s16.info, { path: vits16, archSource: 'checkpoint', sha256: createHash('sha256').update(readFileSync(vits16)).digest('hex') });
-  t.regex(s16.info.notes.join('\n'), /Architecture read from the checkpoint: patch 16, dim 384, depth 12, 6 heads, image 224/);
-  // Given explicitly, the same file loads to the same weights.
-  const given = await loadBackbone(vits16, { arch: 'dino_vits16' });
-  t.is(given.info.archSource, 'given');
-  const x = await readNpy(join(fixtures, 'pre_rgb.npy'));
-  const crop = [{ image: x, mask: null }];
-  t.deepEqual(Array.from((await s16.embedCrops(crop, { threads: 2 })).data), Array.from((await given.embedCrops(crop, { threads: 2 })).data));
-  s16.dispose();
-  given.dispose();
-
-  // ViT-B/8 geometry (zeros: only the shapes matter here).
-  const vitb8 = join(dir, 'dino_vitb8_zeros.pth');
-  writeDinoCheckpoint(vitb8, { dim: 768, depth: 12, patch: 8, zeros: true });
-  const b8 = await loadBackbone(vitb8);
-  t.like(b8.config, { patchSize: 8, embedDim: 768, depth: 12, numHeads: 12, maskLayers: 9, imageSize: 224 });
-  t.is(b8.info.archSource, 'checkpoint');
-  b8.dispose();
-  rmSync(vitb8);
-
-  // A width DINO does not use: the heads are unknown, so arch is asked for.
-  const odd = join(dir, 'odd.pth');
-  writeDinoCheckpoint(odd, { dim: 32, depth: 2, patch: 16 });
-  await t.throwsAsync(loadBackbone(odd), { instanceOf: InvalidArgumentError, message: /width 32.*arch/ });
-  const oddGiven = await loadBackbone(odd, { arch: { embedDim: 32, depth: 2, numHeads: 2, maskLayers: 1 } });
-  t.is(oddGiven.info.archSource, 'given');
-  oddGiven.dispose();
-
-  // No file: the arch given, else dino_vitb8, randomly initialised.
-  const random = await loadBackbone(null, { arch: { preset: 'dino_vits16', depth: 1, maskLayers: 1 } });
-  t.like(random.info, { path: null, sha256: null, archSource: 'given' });
-  random.dispose();
-  const none = await loadBackbone(null);
-  t.like(none.info, { path: null, archSource: 'default' });
-  t.like(none.config, { patchSize: 8, embedDim: 768, numHeads: 12 });
-  none.dispose();
 });

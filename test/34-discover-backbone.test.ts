@@ -29,6 +29,10 @@ test('discover with a DINO ViT-S/16 checkpoint and no arch: the architecture is 
   const dir = tempDir();
   const ckpt = join(dir, 'dino_vits16_random.pth');
   writeVits16(ckpt);
+  // The CLI first (a child forked after OpenBLAS has run in this process can deadlock
+  // in OpenBLAS's fork handler): no --arch needed either.
+  const r = cli(['discover', '--dataset', 'synthetic', '--per-type', '1', '--k', '2', '--out', join(dir, 'run'), '--backbone', ckpt, '--epochs', '1', '--threads', '2', '--json']);
+  t.is(r.status, 0, r.stderr);
   const samples = generateSynthetic({ perType: 1, good: 0, size: 64, mapSize: 32, seed: 3 });
   const items = samples.map((s) => ({ image: s.image, map: s.map, label: s.label }));
   const before = modelAddon().stats!().checkpointReads;
@@ -43,7 +47,4 @@ test('discover with a DINO ViT-S/16 checkpoint and no arch: the architecture is 
   } finally {
     result.model.dispose();
   }
-  // The CLI: no --arch needed either.
-  const r = cli(['discover', '--dataset', 'synthetic', '--per-type', '1', '--k', '2', '--out', join(dir, 'run'), '--backbone', ckpt, '--epochs', '1', '--threads', '2', '--json']);
-  t.is(r.status, 0, r.stderr);
 });

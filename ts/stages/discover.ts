@@ -205,8 +205,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   // 2. Frozen features → image features (region-merge weights) → K and the k-means baseline.
   // The crops' test-time transform and forward run natively: only features come back.
   // The backbone is loaded once: it serves the features, then fit() trains a copy of its
-  // weights (the checkpoint is not read again). Freed when training settles (on a
-  // failure in between, the garbage collector frees it).
+  // weights (the checkpoint is not read again). Freed when training settles, or on a
+  // failure before.
   let loaded: Backbone | undefined;
   const frozen = await time('features', async () => {
     const backbone = await loadBackbone(options.backbone ?? null, { ...(options.arch !== undefined ? { arch: options.arch } : {}), seed, ...(signal ? { signal } : {}) });
@@ -246,16 +246,28 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     });
     first += item.crops.length;
   });
+  // Until fit() takes it over, a failure frees the loaded backbone at once.
+  const freeing = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (e) {
+      loaded?.dispose();
+      throw e;
+    }
+  };
   let K: number;
   const kChoice: DiscoverResult['kChoice'] = { mode: k === 'auto' ? 'auto' : 'given' };
   if (k === 'auto') {
     const [kMin, kMax] = options.kRange ?? [2, Math.min(10, items.length - 1)];
-    if (items.length < 3) throw new InvalidArgumentError("k: 'auto' needs at least 3 images");
-    const est = await time('estimateK', async () => estimateK(imageFeatures, items.length, dim, { kMin, kMax: Math.max(kMin, kMax), seed }));
+    if (items.length < 3) {
+      loaded?.dispose();
+      throw new InvalidArgumentError("k: 'auto' needs at least 3 images");
+    }
+    const est = await freeing(() => time('estimateK', async () => estimateK(imageFeatures, items.length, dim, { kMin, kMax: Math.max(kMin, kMax), seed })));
     K = est.k;
     kChoice.curve = est.curve;
   } else K = k;
-  const baseline = await time('kmeansBaseline', async () => kmeans(imageFeatures, items.length, dim, Math.min(K, items.length), { seed }));
+  const baseline = await freeing(() => time('kmeansBaseline', async () => kmeans(imageFeatures, items.length, dim, Math.min(K, items.length), { seed })));
 
   // 3. Training.
   const model = await time('training', () =>
