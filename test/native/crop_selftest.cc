@@ -34,31 +34,7 @@ namespace {
 using selftest::checks;
 using selftest::fail;
 using selftest::failures;
-
-std::vector<uint8_t> fromBase64(const std::string& s) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::vector<uint8_t> out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (char c : s) {
-    const int v = val(c);
-    if (v < 0) continue;  // '=' padding
-    buf = (buf << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<uint8_t>((buf >> bits) & 0xFF));
-    }
-  }
-  return out;
-}
+using selftest::fromBase64;
 
 cv::Mat decodePng(const std::string& b64) {
   const std::vector<uint8_t> bytes = fromBase64(b64);

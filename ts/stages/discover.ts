@@ -6,13 +6,13 @@
  */
 import { estimateK, kmeans, type KScore } from '../analysis/cluster.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { threadCount } from '../core/jobs.js';
+import { defaulted, int, intRange, num, resolveOptions, str, threadsField, type Field } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
-import { fit, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
-import type { MapInput, MebinOptions } from './mebin.js';
+import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
+import { MEBIN_FIELDS, type MapInput, type MebinOptions } from './mebin.js';
 import type { Progress } from '../core/jobs.js';
 
 /** One image of a discovery run. */
@@ -36,7 +36,7 @@ export interface DiscoverOptions extends MebinOptions {
   /** Architecture (default `dino_vitb8`). */
   arch?: ArchSpec;
   /** Labelled crops of known defect classes (D^l), e.g. from `loadLabelledFolder`. */
-  labeled?: readonly LabelledCrop[];
+  labelled?: readonly LabelledCrop[];
   /** Training epochs (default 50). */
   epochs?: number;
   /** Seed of every random stream (default 3407). */
@@ -115,6 +115,43 @@ function mergeImages(regions: RegionsResult, probabilities: readonly ArrayLike<n
   });
 }
 
+/**
+ * The region-merging temperature τα (METHOD §7): the reference uses 100 for MVTec AD and
+ * 50 for every other dataset; 50 is the default here.
+ */
+const TAU_ALPHA_FIELD = defaulted(num({ min: 0, max: 1e9, gt: true, default: 50 }));
+
+/** `k`: an integer number of novel classes, or 'auto'. */
+const K_FIELD: Field<number | 'auto'> & { readonly required: true } = {
+  required: true,
+  check(v, name) {
+    if (v !== 'auto' && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000))
+      throw new InvalidArgumentError(`Option '${name}' must be an integer >= 1 or 'auto' (got ${JSON.stringify(v)})`);
+    return v as number | 'auto';
+  },
+};
+
+/** What `predict()` reads of its options, once (MEBin options as `binarize`). */
+const PREDICT_IMAGES_FIELDS = {
+  sampleRate: MEBIN_FIELDS.sampleRate,
+  minIntervalLen: MEBIN_FIELDS.minIntervalLen,
+  erode: MEBIN_FIELDS.erode,
+  tauAlpha: TAU_ALPHA_FIELD,
+  threads: defaulted(threadsField),
+} as const;
+
+/** What `discover()` reads of its scalar options, once; objects (arch, labelled, training) are passed to the stage that validates them. */
+const DISCOVER_FIELDS = {
+  ...MEBIN_FIELDS,
+  k: K_FIELD,
+  kRange: intRange({ lo: 2, hi: 1000, allowEqual: true }),
+  backbone: str(),
+  epochs: int({ min: 1, max: 100000 }),
+  seed: SEED_FIELD,
+  threads: defaulted(threadsField),
+  tauAlpha: TAU_ALPHA_FIELD,
+} as const;
+
 /** Options of {@link predict}. */
 export interface PredictImagesOptions extends Omit<MebinOptions, 'range'> {
   /** Region-merging temperature (default 50; 100 for MVTec AD). */
@@ -135,17 +172,16 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
   const range = model.searchRange;
   if (!range) throw new InvalidArgumentError('This model has no saved MEBin search range (train it through discover() or pass searchRange to fit())');
-  const tauAlpha = options.tauAlpha ?? 50;
-  const threads = threadCount(options.threads);
-  const signal = options.signal;
+  const { tauAlpha, threads, sampleRate, minIntervalLen, erode } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
+  const { signal, onProgress } = options;
   const regions = await extractRegions(images, maps, {
     range,
     threads,
-    ...(options.sampleRate !== undefined ? { sampleRate: options.sampleRate } : {}),
-    ...(options.minIntervalLen !== undefined ? { minIntervalLen: options.minIntervalLen } : {}),
-    ...(options.erode !== undefined ? { erode: options.erode } : {}),
+    sampleRate,
+    minIntervalLen,
+    erode,
     ...(signal ? { signal } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(onProgress ? { onProgress } : {}),
   });
   const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
   const prediction = await model.predict(crops, { threads, ...(signal ? { signal } : {}) });
@@ -162,17 +198,13 @@ function l2normalised(v: Float32Array): Float32Array {
 /** Runs AnomalyNCD end to end over a set of images and anomaly maps. */
 export async function discover(items: readonly DiscoverItem[], options: DiscoverOptions): Promise<DiscoverResult> {
   if (!Array.isArray(items) || items.length === 0) throw new InvalidArgumentError('discover() needs a non-empty array of {image, map}');
-  const k = options.k;
-  if (k !== 'auto' && (!Number.isInteger(k) || k < 1 || k > 1000)) throw new InvalidArgumentError(`Option 'k' must be an integer >= 1 or 'auto' (got ${JSON.stringify(k)})`);
-  const threads = threadCount(options.threads);
-  const tauAlpha = options.tauAlpha ?? 50;
-  if (!(tauAlpha > 0)) throw new InvalidArgumentError(`Option 'tauAlpha' must be positive (got ${tauAlpha})`);
-  const seed = options.seed ?? 3407;
-  const signal = options.signal;
+  const o = resolveOptions(DISCOVER_FIELDS, options);
+  const { k, threads, tauAlpha, seed } = o;
+  const { signal, arch, labelled, training, onProgress, onTrainEvent } = options;
   const common = { threads, ...(signal ? { signal } : {}) };
   const timings: Record<string, number> = {};
   const warnings: string[] = [];
-  const report = (stage: string, done: number, total: number) => options.onProgress?.({ stage, done, total });
+  const report = (stage: string, done: number, total: number) => onProgress?.({ stage, done, total });
   const time = async <T>(stage: string, work: () => Promise<T>): Promise<T> => {
     const t0 = performance.now();
     const out = await work();
@@ -187,10 +219,10 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
       items.map((i) => i.map),
       {
         ...common,
-        ...(options.sampleRate !== undefined ? { sampleRate: options.sampleRate } : {}),
-        ...(options.minIntervalLen !== undefined ? { minIntervalLen: options.minIntervalLen } : {}),
-        ...(options.erode !== undefined ? { erode: options.erode } : {}),
-        ...(options.range !== undefined ? { range: options.range } : {}),
+        sampleRate: o.sampleRate,
+        minIntervalLen: o.minIntervalLen,
+        erode: o.erode,
+        ...(o.range !== undefined ? { range: o.range } : {}),
         onProgress: (p) => report('regions', p.done, p.total),
       },
     ),
@@ -209,7 +241,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   // failure before.
   let loaded: Backbone | undefined;
   const frozen = await time('features', async () => {
-    const backbone = await loadBackbone(options.backbone ?? null, { ...(options.arch !== undefined ? { arch: options.arch } : {}), seed, ...(signal ? { signal } : {}) });
+    const backbone = await loadBackbone(o.backbone ?? null, { ...(arch !== undefined ? { arch } : {}), seed, ...(signal ? { signal } : {}) });
     loaded = backbone;
     try {
       backboneFacts = { path: backbone.info.path, arch: backbone.config, archSource: backbone.info.archSource };
@@ -234,7 +266,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
       throw e;
     }
   });
-  if (!options.backbone) warnings.push('No --backbone given: the ViT is RANDOMLY INITIALISED, so features carry little meaning. Pass a DINO checkpoint for real results.');
+  if (!o.backbone) warnings.push('No --backbone given: the ViT is RANDOMLY INITIALISED, so features carry little meaning. Pass a DINO checkpoint for real results.');
   const dim = frozen[0]!.length;
   const imageFeatures = new Float32Array(items.length * dim);
   // Crops are in image order: each image's crop features, pooled with its region-merge weights.
@@ -258,7 +290,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   let K: number;
   const kChoice: DiscoverResult['kChoice'] = { mode: k === 'auto' ? 'auto' : 'given' };
   if (k === 'auto') {
-    const [kMin, kMax] = options.kRange ?? [2, Math.min(10, items.length - 1)];
+    const [kMin, kMax] = o.kRange ?? [2, Math.min(10, items.length - 1)];
     if (items.length < 3) {
       loaded?.dispose();
       throw new InvalidArgumentError("k: 'auto' needs at least 3 images");
@@ -272,12 +304,12 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   // 3. Training.
   const model = await time('training', () =>
     fit(
-      { unlabelled: trainCrops, ...(options.labeled ? { labelled: options.labeled } : {}) },
+      { unlabelled: trainCrops, ...(labelled ? { labelled } : {}) },
       {
-        ...options.training,
+        ...training,
         k: K,
         backbone: loaded!,
-        ...(options.epochs !== undefined ? { epochs: options.epochs } : {}),
+        ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
         seed,
         threads,
         // A degenerate range (min == max: every map fell back) is not recorded: fit()
@@ -286,12 +318,12 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         ...(signal ? { signal } : {}),
         onProgress: (e) => {
           if (e.type === 'epoch') report('training', e.epoch + 1, e.epochs);
-          options.onTrainEvent?.(e);
+          onTrainEvent?.(e);
         },
       },
     ).finally(() => loaded!.dispose()),
   );
-  warnings.push(...model.warnings.filter((w) => !/random/i.test(w) || options.backbone));
+  warnings.push(...model.warnings.filter((w) => !/random/i.test(w) || o.backbone));
 
   // 4. Prediction and region merging.
   const prediction = await time('predict', () =>

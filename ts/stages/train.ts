@@ -22,7 +22,7 @@ import { readManifest } from '../io/files.js';
 import { extractRegions } from './regions.js';
 import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
 import { runJob, type Progress } from '../core/jobs.js';
-import { bool, int, intRange, num, resolveOptions, str, threadsField, type Field, type Resolved } from '../core/options.js';
+import { bool, defaulted, int, intRange, num, resolveOptions, str, threadsField, type Field, type Resolved } from '../core/options.js';
 import { modelAddon, testingAddon } from '../native/loader.js';
 import { Backbone, rawBackbone, resolveArch, type ArchSpec, type VitConfig } from './model.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -254,11 +254,6 @@ function nested<T>(resolve: (value: unknown) => T): Field<T> & { readonly defaul
   return { check: (v) => resolve(v), default: () => resolve(undefined) };
 }
 
-/** `field` typed as always filled by resolveOptions (its builder's type does not show the default). */
-function defaulted<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
-  return field as Field<T> & { readonly default: T | (() => T) };
-}
-
 /** {@link TeacherTempOptions}. */
 const teacherTempTable = {
   warmupTemp: defaulted(num({ min: Number.MIN_VALUE, max: 1e6, default: 0.07 })),
@@ -268,6 +263,9 @@ const teacherTempTable = {
 };
 
 /** {@link FitOptions} (the dataset-dependent class names are resolved by fit()). */
+/** The seed of every random stream of a run (fit, discover): the reference's 3407. @internal */
+export const SEED_FIELD = defaulted(int({ min: 0, max: Number.MAX_SAFE_INTEGER, default: 3407 }));
+
 const fitTable = {
   k: int({ min: 1, max: 100000, required: true }) as Field<number> & { readonly required: true },
   novelClassNames: {
@@ -298,7 +296,7 @@ const fitTable = {
   gradFromBlock: defaulted(int({ min: 0, max: 1024, default: -1 })),
   projHidden: defaulted(int({ min: 1, max: 1 << 20, default: 2048 })),
   projOut: defaulted(int({ min: 1, max: 1 << 20, default: 256 })),
-  seed: defaulted(int({ min: 0, max: Number.MAX_SAFE_INTEGER, default: 3407 })),
+  seed: SEED_FIELD,
   threads: defaulted(threadsField),
   /** 0: as many as `threads`. */
   augmentThreads: defaulted(int({ min: 1, max: 1024, default: 0 })),

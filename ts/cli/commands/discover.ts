@@ -93,7 +93,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
   const t0 = performance.now();
   const { items, dataset, tauAlpha, warnings } = await itemsOf(flags);
   const loadMs = performance.now() - t0;
-  const labeled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
+  const labelled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
   const outDir = resolve(flags.out);
   const staging = await stagingDir(outDir);
   let result: DiscoverResult | undefined;
@@ -103,7 +103,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       tauAlpha: flags.tauAlpha ?? tauAlpha,
       ...(flags.backbone !== undefined ? { backbone: resolve(flags.backbone) } : {}),
       ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
-      ...(labeled ? { labeled } : {}),
+      ...(labelled ? { labelled } : {}),
       ...(flags.epochs !== undefined ? { epochs: flags.epochs } : {}),
       ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
       ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
