@@ -1,4 +1,4 @@
-// Embedding throughput of the mask-guided ViT (SPEC §4): `Backbone.embed()` against
+// Embedding throughput of the mask-guided ViT (METHOD.md §4): `Backbone.embed()` against
 // PyTorch eager (bench/embed_eager.py: the same DINO ViT + mask guidance as a plain
 // nn.Module, q @ k^T, masked_fill of the [CLS] row, softmax, @ v, under torch.no_grad()),
 // same weights, same inputs, same threads, measured in the same run; plus the effect of

@@ -8,11 +8,11 @@
 // The dataset is read at run time from <repo>/../shared/data/mtd (or $MTD_ROOT);
 // nothing of it is copied into the project.
 //
-// What it measures (SPEC §2, §10.4):
+// What it measures (METHOD.md §2, §10.4):
 //  1. detector-like maps built in memory from MTD ground-truth masks: each mask is
 //     resized to a square map (256² and 1024²), a weak false-positive blob and noise
 //     are added, the result is box-blurred, and all maps of one size are exported to
-//     uint8 with one global min-max (x255, truncation) as the SPEC §1.4 recipe does;
+//     uint8 with one global min-max (x255, truncation) as the METHOD.md §1.4 recipe does;
 //  2. binarize() single pass vs the per-threshold OpenCV oracle, one thread, same
 //     run, median of the native per-map compute time, outputs compared field by field;
 //  3. extractRegions() over the MTD .jpg images with their 256² maps, 1 and 2 threads.
@@ -367,7 +367,7 @@ function report(r: {
     `Maps: ${r.images.length} MTD images (${[...classes].map(([c, n]) => `${c.replace('MT_', '')} ${n}`).join(', ')}). Each ground-truth mask is resized ` +
       'to a square map, scaled by a random confidence (0.55 to 1), given a weak Gaussian false-positive blob, a background level and coarse noise, ' +
       'box-blurred (3 passes, radius S/128), and given fine pixel noise; all maps of one size are then exported to uint8 with one global ' +
-      'min-max (x255, truncation; SPEC §1.4). Times are the library\'s own `timings.mebinMsPerMap` / `cropMsPerImage` (native compute per map or image, ' +
+      'min-max (x255, truncation; METHOD.md §1.4). Times are the library\'s own `timings.mebinMsPerMap` / `cropMsPerImage` (native compute per map or image, ' +
       'decoding excluded); each figure is the median over repeated calls in one process, after one warm-up call.',
     '',
   );
@@ -432,7 +432,7 @@ function report(r: {
   lines.push(
     `Medians of ${CROP_REPS} calls after one warm-up. MEBin and crop times are per-item compute times (with 2 threads, two items run at once). ` +
       'The wall time also covers decoding the JPEGs (natively) and copying every crop and mask back to JS (`returnPixels` default). ' +
-      'For scale: the reference spends 129.8 ms per image on MEBin + cropping (SPEC §10.4; 518² maps, its own host).',
+      'For scale: the reference spends 129.8 ms per image on MEBin + cropping (METHOD.md §10.4; 518² maps, its own host).',
     '',
   );
   lines.push('### Targets', '');

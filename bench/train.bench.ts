@@ -1,4 +1,4 @@
-// NCD training throughput on the CPU (SPEC §5): crops per second (each crop = two
+// NCD training throughput on the CPU (METHOD.md §5): crops per second (each crop = two
 // augmented views, one forward/backward of 2B rows) for a small ViT and for ViT-S/16
 // at 224 (random init: speed does not depend on the weights), and how the time splits
 // between augmentation (C++ workers, overlapped with the model) and the model.

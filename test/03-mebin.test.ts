@@ -18,7 +18,7 @@ function block(h: number, w: number, r0: number, r1: number): number[] {
   return out;
 }
 
-test('SPEC 2.7 threshold-selection table', (t) => {
+test('METHOD.md §2.7 threshold-selection table', (t) => {
   const { selectThreshold } = testingAddon().kernels;
   const pad = (s: number[]) => [...s, ...new Array(64 - s.length).fill(0)];
   const rows: [number[], number, number, number][] = [
@@ -35,7 +35,7 @@ test('SPEC 2.7 threshold-selection table', (t) => {
   }
 });
 
-test('SPEC 2.7 end-to-end mini example (three 40x40 maps), fast and oracle', async (t) => {
+test('METHOD.md §2.7 end-to-end mini example (three 40x40 maps), fast and oracle', async (t) => {
   const m1 = rectMap(40, 40, 10, [[5, 16, 5, 16, 200], [25, 34, 22, 31, 120]]);
   const m2 = rectMap(40, 40, 5, [[10, 29, 10, 29, 250], [17, 22, 17, 22, 255]]);
   const m3 = rectMap(40, 40, 40, []);
@@ -114,7 +114,7 @@ test('float maps are normalised together (export recipe) and NaN/Inf are refused
   await t.throwsAsync(binarize([withInf]), { instanceOf: InvalidArgumentError, message: /maps\[0\]/ });
 });
 
-test('a degenerate search range falls back everywhere, with a warning (SPEC T4)', async (t) => {
+test('a degenerate search range falls back everywhere, with a warning (METHOD.md T4)', async (t) => {
   const a = rectMap(20, 20, 0, [[2, 12, 2, 12, 200]]);
   const b = rectMap(20, 20, 10, [[5, 15, 5, 15, 200]]);
   const r = await binarize([a, b]);
@@ -123,7 +123,7 @@ test('a degenerate search range falls back everywhere, with a warning (SPEC T4)'
   t.true(r.warnings.some((w) => /degenerate/.test(w)));
   const single = await binarize([a]);
   t.is(single.maps[0]!.threshold, 255);
-  // An explicit range (e.g. saved from a reference set) binarises a single map (SPEC T31).
+  // An explicit range (e.g. saved from a reference set) binarises a single map (METHOD.md T31).
   const ranged = await binarize([a], { range: [0, 255] });
   t.true(ranged.maps[0]!.count === 1 && ranged.maps[0]!.foreground > 0);
 });

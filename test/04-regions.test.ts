@@ -21,7 +21,7 @@ function floatsFromHex(hex: string): Float32Array {
   return out;
 }
 
-test('SPEC 3.2 merge examples', (t) => {
+test('METHOD.md §3.2 merge examples', (t) => {
   const { mergeBoxes } = testingAddon().kernels;
   t.deepEqual(mergeBoxes([[0, 0, 100, 100], [105, 0, 205, 100], [210, 0, 310, 100]], 1000), [[0, -105, 310, 205]]);
   t.deepEqual(mergeBoxes([[0, 0, 100, 100], [105, 0, 205, 100], [210, 0, 310, 100], [315, 0, 415, 100]], 1000), [
@@ -56,7 +56,7 @@ test('Pillow float bicubic resize matches Pillow bit for bit', (t) => {
   }
 });
 
-test('SPEC 2.7 cropping example: boxes, crop sizes, mask areas, scores', async (t) => {
+test('METHOD.md §2.7 cropping example: boxes, crop sizes, mask areas, scores', async (t) => {
   const map = (bg: number, rects: [number, number, number, number, number][]) => {
     const d = new Uint8Array(1600).fill(bg);
     for (const [r0, r1, c0, c1, v] of rects) for (let r = r0; r <= r1; r++) for (let c = c0; c <= c1; c++) d[r * 40 + c] = v;

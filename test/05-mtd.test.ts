@@ -80,7 +80,7 @@ test('regions on MTD with ground-truth masks as maps (the ideal-detector setting
   const dir = tempDir();
   const picked = mtdTestStems(PER_CLASS);
   // MTD's defect masks carry anti-aliased grey edges (388 of its 392 defect masks are not strictly
-  // 0/255), so they are thresholded at 128 first to get the ideal 0/255 maps of SPEC §9.
+  // 0/255), so they are thresholded at 128 first to get the ideal 0/255 maps of METHOD.md §9.
   const soft = python(
     `import cv2, sys, os
 src, dst = sys.argv[1], sys.argv[2]
@@ -106,7 +106,7 @@ print(soft)`,
   let chosen = 0;
   json.items.forEach((item, i) => {
     if (rows[i]!.cls === 'MT_Free') {
-      // Empty maps: fallback, one whole-image crop with an empty mask (SPEC §9).
+      // Empty maps: fallback, one whole-image crop with an empty mask (METHOD.md §9).
       t.is(item.threshold, 255);
       t.is(item.crops.length, 1);
       t.is(item.crops[0]!.maskArea, 0);

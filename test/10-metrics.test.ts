@@ -1,4 +1,4 @@
-// Clustering metrics (SPEC §8, T29) against scikit-learn 1.2 / SciPy goldens
+// Clustering metrics (METHOD.md §8, T29) against scikit-learn 1.2 / SciPy goldens
 // made by test/fixtures/make_metrics_fixtures.py.
 import test from 'ava';
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// SPEC 5.4 / 5.5 / 6 / T21-T25: each loss term, the schedules and the optimiser,
+// METHOD.md §5.4 / 5.5 / 6 / T21-T25: each loss term, the schedules and the optimiser,
 // against plain-JS hand computations and the Debian torch 1.13 oracle (the reference's
 // code paths written literally: GCD's info_nce_logits / SupConLoss, SimGCD's
 // DistillLoss with AnomalyNCD's teacher masking + PLC, memax as log(p^-p)).
@@ -298,7 +298,7 @@ print(json.dumps((-torch.sum(torch.log(p ** (-p))) + math.log(6.0)).item()))`),
   t.is(n.memax[0], o);
 });
 
-test('SPEC 5.4 teacher-temperature table (and numpy linspace/repeat, general forms)', (t) => {
+test('METHOD.md §5.4 teacher-temperature table (and numpy linspace/repeat, general forms)', (t) => {
   const temps = K().teacherTemperatures(50);
   const table: [number, number, number][] = [
     [0, 3, 0.07], [4, 7, 0.066667], [8, 11, 0.063333], [12, 15, 0.06], [16, 19, 0.056667],

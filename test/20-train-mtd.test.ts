@@ -78,7 +78,7 @@ test('training on ~40 MTD crops: the loss falls, events and history are consiste
   const b0 = events.filter((e) => e.type === 'batch' && e.epoch === 0);
   t.true(Math.abs(b0.reduce((s, e) => s + e.losses.total, 0) / b0.length - totals[0]!) < 1e-9);
   t.is(b0[0]!.rows, 32);
-  // SPEC 4.5: the selected head has the minimum last-epoch clustering loss
+  // METHOD.md §4.5: the selected head has the minimum last-epoch clustering loss
   const cl = model.history[3]!.losses.cluster;
   t.is(model.selectedHead, cl.indexOf(Math.min(...cl)));
   t.deepEqual(model.searchRange, result.searchRange);

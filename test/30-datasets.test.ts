@@ -104,7 +104,7 @@ for p in open(sys.argv[1]).read().split('\\n'):
   t.true(fg(low) > fg(ds));
 });
 
-test('MTD: GT-as-maps feed MEBin as SPEC 9 describes (range [0, 255], threshold 3, good images fall back)', async (t) => {
+test('MTD: GT-as-maps feed MEBin as METHOD.md §9 describes (range [0, 255], threshold 3, good images fall back)', async (t) => {
   const ds = await loadDataset({ kind: 'mtd', root: mtdDir, groundTruthAsMaps: true });
   const sub = ds.items.filter((_, i) => i % 10 === 0);
   const r = await binarize(sub.map((it) => it.map), { returnBinary: false });

@@ -6,7 +6,7 @@ import { cli, mtdDir, tempDir } from './helpers.js';
 
 const TINY_ARCH = { patchSize: 16, embedDim: 64, depth: 2, numHeads: 2, maskLayers: 1 };
 
-test('region merging: area-weighted softmax, single region passthrough, first index on ties (SPEC §7, T27)', (t) => {
+test('region merging: area-weighted softmax, single region passthrough, first index on ties (METHOD.md §7, T27)', (t) => {
   const one = mergeRegions([{ probabilities: [0.2, 0.5, 0.3], maskArea: 10 }], 50);
   t.is(one.cluster, 1);
   t.deepEqual(Array.from(one.probabilities), [0.2, 0.5, 0.3]);
@@ -60,7 +60,7 @@ test('discover on MTD with ground-truth masks as maps: every image predicted, me
     t.true(result.metrics!.kmeansBaseline.f1 > 0);
     t.true(result.timings.training! > 0 && result.timings.regions! > 0);
     t.is(result.crops.length, result.images.reduce((n, i) => n + i.regions.length, 0));
-    // New images, one at a time, with the search range saved in the model (SPEC T31).
+    // New images, one at a time, with the search range saved in the model (METHOD.md T31).
     t.deepEqual(result.model.searchRange, [0, 255]);
     const picks = [0, 7, 20];
     const again1 = await predict(result.model, picks.map((i) => subset[i]!.image), picks.map((i) => subset[i]!.map), { threads: 2 });

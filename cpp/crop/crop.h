@@ -1,4 +1,4 @@
-// Anomaly-centred cropping (SPEC 2.6 + 3): binary map -> square boxes ->
+// Anomaly-centred cropping (METHOD.md §2.6 + 3): binary map -> square boxes ->
 // merged boxes -> the est+1 largest -> zero-padded crops, masks and scores.
 // Reproduces the official Python (OpenCV + Pillow + NumPy 1.24) bit for bit;
 // OpenCV is used wherever the reference uses it.
@@ -39,35 +39,35 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, Options>> visitFields(O&
 // (throws Error(kInvalidArgument)).
 void validateOptions(const Options& options);
 
-// cv::resize(..., INTER_NEAREST) to H x W (SPEC T8). Input CV_8UC1.
+// cv::resize(..., INTER_NEAREST) to H x W (METHOD.md T8). Input CV_8UC1.
 cv::Mat resizeNearest(const cv::Mat& binaryAtMapRes, int H, int W);
 
 // Effect of the matplotlib imsave(cmap='gray') + cv2.imread + BGR2GRAY
-// round trip on a full-resolution binary map (SPEC 2.6): autoscaled to the
+// round trip on a full-resolution binary map (METHOD.md §2.6): autoscaled to the
 // map's own min/max, so {lo, hi} -> {0, 255} and a constant map -> all 0
 // (an all-255 map becomes empty). Maps with more than two distinct values are
 // rejected (the reference only ever stores binary maps).
 cv::Mat storageRoundTrip(const cv::Mat& binaryFull);
 
-// SPEC 3.1: external contours (8-connected) -> bounding rects -> sorted by
+// METHOD.md §3.1: external contours (8-connected) -> bounding rects -> sorted by
 // (area, x, y, w, h) -> padded square boxes with one-sided clamping. No
 // contours -> the whole image (0, 0, W, H). S = max(H, W, 3) like the
 // reference's max(image.shape) of an RGB image.
 std::vector<Box> regionBoxes(const cv::Mat& binaryFull, const Options& options = {});
 
-// SPEC 3.2, literally: neighbourhood groups (not a transitive closure),
+// METHOD.md §3.2, literally: neighbourhood groups (not a transitive closure),
 // subset pruning, removal by value, squarify after each union, stable sort by
 // area descending. `S` = max(H, W, 3).
 std::vector<Box> mergeBoxes(const std::vector<Box>& boxes, int S, const Options& options = {});
 
-// SPEC 3.3: more than est boxes -> keep the first est + 1.
+// METHOD.md §3.3: more than est boxes -> keep the first est + 1.
 std::vector<Box> keepMain(const std::vector<Box>& merged, int est);
 
 // Pillow Image.crop: coordinates rounded half-to-even, outside = 0. Returns an
 // owning, contiguous Mat of src's type (possibly 0 rows/cols).
 cv::Mat cropZeroFill(const cv::Mat& src, const Box& box);
 
-// SPEC 2.2 + 3.4: normalised map (float64 maths, stored float32) resized with
+// METHOD.md §2.2 + 3.4: normalised map (float64 maths, stored float32) resized with
 // Pillow "F" bicubic to H x W. CV_32FC1. maxTh == minTh gives NaN where
 // a == minTh and +inf where a > minTh, like the reference's 0/0 and x/0.
 cv::Mat scoreMapAtImageRes(const cv::Mat& rawMap, int minTh, int maxTh, int H, int W);

@@ -1,7 +1,7 @@
 // Bit-exact ports of Pillow 9.4's separable resampling (libImaging/Resample.c)
-// for the two cases the method needs (SPEC T16, T17):
-//   * BICUBIC on "F" (float32) images: crop anomaly scores (SPEC 3.4);
-//   * BILINEAR on 8-bit "L" / "RGB" images: train/test resize (SPEC 5.1).
+// for the two cases the method needs (METHOD.md T16, T17):
+//   * BICUBIC on "F" (float32) images: crop anomaly scores (METHOD.md §3.4);
+//   * BILINEAR on 8-bit "L" / "RGB" images: train/test resize (METHOD.md §5.1).
 // Both resize the whole image (box = full image, no reducing_gap), like
 // Image.resize(size, filter) does.
 #pragma once

@@ -1,6 +1,6 @@
 // Where an anomaly map comes from: a file (decoded here, in the worker) or
 // caller memory (uint8 used in place; float normalised as the reference's
-// export recipe does, SPEC 1.4).
+// export recipe does, METHOD.md §1.4).
 #pragma once
 #include <opencv2/core.hpp>
 #include <string>
@@ -22,7 +22,7 @@ struct MapSource {
 // Materialises every map as CV_8UC1. uint8 memory is wrapped without a copy,
 // so the caller's buffers must outlive the returned Mats. Float maps of the
 // batch are min-max normalised together (one global min and max, x255,
-// truncation to uint8): the per-category export recipe of SPEC 1.4. NaN/Inf
+// truncation to uint8): the per-category export recipe of METHOD.md §1.4. NaN/Inf
 // throw ERR_INVALID_ARGUMENT naming the map.
 std::vector<cv::Mat> loadMaps(const std::vector<MapSource>& sources, int threads, const CancelToken* cancel,
                               std::vector<std::string>& warnings);

@@ -24,7 +24,7 @@ namespace {
 constexpr uint8_t kNever = 255;
 
 // The 6x6 erosion window with OpenCV's default anchor (3, 3) covers rows
-// y-3..y+2 and cols x-3..x+2, inclusive (SPEC 2.3 / T6).
+// y-3..y+2 and cols x-3..x+2, inclusive (METHOD.md §2.3 / T6).
 constexpr int kWindowBefore = 3;
 constexpr int kWindowAfter = 2;
 
@@ -32,8 +32,8 @@ constexpr int kWindowAfter = 2;
   throw Error(code::kInvalidArgument, "MEBin: " + message);
 }
 
-// SPEC 2.2 in IEEE double, in the official order. With d == 0 the reference
-// divides by zero; SPEC 2.1 says nothing is then foreground, so return NaN
+// METHOD.md §2.2 in IEEE double, in the official order. With d == 0 the reference
+// divides by zero; METHOD.md §2.1 says nothing is then foreground, so return NaN
 // (every `n > t` is false). With a range taken from the maps themselves no
 // value can exceed minTh when d == 0, so this matches the reference exactly.
 double normalized(int value, const Range& range) {
@@ -373,7 +373,7 @@ void countComponents(const uint8_t* fp, int W, const std::array<int32_t, 256>& h
   }
 }
 
-// SPEC 2.5 final map: raw `a > thr` then erosion == filtered > thr. Returns
+// METHOD.md §2.5 final map: raw `a > thr` then erosion == filtered > thr. Returns
 // the number of 255 pixels.
 int64_t thresholdMap(const uint8_t* fp, int H, int W, uint8_t thr, uint8_t* binary) {
   const size_t S = static_cast<size_t>(W) + 2;

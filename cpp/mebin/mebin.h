@@ -1,4 +1,4 @@
-// MEBin (Main Element Binarization), SPEC section 2: sweep thresholds over a
+// MEBin (Main Element Binarization), METHOD.md §2: sweep thresholds over a
 // per-map normalisation, count 8-connected components of the eroded masks,
 // pick the end of the longest stable run, binarise the raw map with it.
 //
@@ -29,7 +29,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, Options>> visitFields(O&
   v("erode", o.erode);
 }
 
-// Category-wide search range in raw uint8 units (SPEC 2.1). Explicit ranges may
+// Category-wide search range in raw uint8 units (METHOD.md §2.1). Explicit ranges may
 // leave map values below minTh (normalised to 0) or above maxTh (normalised
 // above 255); both are handled. minTh == maxTh makes every map fall back.
 struct Range {
@@ -47,11 +47,11 @@ struct MapView {
 // Largest value of one map. Throws Error(kInvalidArgument) on a bad view.
 int mapMax(const MapView& map);
 
-// SPEC 2.1: minTh = smallest per-map maximum, maxTh = largest per-map maximum.
+// METHOD.md §2.1: minTh = smallest per-map maximum, maxTh = largest per-map maximum.
 // Throws Error(kInvalidArgument) on an empty list or a bad view.
 Range searchRange(const std::vector<MapView>& maps);
 
-// SPEC 2.3: t_i = 255 - sampleRate * i while t_i > 0 (64 values for rate 4).
+// METHOD.md §2.3: t_i = 255 - sampleRate * i while t_i > 0 (64 values for rate 4).
 std::vector<int> sweepThresholds(const Options& options);
 
 struct Selection {
@@ -61,7 +61,7 @@ struct Selection {
   bool fallback = true; // no stable run: threshold 255, est 0, empty map
 };
 
-// SPEC 2.4 on a full count sequence (length == sweepThresholds(options).size()).
+// METHOD.md §2.4 on a full count sequence (length == sweepThresholds(options).size()).
 Selection selectThreshold(const std::vector<int>& counts, const Range& range,
                           const Options& options);
 
@@ -69,7 +69,7 @@ struct Result {
   int threshold = 255;        // raw threshold used for the final map
   int count = 0;              // est (== component count of `binary`)
   std::vector<int> sequence;  // component count per sweep threshold
-  std::vector<uint8_t> binary;  // height*width, 0/255, after erosion (SPEC 2.5)
+  std::vector<uint8_t> binary;  // height*width, 0/255, after erosion (METHOD.md §2.5)
   int64_t foreground = 0;     // number of 255 pixels in `binary`
 };
 

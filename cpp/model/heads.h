@@ -1,4 +1,4 @@
-// Projection MLP + weight-normalised cosine classifier heads (SPEC 4.3, 4.4, T21).
+// Projection MLP + weight-normalised cosine classifier heads (METHOD.md §4.3, 4.4, T21).
 //
 // Parameter names (for checkpoint bundles):
 //   projector.fc1.{weight,bias} [hidden, D], projector.fc2.{weight,bias} [hidden, hidden],
@@ -66,7 +66,7 @@ class MultiHead : public torch::nn::Module {
 // f / max(||f||_2, 1e-12) along the last dimension (torch.nn.functional.normalize).
 at::Tensor l2Normalise(const at::Tensor& f);
 
-// SPEC 4.3: in the backbone only parameters blocks.{i}.* with i >= gradFromBlock keep
+// METHOD.md §4.3: in the backbone only parameters blocks.{i}.* with i >= gradFromBlock keep
 // requires_grad = true; everything else (patch_embed, cls_token, pos_embed, earlier
 // blocks, final norm) is frozen. gradFromBlock in [0, depth] (depth = freeze all),
 // otherwise Error(kInvalidArgument).

@@ -1,4 +1,4 @@
-// SPEC 5.1 test-time transform (T17, T18), pure C++ (no torch):
+// METHOD.md §5.1 test-time transform (T17, T18), pure C++ (no torch):
 //   1. Pillow BILINEAR resize so the shorter side is 256; the longer side becomes
 //      int(256 * long / short) (truncation); skipped if the short side already is 256.
 //      The uint8 mask goes through the same 8-bit resize (soft edges).

@@ -1,4 +1,4 @@
-// Mask-guided DINO ViT (SPEC 4.1, 4.2, T20). Pure C++ over libtorch, no N-API.
+// Mask-guided DINO ViT (METHOD.md §4.1, 4.2, T20). Pure C++ over libtorch, no N-API.
 //
 // Parameter names equal the DINO state-dict keys:
 //   cls_token [1,1,D], pos_embed [1,N+1,D], patch_embed.proj.{weight,bias},

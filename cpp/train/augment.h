@@ -1,4 +1,4 @@
-// SPEC 5.1 training-time augmentation (two independent views per sample), pure C++17.
+// METHOD.md §5.1 training-time augmentation (two independent views per sample), pure C++17.
 //
 // The random pipeline (steps 1-9) only has to be distributionally equivalent to the
 // reference (its torch/Python random streams cannot be replicated), but every
@@ -87,7 +87,7 @@ struct CropSample {
 
 enum JitterOp : uint8_t { kBrightness = 0, kContrast = 1, kSaturation = 2 };
 
-// Every random choice of one view (SPEC 5.1), in pipeline order.
+// Every random choice of one view (METHOD.md §5.1), in pipeline order.
 struct ViewParams {
   int top = 0, left = 0;                    // step 2: int(u * 32) each, top drawn first (T19)
   bool hflip = false, vflip = false;        // step 3: p = 0.5 each
@@ -108,7 +108,7 @@ class Augmenter {
 
   explicit Augmenter(uint64_t seed);
 
-  // One random training view (SPEC 5.1 steps 1-9). outImage: 3 x 224 x 224 CHW float32,
+  // One random training view (METHOD.md §5.1 steps 1-9). outImage: 3 x 224 x 224 CHW float32,
   // ImageNet-normalised; outMask: 224 x 224 float32 in [0, 1]. Throws
   // Error(kInvalidArgument) on null buffers / bad sizes.
   void view(const CropSample& s, float* outImage, float* outMask);

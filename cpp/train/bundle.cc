@@ -73,7 +73,7 @@ std::string preprocessJson() {
       .add("mean", arr(mean))
       .add("std", arr(sd))
       .add("mask", quote("gray / 255; patch-averaged; [CLS] row blocked where < 0.5 in the last maskLayers blocks"))
-      .add("studentTemp", quote("softmax(logits / 0.1), known classes zeroed, renormalised (SPEC 7)"))
+      .add("studentTemp", quote("softmax(logits / 0.1), known classes zeroed, renormalised (METHOD.md §7)"))
       .str();
 }
 

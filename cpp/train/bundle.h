@@ -13,11 +13,11 @@
 //   anomalyncd.config           the full TrainConfig (seed as a decimal string)
 //   anomalyncd.arch             the VitConfig
 //   anomalyncd.class_names      known classes (sorted labelled names) then novel ones
-//   anomalyncd.preprocess       the test-time transform (SPEC 5.1) and normalisation
+//   anomalyncd.preprocess       the test-time transform (METHOD.md §5.1) and normalisation
 //   anomalyncd.search_range     MEBin [min, max] of the crops, or null
 //   anomalyncd.epochs_done      finished epochs
 //   anomalyncd.history          per-epoch loss means (per head too), lr, teacher temp, timings
-//   anomalyncd.selected_heads   SPEC 4.5 heads (ties: all)
+//   anomalyncd.selected_heads   METHOD.md §4.5 heads (ties: all)
 //   anomalyncd.resume           {seed, next_epoch, streams, data_fingerprint, momentum}
 //   anomalyncd.backbone         {path, sha256, stored} (stored: frozen weights in the file)
 // Written atomically: a temp file beside the target (fsync'ed), then rename.

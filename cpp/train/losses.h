@@ -1,10 +1,10 @@
-// SPEC 5.4 / 6 / 12 / T21-T24: every loss term of one training batch, as the reference
+// METHOD.md §5.4 / 6 / 12 / T21-T24: every loss term of one training batch, as the reference
 // code computes it (temperatures and averaging of the code, not of the paper).
 //
 // Pure functions on tensors: no N-API, no global state, device-agnostic (everything
 // follows the inputs' device and dtype; integer labels are int64).
 //
-// Row layout (SPEC 5.2): a batch of B samples gives 2B rows, [view 1 of every sample;
+// Row layout (METHOD.md §5.2): a batch of B samples gives 2B rows, [view 1 of every sample;
 // view 2 of every sample]. Per-sample vectors (labels, PLC weights) have B entries and
 // apply to both views of their sample.
 //
@@ -22,7 +22,7 @@ struct LossConfig {
   int64_t numKnown = 0;          // C_l: labelled classes, the first C_l logits
   double teacherTemp = 0.07;     // tau_t(epoch), see schedule.h
   double studentTemp = 0.1;      // distillation student, memax, supervised CE
-  double infoNceTemp = 1.0;      // unsupervised contrastive (SPEC 12.1: not 0.07)
+  double infoNceTemp = 1.0;      // unsupervised contrastive (METHOD.md §12.1: not 0.07)
   double supConTemp = 0.07;      // supervised contrastive
   double supConBaseTemp = 0.07;  // SupCon base temperature (loss scaled by temp / base)
   double supWeight = 0.3;        // lambda of Eq. 7
@@ -49,7 +49,7 @@ at::Tensor supConLoss(const at::Tensor& z, const at::Tensor& labels, double temp
 //    over all C classes. n == 0 -> 0.
 at::Tensor supervisedCE(const at::Tensor& logits, const at::Tensor& labels, double studentTemp = 0.1);
 
-// Teacher targets of the self-distillation (T22 + SPEC 6): q = softmax(teacher / teacherTemp)
+// Teacher targets of the self-distillation (T22 + METHOD.md §6): q = softmax(teacher / teacherTemp)
 // over all C classes, the first numKnown entries zeroed and the rest renormalised to sum 1,
 // then per sample q <- w e_{numKnown} + (1 - w) q (PLC). teacher [2n, C] view-major (it is
 // detached here); plcWeight [n] (same weight for both views) or undefined (no PLC).
@@ -69,7 +69,7 @@ at::Tensor distillLoss(const at::Tensor& student, const at::Tensor& teacher, dou
 //    power, then the log) in the inputs' dtype, float32 in training (T23). 0 rows -> 0.
 at::Tensor memaxLoss(const at::Tensor& logits, double studentTemp = 0.1);
 
-// PLC weight of one unlabelled crop (SPEC 6, T26): max(0, threshold - score); 0 when the
+// PLC weight of one unlabelled crop (METHOD.md §6, T26): max(0, threshold - score); 0 when the
 // threshold is negative (PLC off) or the score is NaN (unknown).
 double plcWeight(double score, double threshold);
 
@@ -81,7 +81,7 @@ struct BatchLosses {
   at::Tensor ce;       // [H], term 3 per head (0 without labelled rows)
   at::Tensor distill;  // [H], term 4 per head
   at::Tensor memax;    // [H], term 5 per head
-  at::Tensor cluster;  // [H], distill + memaxWeight * memax (head selection, SPEC 4.5)
+  at::Tensor cluster;  // [H], distill + memaxWeight * memax (head selection, METHOD.md §4.5)
 };
 
 // z [2B, P] projections; logits [H, 2B, C] cosine logits of the H heads (the teacher is

@@ -1,4 +1,4 @@
-// SPEC 5.2 / T24: balanced sampling with replacement and the batch-skip rule, pure C++17.
+// METHOD.md §5.2 / T24: balanced sampling with replacement and the batch-skip rule, pure C++17.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// SPEC 5.4 (teacher temperature), 5.5 (optimiser, cosine LR), T25.
+// METHOD.md §5.4 (teacher temperature), 5.5 (optimiser, cosine LR), T25.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -14,7 +14,7 @@ namespace anomalyncd::train {
 // tau_t(epoch), epoch 0-based: ramp = numpy.linspace(warmupTemp, finalTemp, n) with
 // n = warmupEpochs / repeatTimes (float64: start + i * step, the last value exactly
 // finalTemp), value i held for epochs [i * repeatTimes, (i + 1) * repeatTimes); every later
-// epoch uses finalTemp (n = 0: finalTemp throughout). The defaults give SPEC 5.4's table.
+// epoch uses finalTemp (n = 0: finalTemp throughout). The defaults give METHOD.md §5.4's table.
 // Error(kInvalidArgument) for repeatTimes < 1, warmupEpochs < 0, a non-positive
 // temperature or a negative epoch.
 double teacherTemperature(int epoch, const TeacherTempSchedule& s);

@@ -1,4 +1,4 @@
-// NCD training (SPEC 4.3-4.5, 5, 6): sampler -> batches -> two augmented views per
+// NCD training (METHOD.md §4.3-4.5, 5, 6): sampler -> batches -> two augmented views per
 // sample (C++ worker threads, batch i+1 prepared while batch i trains) -> one forward of
 // the 2B rows through the mask-guided ViT and the heads -> losses (losses.h) -> SGD step;
 // cosine LR and teacher temperature per epoch (schedule.h); head selection by the last
@@ -51,7 +51,7 @@ namespace anomalyncd::train {
 // One training crop: pixels borrowed (not owned) for the duration of training.
 struct TrainSample {
   CropSample crop{};
-  double score = std::numeric_limits<double>::quiet_NaN();  // crop score (SPEC 3.4); NaN: unknown -> no PLC
+  double score = std::numeric_limits<double>::quiet_NaN();  // crop score (METHOD.md §3.4); NaN: unknown -> no PLC
   int label = -1;  // labelled: class index in [0, numKnown); unlabelled: -1
 };
 
@@ -97,7 +97,7 @@ struct TrainEvent {
 };
 using TrainEventFn = std::function<void(const TrainEvent&)>;
 
-// Head(s) with the minimum mean clustering loss of the last epoch (SPEC 4.5); all tied
+// Head(s) with the minimum mean clustering loss of the last epoch (METHOD.md §4.5); all tied
 // heads are returned, lowest index first. Empty history -> {0}.
 std::vector<int> selectHeads(const std::vector<EpochStats>& history);
 

@@ -1,4 +1,4 @@
-// Standalone check of cpp/train/augment + cpp/train/sampler (SPEC 5.1, 5.2, T19, T24)
+// Standalone check of cpp/train/augment + cpp/train/sampler (METHOD.md §5.1, 5.2, T19, T24)
 // against the golden vectors of test/fixtures/make_augment_goldens.py (Pillow 9.4 and a
 // NumPy transcription of torchvision's gaussian_blur); not part of the library.
 //
@@ -100,7 +100,7 @@ struct Stats {
 };
 Stats stats;
 
-// Step-by-step SPEC 5.1 steps 1-8 from the free functions (the unfused reference).
+// Step-by-step METHOD.md §5.1 steps 1-8 from the free functions (the unfused reference).
 void composedView(const Img& in, const train::ViewParams& p, std::vector<uint8_t>& rgb, std::vector<uint8_t>& mask) {
   const auto [rh, rw] = model::shortSideResizeSize(in.h, in.w);
   std::vector<uint8_t> ri = in.data, rm = in.mask;

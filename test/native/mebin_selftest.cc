@@ -1,7 +1,7 @@
 // Self-test of cpp/mebin (built by CMake as build/mebin_selftest; run by
 // test/00-native-selftests.test.ts as `mebin_selftest [CASES]`):
-// 1. SPEC 2.7 selection table and 3-map end-to-end example (both implementations);
-// 2. SPEC 2.5 claim (n > t  <=>  a > thr) for every range and every t in 1..255;
+// 1. METHOD.md §2.7 selection table and 3-map end-to-end example (both implementations);
+// 2. METHOD.md §2.5 claim (n > t  <=>  a > thr) for every range and every t in 1..255;
 // 3. fast binarize() == binarizeOracle() on thousands of random maps and on
 //    realistic detector maps (64..1024 px); 4. argument validation; 5. timings.
 // `mebin_selftest --profile SIZE [REPS]` skips the checks and runs binarize()
@@ -39,7 +39,7 @@ std::vector<int> padded(std::vector<int> head, size_t length = 64) {
   return head;
 }
 
-// ---- 1a. SPEC 2.7 selection table (min_th 30, max_th 255) -------------------
+// ---- 1a. METHOD.md §2.7 selection table (min_th 30, max_th 255) -------------------
 void testSelectionTable() {
   struct Row {
     std::vector<int> counts;
@@ -60,7 +60,7 @@ void testSelectionTable() {
   const Options options;
   for (size_t r = 0; r < rows.size(); ++r) {
     const Selection s = selectThreshold(rows[r].counts, range, options);
-    const std::string tag = "SPEC 2.7 table row " + std::to_string(r + 1);
+    const std::string tag = "METHOD.md §2.7 table row " + std::to_string(r + 1);
     check(s.est == rows[r].est, tag + " est " + std::to_string(s.est));
     check(s.endIndex == rows[r].endIndex, tag + " end " + std::to_string(s.endIndex));
     check(s.threshold == rows[r].threshold, tag + " thr " + std::to_string(s.threshold));
@@ -72,7 +72,7 @@ void testSelectionTable() {
   std::printf("selection table: done\n");
 }
 
-// ---- 1b. SPEC 2.7 end-to-end mini example ------------------------------------
+// ---- 1b. METHOD.md §2.7 end-to-end mini example ------------------------------------
 struct Map {
   int h, w;
   std::vector<uint8_t> data;
@@ -131,7 +131,7 @@ void testMiniExample() {
     check(isBlock(r3.binary, 40, 40, 1, 0) && r3.foreground == 0, tag + "M3 binary");
   }
 
-  // SPEC 2.3 erosion example: 10x10 block at 5..14 survives as 8..12.
+  // METHOD.md §2.3 erosion example: 10x10 block at 5..14 survives as 8..12.
   Map block(20, 20, 0);
   block.fillRect(5, 14, 5, 14, 255);
   for (const auto& [name, fn] : impls) {
@@ -142,7 +142,7 @@ void testMiniExample() {
   std::printf("mini example: done\n");
 }
 
-// ---- 2. SPEC 2.5: raw threshold selects exactly n > t, for every t ----------
+// ---- 2. METHOD.md §2.5: raw threshold selects exactly n > t, for every t ----------
 void testRawThresholdEquivalence() {
   long checked = 0;
   for (int minTh = 0; minTh < 256; ++minTh)

@@ -1,5 +1,5 @@
 /**
- * Region merging (SPEC §7): the crops of one image vote for its defect type,
+ * Region merging (METHOD.md §7): the crops of one image vote for its defect type,
  * weighted by a softmax over the square roots of their mask areas.
  * @module
  */
@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 /** One region of an image: its novel-class probabilities and mask area. */
 export interface RegionVote {
   probabilities: ArrayLike<number>;
-  /** 255-pixels of the crop's mask at native crop size (SPEC T27). */
+  /** 255-pixels of the crop's mask at native crop size (METHOD.md T27). */
   maskArea: number;
 }
 
@@ -30,7 +30,7 @@ export function argmax(values: ArrayLike<number>): number {
 }
 
 /**
- * The region weights of SPEC §7: softmax over sqrt(maskArea) / tauAlpha
+ * The region weights of METHOD.md §7: softmax over sqrt(maskArea) / tauAlpha
  * (also used to pool one image's crop features).
  */
 export function regionWeights(maskAreas: readonly number[], tauAlpha: number): Float64Array {

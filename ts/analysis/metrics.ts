@@ -1,5 +1,5 @@
 /**
- * Clustering evaluation (SPEC §8, T29): NMI, ARI and Hungarian-matched F1,
+ * Clustering evaluation (METHOD.md §8, T29): NMI, ARI and Hungarian-matched F1,
  * reproducing scikit-learn 1.2 / SciPy 1.10 to the last few ulps.
  *
  * ```ts
@@ -236,7 +236,7 @@ function checkInputs(truth: ArrayLike<ClassLabel>, pred: ArrayLike<number>): { t
 
 /**
  * Evaluates a clustering against ground truth exactly as the reference
- * (SPEC §8): NMI (`normalized_mutual_info_score`, arithmetic), ARI
+ * (METHOD.md §8): NMI (`normalized_mutual_info_score`, arithmetic), ARI
  * (`adjusted_rand_score`) and micro-F1 after Hungarian matching of clusters
  * to classes (= clustering accuracy; any optimal matching gives the same
  * value). NMI and ARI do not depend on the matching (T29).

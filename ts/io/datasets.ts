@@ -1,5 +1,5 @@
 /**
- * Dataset loaders (SPEC §1, §9, T28): turn an MVTec AD category, the MTD
+ * Dataset loaders (METHOD.md §1, §9, T28): turn an MVTec AD category, the MTD
  * dataset as published, or a manifest CSV into a list of (image, anomaly map,
  * label) items ready for {@link binarize} / {@link extractRegions}.
  *
@@ -15,7 +15,7 @@
  * synthesised ground-truth maps. Float maps of one dataset are min-max
  * normalised **together** (one global min and max over every float map passed
  * in the same `binarize`/`extractRegions` call) by the native layer, as the
- * reference's export recipe does (SPEC §1.4); pass all maps of a category in
+ * reference's export recipe does (METHOD.md §1.4); pass all maps of a category in
  * one call and do not mix float and 8-bit maps (a warning says when a dataset
  * does).
  * @module
@@ -31,7 +31,7 @@ import { parsePngHeader, readGrayPng } from './png-decode.js';
 import { Tensor } from '../core/tensor.js';
 
 
-/** MVTec AD category (SPEC §1.2). */
+/** MVTec AD category (METHOD.md §1.2). */
 export interface MvtecDatasetSpec {
   kind: 'mvtec';
   /** Dataset root holding `<category>/test/<type>/*.png`. */
@@ -41,12 +41,12 @@ export interface MvtecDatasetSpec {
    * Anomaly-map root: maps are `<maps>/<category>/<type>/<file>`. The anomaly
    * types are taken from this folder listing (sorted, minus `combined`), and
    * images and maps are paired by sorted position inside each type folder,
-   * not by name (SPEC T28).
+   * not by name (METHOD.md T28).
    */
   maps?: string;
   /**
    * Use the ground-truth masks `<root>/<category>/ground_truth/<type>/<stem>_mask.png`
-   * as maps (SPEC §9, Table 7); `good` images get an all-zero uint8 map of the image's size.
+   * as maps (METHOD.md §9, Table 7); `good` images get an all-zero uint8 map of the image's size.
    */
   groundTruthAsMaps?: boolean;
   /**
@@ -56,7 +56,7 @@ export interface MvtecDatasetSpec {
   binarizeGroundTruth?: number | false;
 }
 
-/** MTD as published (SPEC §1.3): `<root>/MT_*\/Imgs/<stem>.jpg` + same-stem `.png` masks. */
+/** MTD as published (METHOD.md §1.3): `<root>/MT_*\/Imgs/<stem>.jpg` + same-stem `.png` masks. */
 export interface MtdDatasetSpec {
   kind: 'mtd';
   root: string;
@@ -480,7 +480,7 @@ async function loadMvtec(given: MvtecDatasetSpec): Promise<Dataset> {
   const mapsDir = spec.maps !== undefined ? join(resolve(spec.maps), spec.category) : undefined;
   let types: string[];
   if (mapsDir !== undefined) {
-    // SPEC 1.2: the types come from the anomaly-map folder listing.
+    // METHOD.md §1.2: the types come from the anomaly-map folder listing.
     types = (await listDir(mapsDir, `Anomaly-map folder of category '${spec.category}'`)).dirs.filter((t) => t !== 'combined');
     const extra = imageTypes.filter((t) => !types.includes(t));
     if (extra.length > 0) warnings.push(`Image type folder(s) without maps skipped (types come from the map folders): ${extra.join(', ')}`);
@@ -606,7 +606,7 @@ async function loadMtd(given: MtdDatasetSpec): Promise<Dataset> {
   if (spec.trainList !== false && trainFound < train.size)
     warnings.push(`${train.size - trainFound} of ${train.size} training-list entries are not MT_Free images of '${root}' (ignored)`);
   if (jpegMaps > 0)
-    warnings.push(`${jpegMaps} maps are JPEG files: lossy compression changes map values (SPEC 1.5); prefer PNG or .npy`);
+    warnings.push(`${jpegMaps} maps are JPEG files: lossy compression changes map values (METHOD.md §1.5); prefer PNG or .npy`);
   gtWarnings(sizeMismatches, emptyMasks, threshold, warnings);
   mixedWarning(items, warnings);
   return { kind: 'mtd', items, classes, warnings };
@@ -640,7 +640,7 @@ async function loadManifest(given: ManifestDatasetSpec): Promise<Dataset> {
  *
  * - `mvtec`: `<root>/<category>/test/<type>/*` images; types sorted, `combined`
  *   excluded, taken from the map folders when `maps` is given; images and maps
- *   paired by sorted position per type folder (SPEC T28), a count mismatch is a
+ *   paired by sorted position per type folder (METHOD.md T28), a count mismatch is a
  *   {@link BadInputError} naming both folders.
  * - `mtd`: every defect image plus the `MT_Free` images not in the training
  *   list (583 on the published data), classes sorted.

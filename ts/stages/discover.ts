@@ -1,5 +1,5 @@
 /**
- * The whole AnomalyNCD run (SPEC §0): MEBin → anomaly-centred crops → frozen
+ * The whole AnomalyNCD run (METHOD.md §0): MEBin → anomaly-centred crops → frozen
  * features and the k-means baseline → (K estimation) → mask-guided NCD
  * training → per-crop prediction → region merging → metrics.
  * @module
@@ -43,7 +43,7 @@ export interface DiscoverOptions extends MebinOptions {
   seed?: number;
   /** Worker / libtorch threads (default: all cores). */
   threads?: number;
-  /** Region-merging temperature (SPEC §7: 100 for MVTec AD, 50 otherwise; default 50). */
+  /** Region-merging temperature (METHOD.md §7: 100 for MVTec AD, 50 otherwise; default 50). */
   tauAlpha?: number;
   /** Further training options (batch size, learning rate, checkpointDir, ...). */
   training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange'>;
@@ -67,7 +67,7 @@ export interface DiscoveredRegion {
 export interface DiscoveredImage {
   name: string;
   label?: string;
-  /** Image-level cluster (region-merged, SPEC §7). */
+  /** Image-level cluster (region-merged, METHOD.md §7). */
   cluster: number;
   /** Merged novel-class probabilities. */
   probabilities: number[];
@@ -166,7 +166,7 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
 
 /**
  * Classifies new images with a trained model: MEBin with the search range saved
- * at training time (SPEC T31: a new image alone would give a degenerate range),
+ * at training time (METHOD.md T31: a new image alone would give a degenerate range),
  * crops, per-crop novel-class probabilities, region merging.
  */
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {

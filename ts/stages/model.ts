@@ -1,5 +1,5 @@
 /**
- * The mask-guided DINO ViT (MGViT, SPEC §4): checkpoint loading, the exact
+ * The mask-guided DINO ViT (MGViT, METHOD.md §4): checkpoint loading, the exact
  * test-time preprocessing, and embeddings on worker threads.
  * @module
  */
@@ -11,7 +11,7 @@ import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBackbone, RawBackboneInfo, RawVitConfig } from '../native/addon-types.js';
 
 /**
- * The ViT architecture (SPEC §4.1–4.2): one table. The defaults are DINO's ViT-S/16,
+ * The ViT architecture (METHOD.md §4.1–4.2): one table. The defaults are DINO's ViT-S/16,
  * the base of a partial config without `preset`.
  */
 const VIT_FIELDS = {
@@ -30,7 +30,7 @@ const VIT_FIELDS = {
 /** A table whose fields all have defaults, resolved: every field present. */
 type Complete<S extends Schema> = { -readonly [K in keyof S]: FieldType<S[K]> };
 
-/** Architecture of the ViT (SPEC §4.1–4.2); the fields are documented in its options table. */
+/** Architecture of the ViT (METHOD.md §4.1–4.2); the fields are documented in its options table. */
 export type VitConfig = Complete<typeof VIT_FIELDS>;
 
 /** `resolveOptions` for tables whose fields all have defaults. */
@@ -231,7 +231,7 @@ export interface Preprocessed {
 }
 
 /**
- * The exact test-time transform (SPEC §5.1, T17, T18): Pillow-bilinear
+ * The exact test-time transform (METHOD.md §5.1, T17, T18): Pillow-bilinear
  * short-side-256 resize of crop and mask, fixed crop at (16, 16) of 224×224,
  * ImageNet normalisation. `crops`: uint8 [h, w, 3]; `masks`: uint8 [h, w]
  * (0/255), or null for "all anomalous".

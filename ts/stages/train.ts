@@ -1,5 +1,5 @@
 /**
- * NCD training (SPEC §4.3–§6): fit the mask-guided ViT's last block, the projection
+ * NCD training (METHOD.md §4.3–§6): fit the mask-guided ViT's last block, the projection
  * MLP and the cosine heads on anomaly-centred crops, then predict novel-class
  * probabilities with the exact test-time preprocessing.
  *
@@ -46,7 +46,7 @@ export interface TrainCrop {
   /** uint8 [h, w] (or [h, w, 1]), 0..255; 255 = anomalous region. */
   mask: Tensor;
   /**
-   * The crop score (SPEC §3.4, `RegionCrop.score`) for pseudo-label correction:
+   * The crop score (METHOD.md §3.4, `RegionCrop.score`) for pseudo-label correction:
    * weight `max(0, plcThreshold - score)` toward the first novel class. Absent or
    * NaN: no correction for this crop.
    */
@@ -71,7 +71,7 @@ export interface TrainDataset {
   labelled?: readonly LabelledCrop[];
 }
 
-/** Loss terms (SPEC §5.4); per-head arrays have one entry per head. */
+/** Loss terms (METHOD.md §5.4); per-head arrays have one entry per head. */
 export interface TrainLosses {
   /** Eq. 7 total. */
   total: number;
@@ -85,7 +85,7 @@ export interface TrainLosses {
   distill: number[];
   /** Mean-entropy regulariser per head. */
   memax: number[];
-  /** distill + memaxWeight * memax per head (head selection, SPEC §4.5). */
+  /** distill + memaxWeight * memax per head (head selection, METHOD.md §4.5). */
   cluster: number[];
 }
 
@@ -132,7 +132,7 @@ export interface EpochRecord {
   modelMs: number;
 }
 
-/** Teacher temperature schedule (SPEC §5.4). */
+/** Teacher temperature schedule (METHOD.md §5.4). */
 export interface TeacherTempOptions {
   /** First ramp value (default 0.07). */
   warmupTemp?: number;
@@ -144,7 +144,7 @@ export interface TeacherTempOptions {
   repeatTimes?: number;
 }
 
-/** Options of {@link fit}. Defaults are the reference's (SPEC §11). */
+/** Options of {@link fit}. Defaults are the reference's (METHOD.md §11). */
 export interface FitOptions {
   /** Number of novel classes K (explicit; never inferred from folder names). */
   k: number;
@@ -233,7 +233,7 @@ export interface PredictOptions {
 /** Result of {@link TrainedModel.predict}. */
 export interface Prediction {
   /**
-   * Per crop, probabilities over the K novel classes (SPEC §7 step 1: softmax of
+   * Per crop, probabilities over the K novel classes (METHOD.md §7 step 1: softmax of
    * logits / 0.1 over all classes, known classes zeroed, renormalised).
    */
   probabilities: Float32Array[];
@@ -403,7 +403,7 @@ function rawCrop(crop: unknown, label: string): RawTrainCrop {
 
 /** A trained NCD model: backbone + heads in native memory. Call {@link dispose} when done. */
 export class TrainedModel {
-  /** The head SPEC §4.5 selects (lowest index among ties). */
+  /** The head METHOD.md §4.5 selects (lowest index among ties). */
   readonly selectedHead: number;
   /** Every head tied for the minimum last-epoch clustering loss. */
   readonly selectedHeads: readonly number[];
@@ -458,7 +458,7 @@ export class TrainedModel {
     await runJob(() => t.saveTrainedModel(handle, path, raw), options.signal ? { signal: options.signal } : {});
   }
 
-  /** Novel-class probabilities of crops (test-time transform, SPEC §5.1 / §7 step 1). */
+  /** Novel-class probabilities of crops (test-time transform, METHOD.md §5.1 / §7 step 1). */
   async predict(crops: readonly TrainCrop[], options: PredictOptions = {}): Promise<Prediction> {
     if (!Array.isArray(crops)) throw new InvalidArgumentError('predict() needs an array of crops');
     const opts = resolveOptions(predictTable(this.config.nHead), options);
@@ -493,7 +493,7 @@ export class TrainedModel {
 }
 
 /**
- * Trains the NCD model (SPEC §5) on worker threads and resolves with the trained
+ * Trains the NCD model (METHOD.md §5) on worker threads and resolves with the trained
  * model. With `checkpointDir`, a resumable bundle is written after every epoch and a
  * run restarted with the same options and data continues after the last finished
  * epoch (bit-identical to an uninterrupted run on CPU with the same `threads`).
@@ -599,7 +599,7 @@ async function sortedEntries(dir: string, dirs: boolean): Promise<string[]> {
 
 /**
  * Reads a labelled crop set laid out as `dir/images/<class>/*.png` with masks at
- * `dir/masks/<class>/<same name>` (SPEC §1.6). Classes are the sorted sub-folder
+ * `dir/masks/<class>/<same name>` (METHOD.md §1.6). Classes are the sorted sub-folder
  * names; files are decoded natively.
  */
 export async function loadLabelledFolder(

@@ -82,7 +82,7 @@ async function itemsOf(flags: DiscoverFlags): Promise<{ items: DiscoverItem[]; d
   return {
     items: data.items.map((i) => ({ image: i.image, map: i.map, name: i.name, ...(i.label !== undefined ? { label: i.label } : {}) })),
     dataset: flags.manifest !== undefined ? `manifest ${basename(flags.manifest)}` : `${flags.dataset} ${flags.category ?? ''}`.trim(),
-    // SPEC §7: tau_alpha 100 for MVTec AD, 50 for any other dataset.
+    // METHOD.md §7: tau_alpha 100 for MVTec AD, 50 for any other dataset.
     tauAlpha: flags.dataset === 'mvtec' ? 100 : 50,
     warnings: data.warnings,
   };
