@@ -6,29 +6,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, loadBackbone, readNpy } from 'anomalyncd';
 import { modelAddon } from '../ts/native/loader.js';
-import { python, repoRoot, tempDir } from './helpers.js';
+import { repoRoot, tempDir, writeDinoCheckpoint } from './helpers.js';
 
 const fixtures = join(repoRoot, 'test', 'fixtures', 'vit');
-
-/** A DINO-layout state dict (backbone keys as in DINO's release files) saved with torch.save. */
-function writeDinoCheckpoint(path: string, geometry: { dim: number; depth: number; patch: number; image?: number; zeros?: boolean }): void {
-  python(
-    `import torch, sys
-D, depth, P, S, zeros = ${geometry.dim}, ${geometry.depth}, ${geometry.patch}, ${geometry.image ?? 224}, ${geometry.zeros ? 'True' : 'False'}
-torch.manual_seed(0)
-r = (lambda *s: torch.zeros(*s)) if zeros else (lambda *s: torch.randn(*s) * 0.02)
-n = (S // P) ** 2 + 1
-sd = {'cls_token': r(1, 1, D), 'pos_embed': r(1, n, D), 'patch_embed.proj.weight': r(D, 3, P, P), 'patch_embed.proj.bias': torch.zeros(D)}
-for i in range(depth):
-    b = 'blocks.%d.' % i
-    sd.update({b + 'norm1.weight': torch.ones(D), b + 'norm1.bias': torch.zeros(D), b + 'attn.qkv.weight': r(3 * D, D), b + 'attn.qkv.bias': r(3 * D),
-               b + 'attn.proj.weight': r(D, D), b + 'attn.proj.bias': torch.zeros(D), b + 'norm2.weight': torch.ones(D), b + 'norm2.bias': torch.zeros(D),
-               b + 'mlp.fc1.weight': r(4 * D, D), b + 'mlp.fc1.bias': torch.zeros(4 * D), b + 'mlp.fc2.weight': r(D, 4 * D), b + 'mlp.fc2.bias': torch.zeros(D)})
-sd.update({'norm.weight': torch.ones(D), 'norm.bias': torch.zeros(D)})
-torch.save(sd, sys.argv[1])`,
-    [path],
-  );
-}
 
 test('loadBackbone reads the architecture of a DINO checkpoint when arch is omitted, and counts checkpoint reads', async (t) => {
   const dir = tempDir();

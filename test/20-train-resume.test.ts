@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AbortError, CheckpointError, fit, InvalidArgumentError, IoError, loadTrainedModel, type FitOptions, type TrainDataset } from 'anomalyncd';
-import { python, repoRoot, tempDir } from './helpers.js';
+import { repoRoot, tempDir, writeDinoCheckpoint } from './helpers.js';
 
 const OPTIONS = {
   k: 4,
@@ -234,22 +234,7 @@ test('training from a backbone checkpoint: recorded by path + SHA-256, not store
   const data = await makeData(lib);
   const dir = tempDir();
   const ckpt = join(dir, 'tiny_dino.pth');
-  const makeCkpt = (seed: number, path: string) =>
-    python(
-      `import torch, sys
-torch.manual_seed(int(sys.argv[2]))
-D, depth, P = 32, 2, 16
-r = lambda *s: torch.randn(*s) * 0.02
-sd = {'cls_token': r(1, 1, D), 'pos_embed': r(1, 197, D), 'patch_embed.proj.weight': r(D, 3, P, P), 'patch_embed.proj.bias': torch.zeros(D)}
-for i in range(depth):
-    b = 'blocks.%d.' % i
-    sd.update({b + 'norm1.weight': torch.ones(D), b + 'norm1.bias': torch.zeros(D), b + 'attn.qkv.weight': r(3 * D, D), b + 'attn.qkv.bias': r(3 * D),
-               b + 'attn.proj.weight': r(D, D), b + 'attn.proj.bias': torch.zeros(D), b + 'norm2.weight': torch.ones(D), b + 'norm2.bias': torch.zeros(D),
-               b + 'mlp.fc1.weight': r(4 * D, D), b + 'mlp.fc1.bias': torch.zeros(4 * D), b + 'mlp.fc2.weight': r(D, 4 * D), b + 'mlp.fc2.bias': torch.zeros(D)})
-sd.update({'norm.weight': torch.ones(D), 'norm.bias': torch.zeros(D), 'head.weight': torch.zeros(10, D)})
-torch.save(sd, sys.argv[1])`,
-      [path, String(seed)],
-    );
+  const makeCkpt = (seed: number, path: string) => writeDinoCheckpoint(path, { dim: 32, depth: 2, patch: 16, seed, head: true });
   makeCkpt(1, ckpt);
   const sha = createHash('sha256').update(readFileSync(ckpt)).digest('hex');
   const model = await fit(data, { ...OPTIONS, epochs: 1, backbone: ckpt });

@@ -46,6 +46,35 @@ export function python(code: string, args: string[] = []): string {
   return r.stdout;
 }
 
+/**
+ * Writes a DINO-layout ViT state dict (the backbone keys of DINO's release files) with
+ * torch.save: random N(0, 0.02) weights from `seed` (or zeros), LayerNorms at identity;
+ * `head` adds DINO's classifier key, which the loader ignores.
+ */
+export function writeDinoCheckpoint(
+  path: string,
+  geometry: { dim: number; depth: number; patch: number; image?: number; zeros?: boolean; seed?: number; head?: boolean },
+): void {
+  python(
+    `import torch, sys
+D, depth, P, S, zeros = ${geometry.dim}, ${geometry.depth}, ${geometry.patch}, ${geometry.image ?? 224}, ${geometry.zeros ? 'True' : 'False'}
+torch.manual_seed(${geometry.seed ?? 0})
+r = (lambda *s: torch.zeros(*s)) if zeros else (lambda *s: torch.randn(*s) * 0.02)
+n = (S // P) ** 2 + 1
+sd = {'cls_token': r(1, 1, D), 'pos_embed': r(1, n, D), 'patch_embed.proj.weight': r(D, 3, P, P), 'patch_embed.proj.bias': torch.zeros(D)}
+for i in range(depth):
+    b = 'blocks.%d.' % i
+    sd.update({b + 'norm1.weight': torch.ones(D), b + 'norm1.bias': torch.zeros(D), b + 'attn.qkv.weight': r(3 * D, D), b + 'attn.qkv.bias': r(3 * D),
+               b + 'attn.proj.weight': r(D, D), b + 'attn.proj.bias': torch.zeros(D), b + 'norm2.weight': torch.ones(D), b + 'norm2.bias': torch.zeros(D),
+               b + 'mlp.fc1.weight': r(4 * D, D), b + 'mlp.fc1.bias': torch.zeros(4 * D), b + 'mlp.fc2.weight': r(D, 4 * D), b + 'mlp.fc2.bias': torch.zeros(D)})
+sd.update({'norm.weight': torch.ones(D), 'norm.bias': torch.zeros(D)})
+if ${geometry.head ? 'True' : 'False'}:
+    sd['head.weight'] = torch.zeros(10, D)
+torch.save(sd, sys.argv[1])`,
+    [path],
+  );
+}
+
 /** Runs the CLI; returns exit code, stdout, stderr. */
 export function cli(args: string[], options: { cwd?: string } = {}): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', cwd: options.cwd ?? repoRoot, maxBuffer: 64 * 1024 * 1024 });
