@@ -3,8 +3,7 @@
  * @internal
  * @module
  */
-import { availableParallelism } from 'node:os';
-import { AbortError, InvalidArgumentError } from './errors.js';
+import { AbortError } from './errors.js';
 import type { RawJob, RawProgress } from '../native/addon-types.js';
 
 /** Progress of a long operation. */
@@ -48,35 +47,4 @@ export async function runJob<T>(start: (onProgress: RawProgress | undefined) => 
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
-}
-
-/** Resolves the `threads` option. */
-export function threadCount(threads: number | undefined): number {
-  if (threads === undefined) return availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1 || threads > 1024)
-    throw new InvalidArgumentError(`Option 'threads' must be an integer in 1..1024 (got ${String(threads)})`);
-  return threads;
-}
-
-/** Checks an optional integer option. */
-export function checkInt(name: string, value: unknown, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-    throw new InvalidArgumentError(`Option '${name}' must be an integer in ${min}..${max} (got ${JSON.stringify(value)})`);
-  return value;
-}
-
-/** Checks an optional finite number option. */
-export function checkNumber(name: string, value: unknown, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max)
-    throw new InvalidArgumentError(`Option '${name}' must be a number in ${min}..${max} (got ${JSON.stringify(value)})`);
-  return value;
-}
-
-/** Checks an optional boolean option. */
-export function checkBool(name: string, value: unknown): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'boolean') throw new InvalidArgumentError(`Option '${name}' must be a boolean (got ${JSON.stringify(value)})`);
-  return value;
 }
