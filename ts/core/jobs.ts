@@ -1,5 +1,5 @@
 /**
- * Runs native jobs: AbortSignal wiring, progress forwarding, option checks.
+ * Runs native jobs: AbortSignal wiring and progress forwarding (options are checked by ts/core/options.ts tables).
  * @internal
  * @module
  */
