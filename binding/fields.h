@@ -8,7 +8,8 @@
 //   visitFields(Config& c, Visitor&& v) { v("patchSize", c.patchSize); ... }
 //
 // That list drives the binding (FieldReader / FieldWriter below), bundle JSON and
-// anything else that names the fields. Enums take part through two functions found
+// anything else that names the fields. A field may itself be a struct with such a list
+// (written as a nested object; e.g. the training-history records, train/trainer.h). Enums take part through two functions found
 // by argument-dependent lookup next to the enum:
 //   const char* fieldEnumName(E value);                 // "fused"
 //   bool fieldEnumParse(const std::string& s, E& out);  // false: not a name of E
@@ -135,9 +136,22 @@ class FieldWriter {
     a.Set(1u, Napi::Number::New(o_.Env(), v->second));
     o_.Set(key, a);
   }
+  void operator()(const char* key, const std::vector<double>& v) {
+    Napi::Array a = Napi::Array::New(o_.Env(), v.size());
+    for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(o_.Env(), v[i]));
+    o_.Set(key, a);
+  }
   template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
   void operator()(const char* key, E v) {
     o_.Set(key, Napi::String::New(o_.Env(), fieldEnumName(v)));
+  }
+  // A nested struct with its own visitFields() list: a nested object.
+  template <class T, class = decltype(visitFields(std::declval<const T&>(), std::declval<FieldWriter&>()))>
+  void operator()(const char* key, const T& v) {
+    Napi::Object child = Napi::Object::New(o_.Env());
+    FieldWriter writer(child);
+    visitFields(v, writer);
+    o_.Set(key, child);
   }
 
  private:

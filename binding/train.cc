@@ -18,7 +18,6 @@
 #include "napi_util.h"
 #include "train/bundle.h"
 #include "train/trainer.h"
-#include "train_args.h"
 
 namespace anomalyncd::binding {
 namespace {
@@ -87,44 +86,6 @@ train::TrainSample cropArg(Job& job, const Napi::Value& v, const std::string& wh
   return s;
 }
 
-Napi::Object lossesObject(Napi::Env env, const train::LossValues& l) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("total", l.total);
-  o.Set("infoNce", l.infoNce);
-  o.Set("supCon", l.supCon);
-  o.Set("ce", doubles(env, l.ce));
-  o.Set("distill", doubles(env, l.distill));
-  o.Set("memax", doubles(env, l.memax));
-  o.Set("cluster", doubles(env, l.cluster));
-  return o;
-}
-
-// The fields a batch/epoch event shares with a history record.
-template <typename Stats>
-Napi::Object epochFields(Napi::Env env, const Stats& s) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("epoch", s.epoch);
-  o.Set("batches", s.batches);
-  o.Set("skipped", s.skipped);
-  o.Set("lr", s.lr);
-  o.Set("teacherTemp", s.teacherTemp);
-  o.Set("losses", lossesObject(env, s.losses));
-  o.Set("ms", s.ms);
-  o.Set("augmentMs", s.augmentMs);
-  o.Set("waitMs", s.waitMs);
-  o.Set("modelMs", s.modelMs);
-  return o;
-}
-
-Napi::Object eventObject(Napi::Env env, const train::TrainEvent& e) {
-  Napi::Object o = epochFields(env, e);
-  o.Set("type", e.type == train::TrainEvent::Type::Batch ? "batch" : "epoch");
-  o.Set("epochs", e.epochs);
-  o.Set("batch", e.batch);
-  o.Set("rows", e.rows);
-  return o;
-}
-
 struct ModelHolder {
   std::shared_ptr<NcdModel> model;
 };
@@ -145,7 +106,7 @@ Napi::Object modelObject(Napi::Env env, const std::shared_ptr<NcdModel>& m, cons
   o.Set("selectedHeads", sel);
   Napi::Array hist = Napi::Array::New(env, m->history.size());
   for (size_t i = 0; i < m->history.size(); ++i) {
-    hist.Set(static_cast<uint32_t>(i), epochFields(env, m->history[i]));
+    hist.Set(static_cast<uint32_t>(i), writeFields(env, m->history[i]));
   }
   o.Set("history", hist);
   Napi::Object bb = Napi::Object::New(env);
@@ -220,7 +181,7 @@ class FitJob : public Job {
       auto* copy = new train::TrainEvent(e);
       const napi_status st = events_.NonBlockingCall(copy, [](Napi::Env env, Napi::Function cb, train::TrainEvent* ev) {
         try {
-          if (env != nullptr && cb != nullptr) cb.Call({eventObject(env, *ev)});
+          if (env != nullptr && cb != nullptr) cb.Call({writeFields(env, *ev)});
         } catch (...) {
         }
         delete ev;

@@ -1,5 +1,5 @@
-// Helpers shared by the training wrappers (train.cc) and the training test kernels
-// (testing/train_kernels.cc, in the testing addon: header-only, so it links alone).
+// Helpers for the training test kernels (testing/train_kernels.cc, in the testing addon:
+// header-only, so it links alone). The training wrappers write records through fields.h.
 #pragma once
 #include <napi.h>
 

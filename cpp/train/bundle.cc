@@ -17,6 +17,10 @@
 
 namespace anomalyncd::train {
 
+// Loss values of a diverged run are non-finite, written as null: read back as NaN.
+template <>
+struct json::NullDoubles<LossValues> : std::true_type {};
+
 namespace {
 
 using model::Json;
@@ -29,35 +33,9 @@ using json::quote;
 // The attention implementation is a runtime choice, not part of the recorded architecture.
 bool isRuntimeArchField(const char* name) { return std::strcmp(name, "attention") == 0; }
 
-std::string lossesJson(const LossValues& l) {
-  return Obj()
-      .add("total", num(l.total))
-      .add("infoNce", num(l.infoNce))
-      .add("supCon", num(l.supCon))
-      .add("ce", arr(l.ce))
-      .add("distill", arr(l.distill))
-      .add("memax", arr(l.memax))
-      .add("cluster", arr(l.cluster))
-      .str();
-}
-
 std::string historyJson(const std::vector<EpochStats>& h) {
   std::string s = "[";
-  for (size_t i = 0; i < h.size(); ++i) {
-    const EpochStats& e = h[i];
-    s += (i ? "," : "") + Obj()
-                              .add("epoch", num(e.epoch))
-                              .add("batches", num(e.batches))
-                              .add("skipped", num(e.skipped))
-                              .add("lr", num(e.lr))
-                              .add("teacherTemp", num(e.teacherTemp))
-                              .add("losses", lossesJson(e.losses))
-                              .add("ms", num(e.ms))
-                              .add("augmentMs", num(e.augmentMs))
-                              .add("waitMs", num(e.waitMs))
-                              .add("modelMs", num(e.modelMs))
-                              .str();
-  }
+  for (size_t i = 0; i < h.size(); ++i) s += (i ? "," : "") + json::objectOf(h[i]);
   return s + "]";
 }
 
@@ -91,26 +69,8 @@ struct Reader {
     if (!v || v->type != t) corrupt(path, "metadata " + where + "." + k + " is missing or has the wrong type");
     return *v;
   }
-  double d(const char* k) const { return at(k, Json::Num).num; }
-  int i(const char* k) const {
-    const double v = d(k);
-    if (v != std::floor(v) || std::fabs(v) > 2147483647.0) corrupt(path, "metadata " + where + "." + k + " is not an integer");
-    return static_cast<int>(v);
-  }
   bool b(const char* k) const { return at(k, Json::Bool).b; }
   std::string s(const char* k) const { return at(k, Json::Str).s; }
-  std::vector<double> ds(const char* k) const {
-    std::vector<double> out;
-    for (auto& x : at(k, Json::Arr).arr) {
-      if (x.type == Json::Null) {  // a non-finite value (diverged training) was written as null
-        out.push_back(std::nan(""));
-        continue;
-      }
-      if (x.type != Json::Num) corrupt(path, "metadata " + where + "." + k + " holds a non-number");
-      out.push_back(x.num);
-    }
-    return out;
-  }
 };
 
 TrainConfig parseConfig(const std::string& path, const Json& o) {
@@ -137,41 +97,14 @@ model::VitConfig parseArch(const std::string& path, const Json& o) {
   return a;
 }
 
-LossValues parseLosses(const std::string& path, const Json& o) {
-  Reader r{path, o, "history.losses"};
-  LossValues l;
-  auto dn = [&](const char* k) {
-    const Json* v = o.get(k);
-    if (v && v->type == Json::Null) return std::nan("");
-    return r.d(k);
-  };
-  l.total = dn("total");
-  l.infoNce = dn("infoNce");
-  l.supCon = dn("supCon");
-  l.ce = r.ds("ce");
-  l.distill = r.ds("distill");
-  l.memax = r.ds("memax");
-  l.cluster = r.ds("cluster");
-  return l;
-}
-
 std::vector<EpochStats> parseHistory(const std::string& path, const Json& a) {
   if (a.type != Json::Arr) corrupt(path, "metadata history is not an array");
   std::vector<EpochStats> out;
   for (auto& e : a.arr) {
     if (e.type != Json::Obj) corrupt(path, "metadata history entry is not an object");
-    Reader r{path, e, "history"};
     EpochStats s;
-    s.epoch = r.i("epoch");
-    s.batches = r.i("batches");
-    s.skipped = r.i("skipped");
-    s.lr = r.d("lr");
-    s.teacherTemp = r.d("teacherTemp");
-    s.losses = parseLosses(path, r.at("losses", Json::Obj));
-    s.ms = r.d("ms");
-    s.augmentMs = r.d("augmentMs");
-    s.waitMs = r.d("waitMs");
-    s.modelMs = r.d("modelMs");
+    json::FieldReader reader(e, "Cannot load training bundle '" + path + "': ", "history");
+    visitFields(s, reader);
     out.push_back(std::move(s));
   }
   return out;

@@ -4,7 +4,11 @@
 //
 // Value rules (as bundles have always been written): int and double as numbers, a
 // non-finite double as null, uint64_t (the seed) as a decimal string (a JSON number
-// is a double and cannot hold every 64-bit seed), bool, string, array of strings.
+// is a double and cannot hold every 64-bit seed), bool, string, array of strings,
+// array of doubles (elements as doubles), a struct with its own visitFields() list as a
+// nested object. Reading back: a null element of an array of doubles is NaN; a null
+// scalar double is NaN only in structs marked NullDoubles (the loss values, bundle.cc)
+// and an error everywhere else (as bundles have always been read).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -72,6 +76,11 @@ inline std::string arr(const std::vector<int>& v) {
   return s + "]";
 }
 
+// Structs whose scalar double fields may be null in the JSON (a non-finite value was
+// written as null) and read back as NaN. Specialise to std::true_type where allowed.
+template <class T>
+struct NullDoubles : std::false_type {};
+
 // Collects (key, JSON value) of every visited field; `skip` leaves fields out.
 class FieldWriter {
  public:
@@ -83,9 +92,18 @@ class FieldWriter {
   void operator()(const char* key, uint64_t v) { add(key, quote(std::to_string(v))); }
   void operator()(const char* key, const std::string& v) { add(key, quote(v)); }
   void operator()(const char* key, const std::vector<std::string>& v) { add(key, arr(v)); }
+  void operator()(const char* key, const std::vector<double>& v) { add(key, arr(v)); }
   template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
   void operator()(const char* key, E v) {
     add(key, quote(fieldEnumName(v)));
+  }
+  // A nested struct with its own visitFields() list (all of its fields; `skip` applies
+  // to this level only).
+  template <class T, class = decltype(visitFields(std::declval<const T&>(), std::declval<FieldWriter&>()))>
+  void operator()(const char* key, const T& v) {
+    FieldWriter child;
+    visitFields(v, child);
+    add(key, child.object());
   }
 
   const std::vector<std::pair<std::string, std::string>>& fields() const { return fields_; }
@@ -114,9 +132,11 @@ std::string objectOf(const Config& c) {
 // "<prefix>metadata <where>.<key> ..." (prefix names the file).
 class FieldReader {
  public:
-  // `skip`: fields left as they are (not in the object).
-  FieldReader(const Json& o, std::string prefix, std::string where, bool (*skip)(const char*) = nullptr)
-      : o_(o), prefix_(std::move(prefix)), where_(std::move(where)), skip_(skip) {}
+  // `skip`: fields left as they are (not in the object). `nullDoubles`: a null scalar
+  // double reads as NaN (see NullDoubles).
+  FieldReader(const Json& o, std::string prefix, std::string where, bool (*skip)(const char*) = nullptr,
+              bool nullDoubles = false)
+      : o_(o), prefix_(std::move(prefix)), where_(std::move(where)), skip_(skip), nullDoubles_(nullDoubles) {}
 
   void operator()(const char* key, int& out) {
     if (skipped(key)) return;
@@ -125,7 +145,10 @@ class FieldReader {
     out = static_cast<int>(v);
   }
   void operator()(const char* key, double& out) {
-    if (!skipped(key)) out = at(key, Json::Num).num;
+    if (skipped(key)) return;
+    const Json* v = o_.get(key);
+    if (nullDoubles_ && v && v->type == Json::Null) out = std::nan("");
+    else out = at(key, Json::Num).num;
   }
   void operator()(const char* key, bool& out) {
     if (!skipped(key)) out = at(key, Json::Bool).b;
@@ -152,6 +175,23 @@ class FieldReader {
       out.push_back(x.s);
     }
   }
+  void operator()(const char* key, std::vector<double>& out) {
+    if (skipped(key)) return;
+    out.clear();
+    for (const auto& x : at(key, Json::Arr).arr) {
+      if (x.type == Json::Null) out.push_back(std::nan(""));  // a non-finite value was written as null
+      else if (x.type == Json::Num) out.push_back(x.num);
+      else fail(key, "holds a non-number");
+    }
+  }
+  // A nested struct with its own visitFields() list, from a nested object ("<where>.<key>"
+  // in messages; `skip` applies to this level only).
+  template <class T, class = decltype(visitFields(std::declval<T&>(), std::declval<FieldReader&>()))>
+  void operator()(const char* key, T& out) {
+    if (skipped(key)) return;
+    FieldReader child(at(key, Json::Obj), prefix_, where_ + "." + key, nullptr, NullDoubles<T>::value);
+    visitFields(out, child);
+  }
 
   template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
   void operator()(const char* key, E& out) {
@@ -173,6 +213,7 @@ class FieldReader {
   const Json& o_;
   std::string prefix_, where_;
   bool (*skip_)(const char*);
+  bool nullDoubles_;
 };
 
 }  // namespace anomalyncd::train::json

@@ -73,6 +73,21 @@ struct LossValues {
   std::vector<double> ce, distill, memax, cluster;  // per head
 };
 
+// The field lists below name every field of the training-history records once: they
+// drive the JS objects (binding/train.cc) and the bundle's "anomalyncd.history" JSON
+// (train/bundle.cc). The names and their order are the bundle metadata keys, kept as
+// written by every earlier version (old bundles load, new bundles are byte-identical).
+template <class Losses, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Losses>, LossValues>> visitFields(Losses& l, Visitor&& v) {
+  v("total", l.total);
+  v("infoNce", l.infoNce);
+  v("supCon", l.supCon);
+  v("ce", l.ce);
+  v("distill", l.distill);
+  v("memax", l.memax);
+  v("cluster", l.cluster);
+}
+
 struct EpochStats {
   int epoch = 0;        // 0-based
   int batches = 0;      // batches trained
@@ -85,6 +100,27 @@ struct EpochStats {
   double modelMs = 0;   // forward + losses + backward + step
 };
 
+// The fields an epoch record shares with a TrainEvent (same names, same order), for any
+// `Stats` with these members.
+template <class Stats, class Visitor>
+void visitEpochFields(Stats& s, Visitor&& v) {
+  v("epoch", s.epoch);
+  v("batches", s.batches);
+  v("skipped", s.skipped);
+  v("lr", s.lr);
+  v("teacherTemp", s.teacherTemp);
+  v("losses", s.losses);
+  v("ms", s.ms);
+  v("augmentMs", s.augmentMs);
+  v("waitMs", s.waitMs);
+  v("modelMs", s.modelMs);
+}
+
+template <class Stats, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Stats>, EpochStats>> visitFields(Stats& s, Visitor&& v) {
+  visitEpochFields(s, v);
+}
+
 struct TrainEvent {
   enum class Type { Batch, Epoch } type = Type::Batch;
   int epoch = 0, batch = 0, batches = 0;  // batch: 0-based index among the epoch's batches
@@ -95,6 +131,24 @@ struct TrainEvent {
   int skipped = 0;
   int rows = 0;                           // 2B of the batch (0 for epoch events)
 };
+
+inline const char* fieldEnumName(TrainEvent::Type t) { return t == TrainEvent::Type::Batch ? "batch" : "epoch"; }
+inline bool fieldEnumParse(const std::string& s, TrainEvent::Type& out) {
+  if (s == "batch") out = TrainEvent::Type::Batch;
+  else if (s == "epoch") out = TrainEvent::Type::Epoch;
+  else return false;
+  return true;
+}
+
+// A TrainEvent as JS sees it: the epoch-record fields, then its own.
+template <class Event, class Visitor>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Event>, TrainEvent>> visitFields(Event& e, Visitor&& v) {
+  visitEpochFields(e, v);
+  v("type", e.type);
+  v("epochs", e.epochs);
+  v("batch", e.batch);
+  v("rows", e.rows);
+}
 using TrainEventFn = std::function<void(const TrainEvent&)>;
 
 // Head(s) with the minimum mean clustering loss of the last epoch (METHOD.md §4.5); all tied
