@@ -4,6 +4,7 @@
  * @internal
  * @module
  */
+import type { BackboneInfo } from '../stages/model.js';
 
 /** A tensor as the addon reads it. */
 export interface RawTensor {
@@ -122,17 +123,8 @@ export interface RawVitConfig {
   attention: 'fused' | 'plain';
 }
 
-/** Where a native backbone's weights and architecture came from. */
-export interface RawBackboneInfo {
-  /** The checkpoint file, or null for a random initialisation. */
-  path: string | null;
-  /** SHA-256 of the checkpoint file (null without one). */
-  sha256: string | null;
-  /** `given`: the `arch` option; `checkpoint`: read from the file; `default`: `dino_vitb8` (no file, no arch). */
-  archSource: 'given' | 'checkpoint' | 'default';
-  /** What the loader decided (architecture read, checkpoint keys ignored). */
-  notes: string[];
-}
+/** Where a native backbone's weights and architecture came from (the public type as is). */
+export type RawBackboneInfo = BackboneInfo;
 
 /** The native Backbone handle. */
 export interface RawBackbone {

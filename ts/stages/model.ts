@@ -5,10 +5,34 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, int, num, oneOf, resolveOptions, str, threadsField, type FieldType, type Schema } from '../core/options.js';
+import { bool, int, num, oneOf, resolveOptions, str, threadsField, type FieldType, type Schema, type SchemaFor } from '../core/options.js';
 import { modelAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
-import type { RawBackbone, RawBackboneInfo, RawVitConfig } from '../native/addon-types.js';
+import type { RawBackbone, RawVitConfig } from '../native/addon-types.js';
+
+/** Architecture of the ViT (METHOD.md §4.1–4.2); defaults and bounds are in its one table. */
+export interface VitConfig {
+  /** Patch side in pixels (default 16). */
+  patchSize: number;
+  /** Token width (default 384). */
+  embedDim: number;
+  /** Number of transformer blocks (default 12). */
+  depth: number;
+  /** Attention heads; must divide embedDim (default 6). */
+  numHeads: number;
+  /** The last maskLayers blocks restrict the [CLS] query to anomalous patches (default 9). */
+  maskLayers: number;
+  /** MLP hidden width / embedDim (default 4). */
+  mlpRatio: number;
+  /** Bias in the qkv projection (default true). */
+  qkvBias: boolean;
+  /** LayerNorm epsilon (default 1e-6). */
+  lnEps: number;
+  /** The checkpoint's image size (its position-embedding grid; default 224); other inputs are interpolated. */
+  imageSize: number;
+  /** Attention implementation: the fused CPU routine or plain libtorch ops (default 'fused'). */
+  attention: 'fused' | 'plain';
+}
 
 /**
  * The ViT architecture (METHOD.md §4.1–4.2): one table. The defaults are DINO's ViT-S/16,
@@ -25,13 +49,11 @@ const VIT_FIELDS = {
   lnEps: num({ min: 0, max: 1, gt: true, default: 1e-6, doc: 'LayerNorm epsilon.' }),
   imageSize: int({ min: 1, max: 65536, default: 224, doc: "The checkpoint's image size (its position-embedding grid); other inputs are interpolated." }),
   attention: oneOf(['fused', 'plain'] as const, { default: 'fused', doc: 'Attention implementation: the fused CPU routine or plain libtorch ops.' }),
-};
+} satisfies SchemaFor<VitConfig>;
 
 /** A table whose fields all have defaults, resolved: every field present. */
 type Complete<S extends Schema> = { -readonly [K in keyof S]: FieldType<S[K]> };
 
-/** Architecture of the ViT (METHOD.md §4.1–4.2); the fields are documented in its options table. */
-export type VitConfig = Complete<typeof VIT_FIELDS>;
 
 /** `resolveOptions` for tables whose fields all have defaults. */
 const complete = <S extends Schema>(schema: S, input: unknown, prefix = ''): Complete<S> => resolveOptions(schema, input, prefix) as unknown as Complete<S>;
@@ -122,7 +144,16 @@ export interface EmbedOptions extends JobOptions {
 }
 
 /** Where a backbone's weights and architecture came from. */
-export type BackboneInfo = RawBackboneInfo;
+export interface BackboneInfo {
+  /** The checkpoint file, or null for a random initialisation. */
+  path: string | null;
+  /** SHA-256 of the checkpoint file (null without one). */
+  sha256: string | null;
+  /** `given`: the `arch` option; `checkpoint`: read from the file; `default`: `dino_vitb8` (no file, no arch). */
+  archSource: 'given' | 'checkpoint' | 'default';
+  /** What the loader decided (architecture read, checkpoint keys ignored). */
+  notes: string[];
+}
 
 /** A crop for {@link Backbone.embedCrops}. */
 export interface EmbedCrop {

@@ -214,7 +214,36 @@ export interface FitOptions {
  * `repeatTimes`), `numNovel` = K, `classNames` = known then novel classes, and the
  * reference's fixed loss temperatures.
  */
-export type TrainConfig = Readonly<RawTrainConfig>;
+export interface TrainConfig {
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly supWeight: number;
+  readonly memaxWeight: number;
+  readonly plcThreshold: number;
+  readonly warmupTeacherTemp: number;
+  readonly teacherTemp: number;
+  readonly warmupTeacherEpochs: number;
+  readonly repeatTimes: number;
+  readonly studentTemp: number;
+  readonly infoNceTemp: number;
+  readonly supConTemp: number;
+  readonly supConBaseTemp: number;
+  readonly nHead: number;
+  /** The first trainable ViT block (-1 in the options: the last block). */
+  readonly gradFromBlock: number;
+  readonly projHidden: number;
+  readonly projOut: number;
+  /** K, the number of novel classes (the `k` option). */
+  readonly numNovel: number;
+  readonly classNames: readonly string[];
+  readonly seed: number;
+  readonly threads: number;
+  /** 0: as many as threads. */
+  readonly augmentThreads: number;
+}
 
 /** Options of {@link TrainedModel.predict}. */
 export interface PredictOptions {
