@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(cmake g++ make libtorch-dev libopencv-dev)
+APT_PACKAGES=(cmake g++ make libtorch-dev libopencv-dev libpng-dev)
 # Test oracles only (Debian's builds of the reference's Python stack).
 APT_TEST_PACKAGES=(python3-numpy python3-opencv python3-pil python3-sklearn python3-torch chromium)
 

@@ -95,7 +95,7 @@ function load<T extends { setErrorClass(factory: (code: string, message: string)
       hint =
         name === 'anomalyncd_testing'
           ? `The test-only addon is built with the self-tests: \`${build}\` (ANOMALYNCD_SELFTESTS=ON, the default) in a checkout.`
-          : `No compiled addon was found in prebuilds/ or build/Release/. Build it with \`${build}\` (needs cmake >= 3.18, a C++17 compiler, OpenCV (Debian: libopencv-dev) and libtorch: Debian's libtorch-dev, or LIBTORCH=/path/to/libtorch).`;
+          : `No compiled addon was found in prebuilds/ or build/Release/. Build it with \`${build}\` (needs cmake >= 3.18, a C++17 compiler, OpenCV and libpng (Debian: libopencv-dev, libpng-dev) and libtorch: Debian's libtorch-dev, or LIBTORCH=/path/to/libtorch).`;
     else if (/libtorch|libc10|libtorch_cpu/.test(message))
       hint = `libtorch could not be loaded. Install Debian's libtorch-dev, or put the libtorch the addon was built against on LD_LIBRARY_PATH, or rebuild against yours with \`LIBTORCH=/path/to/libtorch ${build}\`.`;
     else if (/libopencv/.test(message))
