@@ -3,8 +3,7 @@
 // Chromium without console errors.
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { inflateSync } from 'node:zlib';
@@ -494,7 +493,7 @@ const CHROMIUM_FLAGS = [
 ];
 
 function chromium(args: string[]): { status: number | null; stdout: string; stderr: string; error?: Error } {
-  const profile = mkdtempSync(join(tmpdir(), 'anomalyncd-chromium-'));
+  const profile = tempDir('anomalyncd-chromium-');
   const r = spawnSync(CHROMIUM, [...CHROMIUM_FLAGS, `--user-data-dir=${profile}`, ...args], {
     encoding: 'utf8',
     timeout: 60_000,

@@ -1,7 +1,7 @@
 // Shared test helpers: paths, a tiny PNG writer for crafting (bad) inputs,
 // the Debian Python oracle, and CLI runs.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,8 +31,20 @@ export function mtdTestStems(perClass: number): { cls: string; stem: string }[] 
   );
 }
 
+const tempDirs: string[] = [];
+let cleanupHooked = false;
+
+/** A fresh temporary folder, removed when the test process exits (each test file runs in its own process). */
 export function tempDir(prefix = 'anomalyncd-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  if (!cleanupHooked) {
+    cleanupHooked = true;
+    process.once('exit', () => {
+      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return dir;
 }
 
 export function writePng(path: string, width: number, height: number, pixels: ArrayLike<number>, colorType: 0 | 2 = 0, bitDepth: 8 | 16 = 8): void {
