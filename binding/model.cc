@@ -127,7 +127,9 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
   BackbonePtr state_;
 };
 
-Napi::FunctionReference* backboneClass = nullptr;
+// The Backbone class of this environment: a process-global reference would be used from
+// another worker thread's environment, which V8 forbids (a crash, not an error).
+Napi::FunctionReference& backboneClass(Napi::Env env) { return env.GetInstanceData<AddonData>()->backboneClass; }
 
 class LoadBackboneJob : public Job {
  public:
@@ -153,7 +155,7 @@ class LoadBackboneJob : public Job {
   Napi::Value resolve(Napi::Env env) override {
     auto* holder = new BackbonePtr(state_);
     auto external = Napi::External<BackbonePtr>::New(env, holder, [](Napi::Env, BackbonePtr* h) { delete h; });
-    return backboneClass->New({external});
+    return backboneClass(env).New({external});
   }
 
  private:
@@ -407,14 +409,15 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
 
 std::shared_ptr<const model::LoadedBackbone> backboneFromJs(const Napi::Value& value) {
   Napi::Env env = value.Env();
-  if (!backboneClass || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(backboneClass->Value()))
+  Napi::FunctionReference& cls = backboneClass(env);
+  if (cls.IsEmpty() || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(cls.Value()))
     throwError(env, code::kInvalidArgument, "Option 'backbone' must be a Backbone from loadBackbone(), a checkpoint path or null");
   return Backbone::Unwrap(value.As<Napi::Object>())->live(env);
 }
 
 void InitModel(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = Backbone::Define(env);
-  backboneClass = new Napi::FunctionReference(Napi::Persistent(cls));
+  backboneClass(env) = Napi::Persistent(cls);
   exports.Set("loadBackbone", Napi::Function::New(env, LoadBackbone, "loadBackbone"));
   exports.Set("preprocess", Napi::Function::New(env, Preprocess, "preprocess"));
   exports.Set("presets", Napi::Function::New(env, Presets, "presets"));

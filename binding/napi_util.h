@@ -19,7 +19,8 @@ namespace anomalyncd::binding {
 // Per-environment state of an addon (each .node keeps its own: a worker thread
 // or a second context loads it afresh).
 struct AddonData {
-  Napi::FunctionReference errorClass;  // (code, message) => AnomalyNCDError, from ts/core/errors.ts
+  Napi::FunctionReference errorClass;     // (code, message) => AnomalyNCDError, from ts/core/errors.ts
+  Napi::FunctionReference backboneClass;  // the model addon's Backbone class (empty elsewhere)
 };
 
 // What every addon's Init does first: its AddonData and `setErrorClass`.
