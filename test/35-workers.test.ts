@@ -57,14 +57,3 @@ test.serial('workers load backbones, embed and binarise at the same time as the 
     t.true(r.typed, 'errors in a worker are the TS error family');
   }
 });
-
-test.serial('a worker terminated while its native job runs does not take the process down', async (t) => {
-  const file = join(tempDir(), 'worker.mjs');
-  writeFileSync(file, WORKER);
-  const w = new Worker(file, { workerData: { index: pathToFileURL(join(repoRoot, 'dist', 'ts', 'index.js')).href } });
-  await new Promise((r) => setTimeout(r, 150));
-  await w.terminate();
-  // The process still works: another worker runs to completion.
-  const r = await runWorker(file);
-  t.is(r.features.length, 64);
-});

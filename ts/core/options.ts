@@ -54,9 +54,18 @@ const show = (v: unknown): string => {
   }
 };
 
+/**
+ * A built field's type with what its options show: `default` given → always filled by
+ * `resolveOptions`; `required: true` → must be given. (So `Resolved<>` knows which
+ * fields are present without casts.)
+ */
+export type Shaped<T, O> = Field<T> &
+  (O extends { default: unknown } ? { readonly default: T | (() => T) } : unknown) &
+  (O extends { required: true } ? { readonly required: true } : unknown);
+
 /** An integer in [min, max]. */
-export function int(o: { min: number; max: number; default?: number | (() => number); required?: boolean; doc?: string }): Field<number> {
-  return {
+export function int<const O extends { min: number; max: number; default?: number | (() => number); required?: boolean; doc?: string }>(o: O): Shaped<number, O> {
+  return <Shaped<number, O>>{
     ...o,
     check(v, name) {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < o.min || v > o.max)
@@ -67,8 +76,8 @@ export function int(o: { min: number; max: number; default?: number | (() => num
 }
 
 /** A finite number in [min, max] (`gt`: strictly above min). */
-export function num(o: { min: number; max: number; gt?: boolean; default?: number; required?: boolean; doc?: string }): Field<number> {
-  return {
+export function num<const O extends { min: number; max: number; gt?: boolean; default?: number; required?: boolean; doc?: string }>(o: O): Shaped<number, O> {
+  return <Shaped<number, O>>{
     ...o,
     check(v, name) {
       if (typeof v !== 'number' || !Number.isFinite(v) || v < o.min || v > o.max || (o.gt && v === o.min))
@@ -79,8 +88,8 @@ export function num(o: { min: number; max: number; gt?: boolean; default?: numbe
 }
 
 /** A boolean. */
-export function bool(o: { default?: boolean; required?: boolean; doc?: string } = {}): Field<boolean> {
-  return {
+export function bool<const O extends { default?: boolean; required?: boolean; doc?: string } = {}>(o: O = {} as O): Shaped<boolean, O> {
+  return <Shaped<boolean, O>>{
     ...o,
     check(v, name) {
       if (typeof v !== 'boolean') throw new InvalidArgumentError(`Option '${name}' must be a boolean (got ${show(v)})`);
@@ -90,8 +99,8 @@ export function bool(o: { default?: boolean; required?: boolean; doc?: string } 
 }
 
 /** A string (non-empty unless `allowEmpty`). */
-export function str(o: { default?: string; required?: boolean; allowEmpty?: boolean; doc?: string } = {}): Field<string> {
-  return {
+export function str<const O extends { default?: string; required?: boolean; allowEmpty?: boolean; doc?: string } = {}>(o: O = {} as O): Shaped<string, O> {
+  return <Shaped<string, O>>{
     ...o,
     check(v, name) {
       if (typeof v !== 'string' || (!o.allowEmpty && v.length === 0))
@@ -102,8 +111,8 @@ export function str(o: { default?: string; required?: boolean; allowEmpty?: bool
 }
 
 /** One of a fixed set of strings. */
-export function oneOf<const T extends string>(values: readonly T[], o: { default?: T; required?: boolean; doc?: string } = {}): Field<T> {
-  return {
+export function oneOf<const T extends string, const O extends { default?: T; required?: boolean; doc?: string } = {}>(values: readonly T[], o: O = {} as O): Shaped<T, O> {
+  return <Shaped<T, O>>{
     ...o,
     check(v, name) {
       if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
@@ -114,8 +123,8 @@ export function oneOf<const T extends string>(values: readonly T[], o: { default
 }
 
 /** An integer range `[min, max]` with min < max (`allowEqual`: min <= max), each in [lo, hi]. */
-export function intRange(o: { lo: number; hi: number; allowEqual?: boolean; default?: [number, number]; required?: boolean; doc?: string }): Field<[number, number]> {
-  return {
+export function intRange<const O extends { lo: number; hi: number; allowEqual?: boolean; default?: [number, number]; required?: boolean; doc?: string }>(o: O): Shaped<[number, number], O> {
+  return <Shaped<[number, number], O>>{
     ...o,
     check(v, name) {
       const ok =
@@ -133,8 +142,8 @@ export function intRange(o: { lo: number; hi: number; allowEqual?: boolean; defa
 }
 
 /**
- * `field` typed as always filled by `resolveOptions` (the builders above return
- * a plain `Field<T>`, whose type does not show that it has a default).
+ * Asserts that `field` has a default (the builders' types already show it; this
+ * keeps fields built elsewhere, e.g. shared ones, explicit).
  */
 export function defaulted<T>(field: Field<T>): Field<T> & { readonly default: T | (() => T) } {
   if (field.default === undefined) throw new Error('defaulted() needs a field with a default');
@@ -148,7 +157,7 @@ export function required<T>(field: Field<T>): Field<T> & { readonly required: tr
 }
 
 /** The `threads` option every heavy call takes: default all available cores. */
-export const threadsField: Field<number> = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
+export const threadsField = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
 
 /**
  * Validates `input` against `schema` and returns a new plain object with every

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, int, num, oneOf, resolveOptions, str, threadsField, type FieldType, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, int, num, oneOf, resolveOptions, str, threadsField, type SchemaFor } from '../core/options.js';
 import { modelAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBackbone, RawVitConfig } from '../native/addon-types.js';
@@ -51,12 +51,8 @@ const VIT_FIELDS = {
   attention: oneOf(['fused', 'plain'] as const, { default: 'fused', doc: 'Attention implementation: the fused CPU routine or plain libtorch ops.' }),
 } satisfies SchemaFor<VitConfig>;
 
-/** A table whose fields all have defaults, resolved: every field present. */
-type Complete<S extends Schema> = { -readonly [K in keyof S]: FieldType<S[K]> };
 
 
-/** `resolveOptions` for tables whose fields all have defaults. */
-const complete = <S extends Schema>(schema: S, input: unknown, prefix = ''): Complete<S> => resolveOptions(schema, input, prefix) as unknown as Complete<S>;
 
 /** The DINO presets. */
 export const ARCH_PRESETS = ['dino_vits16', 'dino_vits8', 'dino_vitb16', 'dino_vitb8'] as const;
@@ -83,7 +79,7 @@ function presetValues(name: ArchPreset): RawVitConfig {
  */
 export function resolveArch(arch: ArchSpec): VitConfig {
   if (typeof arch === 'string') {
-    if ((ARCH_PRESETS as readonly string[]).includes(arch)) return complete(VIT_FIELDS, presetValues(arch as ArchPreset), 'arch.');
+    if ((ARCH_PRESETS as readonly string[]).includes(arch)) return resolveOptions(VIT_FIELDS, presetValues(arch as ArchPreset), 'arch.');
     if (arch.trim().startsWith('{')) {
       let parsed: unknown;
       try {
@@ -105,7 +101,7 @@ export function resolveArch(arch: ArchSpec): VitConfig {
     throw new InvalidArgumentError(`arch.preset '${String(preset)}' is not one of ${ARCH_PRESETS.join(', ')}`);
   for (const [key, value] of Object.entries(fields)) if (value === undefined) delete fields[key];
   const base = preset !== undefined ? presetValues(preset as ArchPreset) : {};
-  return complete(VIT_FIELDS, { ...base, ...fields }, 'arch.');
+  return resolveOptions(VIT_FIELDS, { ...base, ...fields }, 'arch.');
 }
 
 /** {@link resolveArch} under its former name (training options use it). @internal */
@@ -198,7 +194,7 @@ export class Backbone {
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     checkFloat4d(images, 'images', 3);
     if (masks !== undefined) checkFloat4d(masks, 'masks', 1);
-    const raw = complete(EMBED_FIELDS, options);
+    const raw = resolveOptions(EMBED_FIELDS, options);
     const result = await runJob((onProgress) => this.#native.embed(images, masks ?? null, raw, onProgress), options);
     return new Tensor('float32', result.shape, new Float32Array(result.data));
   }
@@ -215,7 +211,7 @@ export class Backbone {
       if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`crops[${i}] must be {image, mask}`);
       return { image: c.image, mask: c.mask ?? null };
     });
-    const raw = complete(EMBED_FIELDS, options);
+    const raw = resolveOptions(EMBED_FIELDS, options);
     const result = await runJob((onProgress) => this.#native.embedCrops(list, raw, onProgress), options);
     return new Tensor('float32', result.shape, new Float32Array(result.data));
   }
@@ -246,7 +242,7 @@ function checkFloat4d(t: unknown, name: string, channels: number): void {
 export async function loadBackbone(path: string | null, options: LoadBackboneOptions = {}): Promise<Backbone> {
   if (path !== null && (typeof path !== 'string' || path.length === 0)) throw new InvalidArgumentError('loadBackbone(path): path must be a file path or null');
   const { arch, ...rest } = options;
-  const raw = { arch: arch === undefined ? null : resolveArch(arch), ...complete(LOAD_FIELDS, rest) };
+  const raw = { arch: arch === undefined ? null : resolveArch(arch), ...resolveOptions(LOAD_FIELDS, rest) };
   const native = modelAddon();
   if (!native.loadBackbone) throw new InvalidArgumentError('This build of anomalyncd has no model support');
   const handle = await runJob((onProgress) => native.loadBackbone!(path, raw, onProgress), options);
@@ -272,7 +268,7 @@ export async function preprocess(crops: readonly Tensor[], masks: readonly (Tens
   if (!Array.isArray(masks) || masks.length !== crops.length) throw new InvalidArgumentError('preprocess() needs one mask (or null) per crop');
   const native = modelAddon();
   if (!native.preprocess) throw new InvalidArgumentError('This build of anomalyncd has no model support');
-  const raw = complete(PREPROCESS_FIELDS, options);
+  const raw = resolveOptions(PREPROCESS_FIELDS, options);
   const result = await runJob((onProgress) => native.preprocess!(crops, masks, raw, onProgress), options);
   return {
     images: new Tensor('float32', [result.count, 3, 224, 224], new Float32Array(result.images)),
