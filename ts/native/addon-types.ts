@@ -4,7 +4,8 @@
  * @internal
  * @module
  */
-import type { BackboneInfo } from '../stages/model.js';
+import type { BackboneInfo, VitConfig } from '../stages/model.js';
+import type { TrainConfig } from '../stages/train.js';
 
 /** A tensor as the addon reads it. */
 export interface RawTensor {
@@ -109,19 +110,8 @@ export interface RawRegionsInput {
   name: string;
 }
 
-/** Architecture as the addon reads and writes it: every field (TS fills them). */
-export interface RawVitConfig {
-  patchSize: number;
-  embedDim: number;
-  depth: number;
-  numHeads: number;
-  maskLayers: number;
-  mlpRatio: number;
-  qkvBias: boolean;
-  lnEps: number;
-  imageSize: number;
-  attention: 'fused' | 'plain';
-}
+/** Architecture as the addon reads and writes it: every field (TS fills them); the public type as is. */
+export type RawVitConfig = VitConfig;
 
 /** Where a native backbone's weights and architecture came from (the public type as is). */
 export type RawBackboneInfo = BackboneInfo;
@@ -221,36 +211,8 @@ export interface RawTrainEvent {
   rows: number;
 }
 
-/** The core's TrainConfig, every field (cpp/train/config.h visitFields, same names and order). */
-export interface RawTrainConfig {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  supWeight: number;
-  memaxWeight: number;
-  plcThreshold: number;
-  warmupTeacherTemp: number;
-  teacherTemp: number;
-  warmupTeacherEpochs: number;
-  repeatTimes: number;
-  studentTemp: number;
-  infoNceTemp: number;
-  supConTemp: number;
-  supConBaseTemp: number;
-  nHead: number;
-  /** -1: the last block. */
-  gradFromBlock: number;
-  projHidden: number;
-  projOut: number;
-  numNovel: number;
-  classNames: string[];
-  seed: number;
-  threads: number;
-  /** 0: as many as threads. */
-  augmentThreads: number;
-}
+/** The core's TrainConfig, every field (cpp/train/config.h visitFields, same names and order): the public type as is. */
+export type RawTrainConfig = TrainConfig;
 
 export interface RawFitOptions extends RawTrainConfig {
   /** A loaded backbone (used as is), a checkpoint path (loaded by fit), or null (random init). */
