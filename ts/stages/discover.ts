@@ -200,6 +200,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   if (!Array.isArray(items) || items.length === 0) throw new InvalidArgumentError('discover() needs a non-empty array of {image, map}');
   const o = resolveOptions(DISCOVER_FIELDS, options);
   const { k, threads, tauAlpha, seed } = o;
+  // Checked before any work: nothing (no loaded backbone) needs freeing yet.
+  if (k === 'auto' && items.length < 3) throw new InvalidArgumentError("k: 'auto' needs at least 3 images");
   const { signal, arch, labelled, training, onProgress, onTrainEvent } = options;
   const common = { threads, ...(signal ? { signal } : {}) };
   const timings: Record<string, number> = {};
@@ -291,10 +293,6 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   const kChoice: DiscoverResult['kChoice'] = { mode: k === 'auto' ? 'auto' : 'given' };
   if (k === 'auto') {
     const [kMin, kMax] = o.kRange ?? [2, Math.min(10, items.length - 1)];
-    if (items.length < 3) {
-      loaded?.dispose();
-      throw new InvalidArgumentError("k: 'auto' needs at least 3 images");
-    }
     const est = await freeing(() => time('estimateK', async () => estimateK(imageFeatures, items.length, dim, { kMin, kMax: Math.max(kMin, kMax), seed })));
     K = est.k;
     kChoice.curve = est.curve;
