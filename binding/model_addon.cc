@@ -9,6 +9,7 @@ namespace anomalyncd::binding {
 
 void InitModel(Napi::Env env, Napi::Object exports);
 void InitTrain(Napi::Env env, Napi::Object exports);
+void InitBuildInfo(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("versions", versions);
   InitModel(env, exports);
   InitTrain(env, exports);
+  InitBuildInfo(env, exports);
   return exports;
 }
 

@@ -23,6 +23,8 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   embed: async () => (await import('./commands/embed.js')).embedCommand,
   discover: async () => (await import('./commands/discover.js')).discoverCommand,
   train: async () => (await import('./commands/train.js')).trainCommand,
+  doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
+  build: async () => (await import('./commands/build.js')).buildCommand,
 };
 
 const controller = new AbortController();
@@ -44,6 +46,11 @@ Commands:
   train    see 'anomalyncd train --help'
   embed    --checkpoint FILE --arch PRESET|JSON --images X.npy --masks M.npy --out Y.npy
            [--threads T] [--batch-size N] [--device cpu|cuda:0] [--json]
+  doctor   [--json] [--no-self-test]
+           which native binary loaded from where (and why others were not), libtorch/OpenCV/OpenBLAS,
+           CUDA, CPU features, thread defaults, and a ~1 s self-test of each stage.
+  build    [--cuda | --no-cuda] [--libtorch DIR] [--jobs N] [--json]
+           compile the native addons in place (cmake-js) for this machine; then loaded first.
 
 'anomalyncd <command> --help' lists the command's flags.
 Exit codes: 0 ok, 2 usage/invalid argument, 3 bad input or file error, 4 bad checkpoint, 130 aborted, 1 internal error.

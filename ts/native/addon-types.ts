@@ -156,6 +156,19 @@ export interface ModelAddon extends AddonBase {
   stats?(): { checkpointReads: number };
   torch?: { cudaAvailable: boolean; interopThreads: number; intraopThreads: number; parallelInfo: string };
   versions: { libtorch: string; opencv: string };
+  /** What the addon was built against and finds at run time (binding/build_info.cc). */
+  buildInfo?(): RawBuildInfo;
+}
+
+/** binding/build_info.cc: versions from the headers built with; OpenBLAS and CUDA as found in the process. */
+export interface RawBuildInfo {
+  libtorch: string;
+  opencv: string;
+  cxx11Abi?: boolean;
+  compiler: string;
+  openblas: { config: string | null; core: string | null; threads: number | null } | null;
+  cuda: { libtorchCuda: boolean; kernels: boolean; available: boolean; devices: number; runtimeVersion: number | null };
+  threads: { intraop: number; interop: number; parallelInfo: string };
 }
 
 /** anomalyncd_testing.node: synchronous building blocks for tests on small inputs (never shipped). */

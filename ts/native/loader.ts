@@ -1,9 +1,13 @@
 /**
  * The one loader of the native addons, by name: `anomalyncd_core.node` (OpenCV
  * stages), `anomalyncd_model.node` (libtorch; loaded only when a model call
- * needs it) and `anomalyncd_testing.node` (tests only), each from
- * `prebuilds/<platform>-<arch>/` or else `build/Release/`. A failure is one
- * actionable NativeLoadError.
+ * needs it) and `anomalyncd_testing.node` (tests only). Where from, in order:
+ * `build/Release/` when `anomalyncd build` made it (the user asked for it), the
+ * installed platform packages (`anomalyncd-<platform>-<arch>-…`: the CUDA
+ * variant when a GPU is usable, then the CPU one), `prebuilds/<platform>-<arch>/`,
+ * then `build/Release/`. Each candidate that does not load is remembered with
+ * the reason (missing shared library and its Debian package, ABI, platform);
+ * when none loads, one NativeLoadError names the fix and every reason.
  * @internal
  * @module
  */
@@ -13,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorFromCode, NativeLoadError } from '../core/errors.js';
 import type { CoreAddon, ModelAddon, TestingAddon } from './addon-types.js';
+import { explainLoadError, variantsFor, type LoadFailure, type PlatformManifest } from './platforms.js';
 
 /** The package root (holds package.json, prebuilds/ and build/). */
 export const packageRoot: string = (() => {
@@ -67,45 +72,169 @@ function tuneOpenBlas(): void {
   }
 }
 
-type AddonName = 'anomalyncd_core' | 'anomalyncd_model' | 'anomalyncd_testing';
+export type AddonName = 'anomalyncd_core' | 'anomalyncd_model' | 'anomalyncd_testing';
 
-/** Where an addon may be, in the order tried. */
-function candidates(name: AddonName): string[] {
-  return [join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, `${name}.node`), join(packageRoot, 'build', 'Release', `${name}.node`)];
+/** A place the addons may be loaded from. */
+export interface BinarySource {
+  /** `package`: an installed platform package; `prebuilds`/`build`: folders of this package. */
+  readonly kind: 'package' | 'prebuilds' | 'build';
+  /** The package name, or `prebuilds/<platform>-<arch>`, or `build/Release`. */
+  readonly name: string;
+  readonly dir: string;
+  /** A platform package's manifest. */
+  readonly manifest?: PlatformManifest;
 }
 
-const loaded = new Map<AddonName, unknown>();
+/** A source that was passed over, and why. */
+export interface Rejection {
+  readonly source: string;
+  readonly dir: string | null;
+  readonly addon: AddonName | null;
+  readonly failure: LoadFailure | { kind: 'absent' | 'no-gpu'; reason: string };
+}
+
+/** Written into build/Release by `anomalyncd build`: that build is then tried first. */
+export const BUILD_MARKER = 'anomalyncd-build.json';
+
+/** Whether a CUDA variant is worth trying: an NVIDIA device node and no CUDA_VISIBLE_DEVICES hiding it. */
+export function gpuUsable(): boolean {
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  if (visible !== undefined && (visible.trim() === '' || visible.trim() === '-1')) return false;
+  return process.platform === 'linux' && (existsSync('/dev/nvidia0') || existsSync('/proc/driver/nvidia/gpus'));
+}
+
+function readManifest(dir: string): PlatformManifest | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as PlatformManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every source, in the order tried, and those passed over before trying
+ * (platform packages not installed, a CUDA variant without a usable GPU).
+ * ANOMALYNCD_BINARY=<package name|prebuilds|build> tries only that one.
+ */
+export function binarySources(): { sources: BinarySource[]; skipped: Rejection[] } {
+  const sources: BinarySource[] = [];
+  const skipped: Rejection[] = [];
+  const build: BinarySource = { kind: 'build', name: 'build/Release', dir: join(packageRoot, 'build', 'Release') };
+  const userBuilt = existsSync(join(build.dir, BUILD_MARKER));
+  if (userBuilt) sources.push(build);
+  const resolver = createRequire(join(packageRoot, 'package.json'));
+  for (const variant of variantsFor()) {
+    let dir: string;
+    try {
+      dir = dirname(resolver.resolve(`${variant.name}/package.json`));
+    } catch {
+      skipped.push({ source: variant.name, dir: null, addon: null, failure: { kind: 'absent', reason: 'not installed' } });
+      continue;
+    }
+    if (variant.accelerator === 'cuda' && !gpuUsable() && process.env.ANOMALYNCD_BINARY !== variant.name) {
+      skipped.push({ source: variant.name, dir, addon: null, failure: { kind: 'no-gpu', reason: 'no usable NVIDIA GPU (no /dev/nvidia0, or CUDA_VISIBLE_DEVICES hides it)' } });
+      continue;
+    }
+    const manifest = readManifest(dir);
+    sources.push({ kind: 'package', name: variant.name, dir, ...(manifest ? { manifest } : {}) });
+  }
+  const platformDir = `${process.platform}-${process.arch}`;
+  sources.push({ kind: 'prebuilds', name: `prebuilds/${platformDir}`, dir: join(packageRoot, 'prebuilds', platformDir) });
+  if (!userBuilt) sources.push(build);
+  const only = process.env.ANOMALYNCD_BINARY;
+  if (only) {
+    const keep = sources.filter((s) => s.name === only || s.kind === only);
+    for (const s of sources) if (!keep.includes(s)) skipped.push({ source: s.name, dir: s.dir, addon: null, failure: { kind: 'absent', reason: `ANOMALYNCD_BINARY=${only} selects another` } });
+    return { sources: keep, skipped };
+  }
+  return { sources, skipped };
+}
+
+const loaded = new Map<AddonName, { addon: unknown; source: BinarySource; file: string }>();
+const rejections: Rejection[] = [];
+/** The source the first addon loaded from: the others are tried there first. */
+let chosen: BinarySource | undefined;
+
+/** What the loader found so far: each loaded addon's file and source, and every source passed over. @internal */
+export function loaderReport(): { loaded: { addon: AddonName; file: string; source: BinarySource }[]; rejected: Rejection[]; skipped: Rejection[] } {
+  return {
+    loaded: [...loaded].map(([addon, { file, source }]) => ({ addon, file, source })),
+    rejected: [...rejections],
+    skipped: binarySources().skipped,
+  };
+}
+
+/** The commands that fix a missing build, in the order to try them (also printed by install.mjs). */
+export const BUILD_TOOLS_DEBIAN = 'cmake g++ make libtorch-dev libopencv-dev libpng-dev';
+
+/** The one message when no source holds a loadable `name`. */
+export function noBinaryMessage(name: AddonName, tried: readonly Rejection[]): string {
+  const where = `${process.platform}-${process.arch}, Node ${process.version}, N-API ${process.versions.napi ?? '?'}`;
+  if (name === 'anomalyncd_testing')
+    return (
+      `anomalyncd: the test-only addon anomalyncd_testing.node is not built (${where}). It is built with the self-tests ` +
+      `(ANOMALYNCD_SELFTESTS=ON, the default) in a checkout: \`cd ${packageRoot} && npx cmake-js compile\`.\n` +
+      tried.map((r) => `  - ${r.source}: ${r.failure.reason}`).join('\n')
+    );
+  const lines = [
+    `anomalyncd: no native addon ${name}.node could be loaded (${where}).`,
+    'Fix, in this order:',
+    "  1. Approve anomalyncd's install script and rebuild (it compiles the addon for this machine):",
+    '       npm approve-scripts anomalyncd && npm rebuild anomalyncd           (npm 12)',
+    '       npm install-scripts approve anomalyncd && npm rebuild anomalyncd   (npm 11.19+)',
+    '  2. Or compile it in place: npx anomalyncd build   (--libtorch DIR for another libtorch, --cuda for CUDA)',
+    `  Both need, first (Debian 12, as root): apt-get install ${BUILD_TOOLS_DEBIAN}` +
+      ' (or set LIBTORCH to an official libtorch / a torch install instead of libtorch-dev).',
+  ];
+  const missing = tried.filter((r) => r.failure.kind === 'missing-library');
+  const packages = tried.filter((r) => r.dir && readManifest(r.dir));
+  for (const r of packages) {
+    const manifest = readManifest(r.dir!)!;
+    if (missing.some((m) => m.source === r.source) && manifest.aptPackages.length > 0)
+      lines.push(`  Or, to use the prebuilt ${r.source} as it is, install the libraries it links (Debian 12): apt-get install ${manifest.aptPackages.join(' ')}`);
+  }
+  lines.push('Why no prebuilt or built binary loaded:');
+  for (const r of tried) lines.push(`  - ${r.source}${r.dir ? ` (${r.dir})` : ''}: ${r.failure.reason}`);
+  lines.push('`npx anomalyncd doctor` shows what the library finds.');
+  return lines.join('\n');
+}
 
 function load<T extends { setErrorClass(factory: (code: string, message: string) => Error): void }>(name: AddonName): T {
   const hit = loaded.get(name);
-  if (hit) return hit as T;
+  if (hit) return hit.addon as T;
   // Before ANY addon: OpenCV's core links OpenBLAS too (Debian's LAPACK), and
   // the one OpenBLAS of the process reads its core type when it first loads.
   tuneOpenBlas();
-  const build = `cd ${packageRoot} && npx cmake-js compile`;
-  const file = candidates(name).find((f) => existsSync(f));
-  let addon: T;
-  try {
-    if (!file) throw new Error(`No native build was found for ${name}.node`);
-    addon = createRequire(import.meta.url)(file) as T;
-  } catch (e) {
-    const message = (e as Error).message ?? String(e);
-    let hint: string;
-    if (/No native build was found/.test(message))
-      hint =
-        name === 'anomalyncd_testing'
-          ? `The test-only addon is built with the self-tests: \`${build}\` (ANOMALYNCD_SELFTESTS=ON, the default) in a checkout.`
-          : `No compiled addon was found in prebuilds/ or build/Release/. Build it with \`${build}\` (needs cmake >= 3.18, a C++17 compiler, OpenCV and libpng (Debian: libopencv-dev, libpng-dev) and libtorch: Debian's libtorch-dev, or LIBTORCH=/path/to/libtorch).`;
-    else if (/libtorch|libc10|libtorch_cpu/.test(message))
-      hint = `libtorch could not be loaded. Install Debian's libtorch-dev, or put the libtorch the addon was built against on LD_LIBRARY_PATH, or rebuild against yours with \`LIBTORCH=/path/to/libtorch ${build}\`.`;
-    else if (/libopencv/.test(message))
-      hint = `OpenCV could not be loaded. Install Debian's libopencv-dev (or its runtime libraries), or rebuild with \`${build}\`.`;
-    else hint = `Rebuild it with \`${build}\`.`;
-    throw new NativeLoadError(`anomalyncd: the native addon ${name}.node could not be loaded: ${message.split('\n')[0]}\n${hint}`, { cause: e });
+  const { sources, skipped } = binarySources();
+  // The addons come from one source when they can: the first one's is tried first.
+  if (chosen) {
+    const first = sources.findIndex((s) => s.dir === chosen!.dir);
+    if (first > 0) sources.unshift(...sources.splice(first, 1));
   }
-  addon.setErrorClass(errorFromCode);
-  loaded.set(name, addon);
-  return addon;
+  const tried: Rejection[] = [...skipped];
+  const require = createRequire(import.meta.url);
+  for (const source of sources) {
+    const file = join(source.dir, `${name}.node`);
+    if (!existsSync(file)) {
+      tried.push({ source: source.name, dir: source.dir, addon: name, failure: { kind: 'absent', reason: existsSync(source.dir) ? `no ${name}.node there` : 'not present (never built)' } });
+      continue;
+    }
+    let addon: T;
+    try {
+      addon = require(file) as T;
+    } catch (e) {
+      const failure = explainLoadError((e as Error).message ?? String(e), source.manifest);
+      const rejection: Rejection = { source: source.name, dir: source.dir, addon: name, failure };
+      tried.push(rejection);
+      rejections.push(rejection);
+      continue;
+    }
+    addon.setErrorClass(errorFromCode);
+    loaded.set(name, { addon, source, file });
+    chosen ??= source;
+    return addon;
+  }
+  throw new NativeLoadError(noBinaryMessage(name, tried));
 }
 
 /** The OpenCV stages' addon (decode, MEBin, crops); it never loads libtorch. */

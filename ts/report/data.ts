@@ -13,6 +13,7 @@ import { pca2d } from '../analysis/pca.js';
 import { pngDataUrl } from '../io/png.js';
 import type { ArchSpec } from '../stages/model.js';
 import type { DiscoverResult } from '../stages/discover.js';
+import { loadedBinaryLine } from '../native/versions.js';
 
 
 /** A labelled value shown in the summary (e.g. `{ label: 'Backbone', value: 'ViT-B/16' }`). */
@@ -142,6 +143,8 @@ export interface ReportData {
   metrics?: readonly ReportMetrics[];
   kCurve?: ReportKCurve;
   timings?: readonly StageTiming[];
+  /** The native binary and library versions that computed it (shown in the footer), e.g. from a discover run. */
+  builtWith?: string;
 }
 
 /** Code-point order, numbers before strings, numbers ascending (as NumPy's `np.unique`). @internal */
@@ -223,6 +226,7 @@ export function validateReportData(data: ReportData, maxSamples: number): void {
   if (data.subtitle !== undefined) checkString(data.subtitle, 'subtitle');
   if (data.generatedAt !== undefined && typeof data.generatedAt !== 'string' && !(data.generatedAt instanceof Date && Number.isFinite(data.generatedAt.getTime())))
     bad('generatedAt must be a string or a valid Date');
+  if (data.builtWith !== undefined) checkString(data.builtWith, 'builtWith');
   if (data.warnings !== undefined) {
     checkArray(data.warnings, 'warnings');
     data.warnings.forEach((w, i) => checkString(w, `warnings[${i}]`));
@@ -437,5 +441,7 @@ export function buildReportData(result: DiscoverResult, options: DiscoverReportO
     );
   }
   if (result.kChoice.curve) data.kCurve = { curve: result.kChoice.curve, chosen: result.k };
+  const builtWith = loadedBinaryLine();
+  if (builtWith !== undefined) data.builtWith = builtWith;
   return data;
 }

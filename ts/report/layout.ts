@@ -267,7 +267,7 @@ ${generated ? `<p class="note">Generated ${esc(generated)}</p>` : ''}
 </header>
 ${renderWarnings(data)}
 ${sections.map((s) => s.html).join('\n')}
-<footer>AnomalyNCD novel anomaly-class discovery report, produced by anomalyncd. Self-contained: it loads nothing from the network.</footer>
+<footer>AnomalyNCD novel anomaly-class discovery report, produced by anomalyncd${data.builtWith ? ` (${esc(data.builtWith)})` : ''}. Self-contained: it loads nothing from the network.</footer>
 </main>
 </body>
 </html>
