@@ -180,8 +180,9 @@ export function noBinaryMessage(name: AddonName, tried: readonly Rejection[]): s
     `anomalyncd: no native addon ${name}.node could be loaded (${where}).`,
     'Fix, in this order:',
     "  1. Approve anomalyncd's install script and rebuild (it compiles the addon for this machine):",
-    '       npm approve-scripts anomalyncd && npm rebuild anomalyncd           (npm 12)',
-    '       npm install-scripts approve anomalyncd && npm rebuild anomalyncd   (npm 11.19+)',
+    '       npm approve-scripts anomalyncd && npm rebuild anomalyncd',
+    '     (npm 12 blocks dependency install scripts until approved; npm 11.19 accepts the same command, or',
+    '     `npm install-scripts approve anomalyncd`; an npm that runs install scripts needs only `npm rebuild anomalyncd`.)',
     '  2. Or compile it in place: npx anomalyncd build   (--libtorch DIR for another libtorch, --cuda for CUDA)',
     `  Both need, first (Debian 12, as root): apt-get install ${BUILD_TOOLS_DEBIAN}` +
       ' (or set LIBTORCH to an official libtorch / a torch install instead of libtorch-dev).',

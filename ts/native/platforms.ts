@@ -135,7 +135,7 @@ export function explainLoadError(message: string, manifest?: PlatformManifest): 
   const symbol = /undefined symbol: (\S+)/.exec(message);
   if (symbol)
     return { kind: 'abi', reason: `ABI: undefined symbol ${symbol[1]!.slice(0, 80)} (a library of another version than the one it was built against, e.g. another libtorch)` };
-  if (/invalid ELF header|wrong ELF class|ELFCLASS|Exec format error|not a valid Win32|wrong machine/.test(first))
+  if (/invalid ELF header|wrong ELF class|ELFCLASS|file too short|Exec format error|not a valid Win32|wrong machine/.test(first))
     return { kind: 'platform', reason: `platform: not a binary for ${process.platform}-${process.arch} (${first.slice(0, 160)})` };
   if (/NODE_MODULE_VERSION|did not self-register|N-API|napi/i.test(first)) return { kind: 'abi', reason: `ABI: ${first.slice(0, 200)}` };
   return { kind: 'other', reason: first.slice(0, 240) };
