@@ -27,13 +27,11 @@ function layout(options: { build?: 'none' | 'link' | 'marked'; cuda?: boolean } 
   cpSync(join(repoRoot, 'dist', 'ts'), join(pkg, 'dist', 'ts'), { recursive: true });
   cpSync(join(repoRoot, 'package.json'), join(pkg, 'package.json'));
   const release = join(repoRoot, 'build', 'Release');
-  if (options.build === 'link') {
-    mkdirSync(join(pkg, 'build'));
-    symlinkSync(release, join(pkg, 'build', 'Release'));
-  } else if (options.build === 'marked') {
+  // The checkout's build, file by file (its own anomalyncd-build.json, if any, is not taken along).
+  if (options.build === 'link' || options.build === 'marked') {
     mkdirSync(join(pkg, 'build', 'Release'), { recursive: true });
     for (const f of ['anomalyncd_core.node', 'anomalyncd_model.node', 'anomalyncd_codecs.so']) symlinkSync(join(release, f), join(pkg, 'build', 'Release', f));
-    writeFileSync(join(pkg, 'build', 'Release', 'anomalyncd-build.json'), '{}\n');
+    if (options.build === 'marked') writeFileSync(join(pkg, 'build', 'Release', 'anomalyncd-build.json'), '{}\n');
   }
   // The CPU package: its core addon needs libanomalyncd_gone.so.1, built and then removed.
   const cpu = join(root, 'node_modules', CPU);
