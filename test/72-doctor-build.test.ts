@@ -74,3 +74,19 @@ test('build: a --libtorch without share/cmake/Torch is refused before anything r
   const both = cli(['build', '--cuda', '--no-cuda']);
   t.is(both.status, 2);
 });
+
+test('the report built from a discover run names the native binary and library versions', async (t) => {
+  const { discover, generateSynthetic, buildReportData, renderReport } = await import('anomalyncd');
+  const samples = generateSynthetic({ perType: 1, good: 0, size: 96, mapSize: 48 });
+  const result = await discover(
+    samples.map((s) => ({ image: s.image, map: s.map, label: s.label })),
+    { k: 2, arch: { patchSize: 16, embedDim: 32, depth: 2, numHeads: 2, maskLayers: 1 }, epochs: 1, threads: 2 },
+  );
+  try {
+    const data = buildReportData(result);
+    t.regex(data.builtWith ?? '', /^native binary build\/Release · libtorch \d+\.\d+\.\d+ · OpenCV 4\.\d+\.\d+ · OpenBLAS [\d.]+ \(\w+\) · CPU build$/);
+    t.true(renderReport(data).includes(`produced by anomalyncd (${data.builtWith!})`));
+  } finally {
+    result.model.dispose();
+  }
+});
