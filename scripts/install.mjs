@@ -23,11 +23,12 @@ async function tryLoader() {
   try {
     loader.coreAddon();
     loader.modelAddon();
-    const model = loader.loaderReport().loaded.find((l) => l.addon === 'anomalyncd_model');
-    return { ok: true, from: model ? model.source.name : '?' };
   } catch (e) {
     return { ok: false, message: e.message };
   }
+  // (A loader compiled before loaderReport existed still answers "it loads".)
+  const model = loader.loaderReport?.().loaded.find((l) => l.addon === 'anomalyncd_model');
+  return { ok: true, from: model ? model.source.name : 'prebuilds/ or build/' };
 }
 
 if (process.env.ANOMALYNCD_FORCE_BUILD !== '1') {

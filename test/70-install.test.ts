@@ -23,7 +23,9 @@ const PLATFORM = 'anomalyncd-linux-x64-debian12-cpu';
 /** The environment for npm runs: no npm_* from an enclosing `npm test`, a cache in .cache/npm. */
 function npmEnv(pathPrefix?: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'INIT_CWD') env[k] = v;
+  // Keep how the machine reaches the registry (a mirror, a proxy, a CA), nothing else of the enclosing npm.
+  const keep = /^npm_config_(registry|proxy|https_proxy|noproxy|strict_ssl|cafile|ca|userconfig|globalconfig)$/i;
+  for (const [k, v] of Object.entries(process.env)) if ((!/^npm_/i.test(k) || keep.test(k)) && k !== 'INIT_CWD') env[k] = v;
   env.npm_config_cache = join(cache, 'npm');
   env.npm_config_update_notifier = 'false';
   env.npm_config_fund = 'false';
