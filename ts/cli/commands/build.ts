@@ -19,7 +19,7 @@ const FLAGS = {
   cuda: toggle({ help: 'Build with CUDA (ANOMALYNCD_CUDA=ON; needs nvcc and a CUDA libtorch, see --libtorch).' }),
   'no-cuda': toggle({ help: 'Build without CUDA (ANOMALYNCD_CUDA=OFF). Default: AUTO, CUDA when a toolkit is found.' }),
   libtorch: text({ placeholder: 'DIR', help: 'A libtorch folder (official prebuilt, or a torch install\'s site-packages/torch) instead of Debian\'s libtorch-dev.' }),
-  jobs: count({ placeholder: 'N', help: 'Parallel compile jobs (default: CMAKE_BUILD_PARALLEL_LEVEL, else all cores).' }),
+  jobs: count({ placeholder: 'N', help: 'Parallel compile jobs (sets CMAKE_BUILD_PARALLEL_LEVEL; default: as set, else the build tool default).' }),
   json: toggle({ help: 'Print the summary as JSON.' }),
 } as const;
 
