@@ -16,7 +16,7 @@
 //                     refused if that build has CUDA in it
 //   --cuda            also build the CUDA variant (needs LIBTORCH=<CUDA libtorch> and nvcc)
 //   --no-main         only the platform packages
-// Builds go to build-platforms/<variant>/ (git-ignored) with the self-tests off;
+// Builds go to build-<platform>-<arch>-<distribution>-<cpu|cuda>/ (git-ignored) with the self-tests off;
 // ccache is used when installed.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,9 +55,10 @@ function must(cmd, cmdArgs, options = {}) {
 const npm = process.env.npm_execpath && /npm-cli\.js$/.test(process.env.npm_execpath) ? [process.execPath, process.env.npm_execpath] : ['npm'];
 const runNpm = (npmArgs, cwd) => must(npm[0], [...npm.slice(1), ...npmArgs], { cwd });
 
-/** cmake-js build of the production addons into build-platforms/<variant>/. */
+/** cmake-js build of the production addons into build-<variant minus "anomalyncd-">/. */
 function build(variant, cuda) {
-  const dir = join(root, 'build-platforms', variant);
+  // One level deep, like build/: ccache (CCACHE_BASEDIR) then reuses the objects of a checkout build.
+  const dir = join(root, `build-${variant.replace(/^anomalyncd-/, '')}`);
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   const env = { ...process.env };
   const cmakeArgs = ['compile', '--out', dir, '--CDCMAKE_BUILD_TYPE=Release', '--CDANOMALYNCD_SELFTESTS=OFF', `--CDANOMALYNCD_CUDA=${cuda ? 'ON' : 'OFF'}`];
