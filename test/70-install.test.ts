@@ -152,6 +152,14 @@ test.serial(`${NPM12}: installs the main and platform tarballs with no install s
     ['anomalyncd_model', `${PLATFORM}@${pkg.version}`, 'package'],
   ]);
   t.deepEqual(facts.selfTest.map((s) => [s.stage, s.ok]), [['decode', true], ['mebin', true], ['regions', true], ['model', true], ['train', true]]);
+
+  // The fix NativeLoadError names runs the hook under npm 12; with the platform package there, it compiles nothing.
+  const env24 = npmEnv(join(node24, '..'));
+  must(run('npx', ['-y', NPM12, 'approve-scripts', 'anomalyncd'], project, env24), 'npm approve-scripts anomalyncd');
+  const rebuild = run('npx', ['-y', NPM12, 'rebuild', 'anomalyncd', '--foreground-scripts'], project, env24);
+  must(rebuild, 'npm rebuild anomalyncd');
+  t.regex(rebuild.stdout + rebuild.stderr, new RegExp(`anomalyncd: using the native addons from ${PLATFORM}`));
+  t.false(existsSync(join(project, 'node_modules', 'anomalyncd', 'build')), 'nothing was built');
 });
 
 test.serial(`${NPM11}: the install hook finds the platform package and compiles nothing`, (t) => {
