@@ -51,6 +51,7 @@ export {
 } from './stages/model.js';
 export { evaluate, type ClassLabel, type ClusterMatch, type EvaluationResult } from './analysis/metrics.js';
 export { kmeans, silhouette, estimateK, type SampleMatrix, type KMeansMethod, type KMeansOptions, type KMeansResult, type EstimateKOptions, type EstimateKResult, type KScore } from './analysis/cluster.js';
+export { estimateKAsync, estimateKByMass, countMassK, K_METHODS, DEFAULT_K_METHOD, type KMethod, type FeatureKMethod, type KEstimate, type EstimateKAsyncOptions, type EstimateKByMassOptions, type LabelledFeatures } from './analysis/cluster.js';
 export {
   fit,
   loadTrainedModel,

@@ -4,9 +4,10 @@
  * training → per-crop prediction → region merging → metrics.
  * @module
  */
-import { estimateK, kmeans, type KScore } from '../analysis/cluster.js';
+import { kmeans, type KScore } from '../analysis/cluster.js';
+import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod } from '../analysis/estimate-k-async.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { defaulted, int, intRange, num, resolveOptions, str, threadsField, type Field } from '../core/options.js';
+import { defaulted, int, intRange, num, oneOf, resolveOptions, str, threadsField, type Field } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
@@ -27,9 +28,19 @@ export interface DiscoverItem {
 
 /** Options of {@link discover}. */
 export interface DiscoverOptions extends MebinOptions {
-  /** Number of defect types (novel classes), or `'auto'` to estimate it (silhouette of k-means over the frozen features). */
+  /** Number of defect types (novel classes), or `'auto'` to estimate it with `kMethod`. */
   k: number | 'auto';
-  /** Range searched by `k: 'auto'` (default [2, 10]). */
+  /**
+   * How `k: 'auto'` estimates K (ignored for a given k; default {@link DEFAULT_K_METHOD}):
+   * `'silhouette'`, `'stability'`, `'eigengap'` (the frozen image features), `'gcd'` (the
+   * frozen features of the images and of `labelled`, which it needs), `'mass'` (one extra
+   * training run with `kRange[1]` clusters, then the clusters holding real mass).
+   * See `estimateKAsync` and README "Choosing K".
+   */
+  kMethod?: KMethod;
+  /** `kMethod: 'mass'`: share of the images a cluster needs (default `1 / (2 kRange[1])`). */
+  massThreshold?: number;
+  /** Range searched by `k: 'auto'` (default [2, min(10, images - 1)]). */
   kRange?: [number, number];
   /** DINO checkpoint; without it the ViT is randomly initialised (a warning says so). */
   backbone?: string;
@@ -80,8 +91,11 @@ export interface DiscoveredImage {
 export interface DiscoverResult {
   images: DiscoveredImage[];
   k: number;
-  /** How K was chosen, with the estimation curve for `'auto'`. */
-  kChoice: { mode: 'given' | 'auto'; curve?: KScore[] };
+  /**
+   * How K was chosen; for `'auto'`: the method, its curve (`scoreName` says what the score
+   * is) and its cost in ms (for `mass`, including its training run).
+   */
+  kChoice: { mode: 'given' | 'auto'; method?: KMethod; curve?: KScore[]; scoreName?: string; ms?: number };
   /** With labels: AnomalyNCD and the k-means baseline against the truth. */
   metrics?: { anomalyncd: EvaluationResult; kmeansBaseline: EvaluationResult };
   searchRange: [number, number];
@@ -144,6 +158,8 @@ const PREDICT_IMAGES_FIELDS = {
 const DISCOVER_FIELDS = {
   ...MEBIN_FIELDS,
   k: K_FIELD,
+  kMethod: defaulted(oneOf(K_METHODS, { default: DEFAULT_K_METHOD })),
+  massThreshold: num({ min: 0, max: 1, gt: true }),
   kRange: intRange({ lo: 2, hi: 1000, allowEqual: true }),
   backbone: str(),
   epochs: int({ min: 1, max: 100000 }),
@@ -289,13 +305,68 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
       throw e;
     }
   };
+  // kMethod 'mass': train once with kMax clusters (same options), count the clusters that hold
+  // real mass over the region-merged image predictions, free that model.
+  const estimateByMass = async (kMax: number) => {
+    const t0 = performance.now();
+    const over = await fit(
+      { unlabelled: trainCrops, ...(labelled ? { labelled } : {}) },
+      {
+        ...training,
+        k: kMax,
+        backbone: loaded!,
+        ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
+        seed,
+        threads,
+        ...(signal ? { signal } : {}),
+        onProgress: (e) => {
+          if (e.type === 'epoch') report('estimateK', e.epoch + 1, e.epochs);
+        },
+      },
+    );
+    try {
+      const pred = await over.predict(trainCrops, common);
+      const merged = mergeImages(regions, pred.probabilities, tauAlpha);
+      const est = countMassK(merged.map((m) => m.probabilities), kMax, o.massThreshold);
+      return { ...est, ms: performance.now() - t0 };
+    } finally {
+      over.dispose();
+    }
+  };
   let K: number;
   const kChoice: DiscoverResult['kChoice'] = { mode: k === 'auto' ? 'auto' : 'given' };
   if (k === 'auto') {
-    const [kMin, kMax] = o.kRange ?? [2, Math.min(10, items.length - 1)];
-    const est = await freeing(() => time('estimateK', async () => estimateK(imageFeatures, items.length, dim, { kMin, kMax: Math.max(kMin, kMax), seed })));
-    K = est.k;
-    kChoice.curve = est.curve;
+    const [kMin, kMaxIn] = o.kRange ?? [2, Math.min(10, items.length - 1)];
+    const kMax = Math.max(kMin, kMaxIn);
+    const method = o.kMethod;
+    if (method === 'gcd' && (labelled === undefined || labelled.length === 0))
+      throw new InvalidArgumentError("kMethod 'gcd' needs a labelled set (option 'labelled' / --labeled)");
+    const est = await freeing(() =>
+      time('estimateK', async () => {
+        if (method === 'mass') return estimateByMass(kMax);
+        let gcdLabelled;
+        if (method === 'gcd') {
+          // D^l through the same frozen backbone, one feature per labelled crop.
+          const y = await loaded!.embedCrops(labelled!.map((c) => ({ image: c.image, mask: c.mask })), common);
+          const d = y.shape[1]!;
+          const data = new Float32Array(labelled!.length * d);
+          for (let i = 0; i < labelled!.length; i++) data.set(l2normalised(y.data.slice(i * d, (i + 1) * d)), i * d);
+          gcdLabelled = { data, n: labelled!.length, labels: labelled!.map((c) => c.label) };
+        }
+        return estimateKAsync(imageFeatures, items.length, dim, {
+          method,
+          kMin,
+          kMax: Math.min(kMax, items.length - 1),
+          seed,
+          ...(gcdLabelled ? { labelled: gcdLabelled } : {}),
+          ...(signal ? { signal } : {}),
+        });
+      }),
+    );
+    // mass may count fewer clusters than kMin (or, never, more than kMax): K stays in the range.
+    K = Math.min(kMax, Math.max(kMin, est.k));
+    if (K !== est.k) warnings.push(`kMethod '${method}' found ${est.k} clusters; K is kept within kRange [${kMin}, ${kMax}]: ${K}`);
+    Object.assign(kChoice, { method, curve: est.curve, scoreName: est.scoreName, ms: est.ms });
   } else K = k;
   const baseline = await freeing(() => time('kmeansBaseline', async () => kmeans(imageFeatures, items.length, dim, Math.min(K, items.length), { seed })));
 
