@@ -32,7 +32,7 @@ export {
   type RegionItem,
   type RegionsResult,
 } from './stages/regions.js';
-export { generateSynthetic, DEFECT_TYPES, type SyntheticLabel, type SyntheticOptions, type SyntheticSample } from './io/synthetic.js';
+export { generateSynthetic, DEFECT_TYPES, ALL_DEFECT_TYPES, type SyntheticLabel, type SyntheticOptions, type SyntheticSample } from './io/synthetic.js';
 export type { JobOptions, Progress } from './core/jobs.js';
 export { nativeVersions } from './native/versions.js';
 export {
