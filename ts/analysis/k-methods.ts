@@ -335,10 +335,12 @@ export function eigengapCore(p: Prepared, kMin: number, kMax: number, neighbours
  * GCD-style choice (Vaze et al., CVPR 2022, §3.3): k-means with K clusters
  * over the labelled and unlabelled samples together; the score of K is the
  * clustering accuracy (Hungarian-matched, = micro-F1) on the labelled part.
- * Too small a K merges known classes, too large a K splits them. A bounded
- * search (golden-section over the integers of `kMin..kMax`, as the paper's
- * Brent search, ties going to the larger K, which ends on the right edge of
- * a plateau) evaluates O(log(kMax - kMin)) values of K rather than all.
+ * Too small a K can merge known classes, too large a K splits them, so the
+ * score is a plateau ending at the true K. A bounded search (the paper uses
+ * Brent's method; the plateau and k-means noise defeat a unimodal search
+ * here): ascending K, stopped two steps after the score falls below the best;
+ * K = the largest K within `tolerance` of the best (the plateau's right edge).
+ * It evaluates about K + 2 values, not the whole range.
  * K counts the clusters of the union: when the labelled classes also occur
  * among the unlabelled samples (the GCD setting) it is their number of types.
  */
@@ -355,18 +357,17 @@ export function gcdCore(
     memo.set(k, score);
     return score;
   };
-  let lo = kMin, hi = kMax;
-  const phi = (Math.sqrt(5) - 1) / 2;
-  while (hi - lo > 3) {
-    const c = lo + Math.floor((hi - lo) * (1 - phi)), d = lo + Math.ceil((hi - lo) * phi); // lo < c < d < hi
-    if (f(c) > f(d) + tolerance) hi = d; // clearly better on the left
-    else lo = c; // ties go right
+  // Ascending K, stopped once two K in a row score below the best so far by more than the
+  // tolerance: past the true K the known classes split, and k-means noise alone rarely
+  // costs two steps in a row.
+  let best = -Infinity, below = 0;
+  for (let k = kMin; k <= kMax && below < 2; k++) {
+    const v = f(k);
+    if (v > best) best = v;
+    below = v < best - tolerance ? below + 1 : 0;
   }
-  for (let k = lo; k <= hi; k++) f(k);
   const curve = [...memo].map(([k, score]) => ({ k, score })).sort((a, b) => a.k - b.k);
-  const best = Math.max(...curve.map((c) => c.score));
   let k = curve[0]!.k;
-  // the largest evaluated K within tolerance of the best, among the final bracket's neighbourhood
   for (const c of curve) if (c.score >= best - tolerance) k = c.k;
   return { k, curve };
 }
