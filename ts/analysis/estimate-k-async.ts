@@ -33,7 +33,7 @@ export type KMethod = (typeof K_METHODS)[number];
 /** The estimators that work on features alone (or features + a labelled set). */
 export type FeatureKMethod = Exclude<KMethod, 'mass'>;
 /** The default of `discover({k: 'auto'})` and `--k auto`: the method that won `bench/k-estimation` (see bench/RESULTS.md). */
-export const DEFAULT_K_METHOD: KMethod = 'silhouette';
+export const DEFAULT_K_METHOD: KMethod = 'eigengap';
 
 /** What each method's curve scores (report axis label). */
 export const K_SCORE_NAMES: Record<KMethod, string> = {
