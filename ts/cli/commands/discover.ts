@@ -15,7 +15,7 @@ import { generateSynthetic } from '../../io/synthetic.js';
 import { loadLabelled } from '../../stages/train.js';
 import { DEFAULT_K_METHOD, K_METHODS } from '../../analysis/estimate-k-async.js';
 import type { Progress } from '../../core/jobs.js';
-import { choice, count, custom, flagHelp, parseFlags, positive, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
+import { choice, count, custom, flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, positive, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
 import { progressBar, timingTable, warn, type Command } from '../output.js';
 
 const FLAGS = {
@@ -25,6 +25,7 @@ const FLAGS = {
   category: text({ placeholder: 'C', help: 'MVTec AD category.' }),
   maps: text({ placeholder: 'DIR', help: "Anomaly maps of a detector, in the dataset's layout." }),
   'gt-maps': toggle({ help: 'Use the ground-truth masks as maps (the ideal detector).' }),
+  ...MASK_MAP_FLAGS,
   k: custom(
     (v, flag): number | 'auto' => {
       if (v !== 'auto' && !/^\d+$/.test(v)) throw new InvalidArgumentError(`${flag} must be a positive integer or 'auto' (got '${v}')`);
@@ -93,6 +94,7 @@ async function itemsOf(flags: DiscoverFlags): Promise<{ items: DiscoverItem[]; d
 /** Runs `discover` and writes predictions.json, metrics.json (labels known), timings.json and report.html into `flags.out`. */
 export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onProgress?: (p: Progress) => void): Promise<{ result: DiscoverResult; outDir: string }> {
   const t0 = performance.now();
+  maskMapOptions(flags);  // usage errors before any work
   const { items, dataset, tauAlpha, warnings } = await itemsOf(flags);
   const loadMs = performance.now() - t0;
   const labelled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
@@ -104,6 +106,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
     result = await discover(items, {
       k: flags.k,
       ...(flags.kMethod !== undefined ? { kMethod: flags.kMethod } : {}),
+      ...maskMapOptions(flags),
       tauAlpha: flags.tauAlpha ?? tauAlpha,
       ...(flags.backbone !== undefined ? { backbone: resolve(flags.backbone) } : {}),
       ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
