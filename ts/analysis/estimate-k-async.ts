@@ -23,6 +23,7 @@ import { AbortError, errorFromCode, InvalidArgumentError } from '../core/errors.
 import { defaulted, int, num, oneOf, type Schema } from '../core/options.js';
 import type { ClassLabel } from './metrics.js';
 import { massCore, type KPoint } from './k-methods.js';
+import type { KScore } from './estimate-k.js';
 import { checkData, resolveFor, type SampleMatrix } from './samples.js';
 import type { FitOptions, TrainDataset, TrainedModel } from '../stages/train.js';
 
@@ -50,7 +51,7 @@ export interface KEstimate {
   /** The chosen K. */
   k: number;
   /** The score of every K evaluated, ascending K (for `mass`: the share of each cluster, largest first, k = rank). */
-  curve: KPoint[];
+  curve: KScore[];
   /** Wall time of the estimation (ms). */
   ms: number;
   /** What `curve[].score` is. */
