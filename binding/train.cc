@@ -119,6 +119,7 @@ Napi::Object modelObject(Napi::Env env, const std::shared_ptr<NcdModel>& m, cons
     r.Set(1u, m->searchRange->second);
     o.Set("searchRange", r);
   }
+  if (m->inference) o.Set("inference", writeFields(env, *m->inference));
   o.Set("dataFingerprint", m->dataFingerprint);
   o.Set("warnings", warnings);
   return o;
@@ -221,17 +222,26 @@ class LoadJob : public Job {
 
 class SaveJob : public Job {
  public:
-  SaveJob(Napi::Env env, std::shared_ptr<NcdModel> m, std::string path, bool selfContained)
-      : Job(env, "anomalyncd.saveTrainedModel"), model_(std::move(m)), path_(std::move(path)), selfContained_(selfContained) {}
+  SaveJob(Napi::Env env, std::shared_ptr<NcdModel> m, std::string path, bool selfContained,
+          std::optional<train::InferenceRecord> inference)
+      : Job(env, "anomalyncd.saveTrainedModel"),
+        model_(std::move(m)),
+        path_(std::move(path)),
+        selfContained_(selfContained),
+        inference_(std::move(inference)) {}
 
  protected:
-  void run() override { train::writeBundle(path_, *model_, nullptr, selfContained_ || model_->backbonePath.empty()); }
+  void run() override {
+    train::writeBundle(path_, *model_, nullptr, selfContained_ || model_->backbonePath.empty(),
+                       inference_ ? &*inference_ : nullptr);
+  }
   Napi::Value resolve(Napi::Env env) override { return env.Undefined(); }
 
  private:
   std::shared_ptr<NcdModel> model_;
   std::string path_;
   bool selfContained_;
+  std::optional<train::InferenceRecord> inference_;
 };
 
 class PredictJob : public Job {
@@ -254,6 +264,7 @@ class PredictJob : public Job {
     o.Set("numNovel", out_.numNovel);
     o.Set("head", options_.head < 0 ? model_->selectedHead() : options_.head);
     o.Set("probabilities", externalBufferOf<float>(env, std::move(out_.probabilities)));
+    if (options_.logits) o.Set("logits", externalBufferOf<float>(env, std::move(out_.logits)));
     if (options_.embeddings) {
       o.Set("dim", out_.dim);
       o.Set("embeddings", externalBufferOf<float>(env, std::move(out_.embeddings)));
@@ -339,8 +350,12 @@ Napi::Value SaveTrainedModel(const Napi::CallbackInfo& info) {
   auto m = modelArg(info[0]);
   if (!info[1].IsString()) bad(env, "save() needs a file path");
   bool selfContained = false;
-  FieldReader(objArg(info, 2), "save() options")("selfContained", selfContained);
-  return startJob<SaveJob>(env.Undefined(), env, m, info[1].As<Napi::String>().Utf8Value(), selfContained);
+  Napi::Object opts = objArg(info, 2);
+  FieldReader(opts, "save() options")("selfContained", selfContained);
+  std::optional<train::InferenceRecord> inference;  // optional: the model's own record otherwise
+  if (opts.Has("inference") && !opts.Get("inference").IsUndefined() && !opts.Get("inference").IsNull())
+    inference = readFields<train::InferenceRecord>(opts.Get("inference"), "save() options.inference");
+  return startJob<SaveJob>(env.Undefined(), env, m, info[1].As<Napi::String>().Utf8Value(), selfContained, std::move(inference));
 }
 
 // predict(handle, crops, options, onProgress?)

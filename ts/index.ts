@@ -32,7 +32,7 @@ export {
   type RegionItem,
   type RegionsResult,
 } from './stages/regions.js';
-export { generateSynthetic, DEFECT_TYPES, type SyntheticLabel, type SyntheticOptions, type SyntheticSample } from './io/synthetic.js';
+export { generateSynthetic, DEFECT_TYPES, ALL_DEFECT_TYPES, type SyntheticLabel, type SyntheticOptions, type SyntheticSample } from './io/synthetic.js';
 export type { JobOptions, Progress } from './core/jobs.js';
 export { nativeVersions } from './native/versions.js';
 export {
@@ -51,6 +51,7 @@ export {
 } from './stages/model.js';
 export { evaluate, type ClassLabel, type ClusterMatch, type EvaluationResult } from './analysis/metrics.js';
 export { kmeans, silhouette, estimateK, type SampleMatrix, type KMeansMethod, type KMeansOptions, type KMeansResult, type EstimateKOptions, type EstimateKResult, type KScore } from './analysis/cluster.js';
+export { estimateKAsync, estimateKByMass, countMassK, K_METHODS, DEFAULT_K_METHOD, type KMethod, type FeatureKMethod, type KEstimate, type EstimateKAsyncOptions, type EstimateKByMassOptions, type LabelledFeatures } from './analysis/cluster.js';
 export {
   fit,
   loadTrainedModel,

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <filesystem>
 
+#include <opencv2/imgproc.hpp>
+
 #include "common/error.h"
 #include "common/parallel.h"
 
@@ -19,6 +21,7 @@ void validate(const std::vector<RegionsInput>& inputs, const RegionsOptions& o) 
   crop::validateOptions(o.crop);
   validateRangeOption(o.range);
   validateThreads(o.threads);
+  if (o.maskLevel < 1 || o.maskLevel > 255) throw Error(code::kInvalidArgument, "Option 'maskLevel' must be in 1..255");
   if (!o.writeDir.empty())
     for (const auto& in : inputs)
       if (in.name.empty() || in.name.find('/') != std::string::npos)
@@ -38,6 +41,33 @@ void writeCrops(const std::string& dir, const std::string& name, ItemRegions& r)
   }
 }
 
+// At most two distinct values in the map.
+bool isTwoValued(const cv::Mat& map) {
+  int first = -1, second = -1;
+  for (int y = 0; y < map.rows; ++y) {
+    const uint8_t* row = map.ptr<uint8_t>(y);
+    for (int x = 0; x < map.cols; ++x) {
+      const int v = row[x];
+      if (v == first || v == second) continue;
+      if (first < 0) first = v;
+      else if (second < 0) second = v;
+      else return false;
+    }
+  }
+  return true;
+}
+
+// masksAsMaps: value >= level -> 255, else 0; est = 8-connected components (as MEBin counts, METHOD.md §2.3).
+void binarizeMask(const cv::Mat& map, int level, mebin::Result& out) {
+  cv::Mat binary(map.rows, map.cols, CV_8UC1, out.binary.data());
+  cv::threshold(map, binary, level - 1, 255, cv::THRESH_BINARY);  // strict '>' level - 1
+  out.threshold = level - 1;  // foreground is value > threshold, as for MEBin
+  out.foreground = cv::countNonZero(binary);
+  cv::Mat labels;
+  out.count = out.foreground > 0 ? cv::connectedComponents(binary, labels, 8, CV_32S) - 1 : 0;
+  out.sequence.clear();
+}
+
 }  // namespace
 
 RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const RegionsOptions& options,
@@ -47,8 +77,11 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
   std::vector<io::MapSource> sources;
   sources.reserve(inputs.size());
   for (const auto& in : inputs) sources.push_back(in.map);
-  const MapSet set = loadMapSet(sources, options.range, options.threads, cancel, out.warnings);
+  // Masks as maps: no search range (the crop scores use the binarised map, 0..255).
+  const MapSet set = loadMapSet(sources, options.masksAsMaps ? RangeOption{{0, 255}} : options.range, options.threads,
+                                cancel, out.warnings);
   out.range = set.range;
+  std::atomic<bool> allBinary{true};
   if (!options.writeDir.empty()) {
     std::error_code ec;
     for (const char* sub : {"images", "masks"}) {
@@ -65,8 +98,10 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
     thread_local mebin::Result binarized;
     mebin::prepareWorkspace(map.rows, map.cols);  // per-thread buffers grow before the clock starts
     binarized.binary.resize(static_cast<size_t>(map.rows) * map.cols);
+    if (!isTwoValued(map)) allBinary = false;
     auto t0 = Clock::now();
-    mebin::binarizeInto(set.views[i], set.range, options.mebin, binarized);
+    if (options.masksAsMaps) binarizeMask(map, options.maskLevel, binarized);
+    else mebin::binarizeInto(set.views[i], set.range, options.mebin, binarized);
     r.mebinMs = msSince(t0);
     r.mapHeight = map.rows;
     r.mapWidth = map.cols;
@@ -75,7 +110,9 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
     r.imageWidth = image.cols;
     const cv::Mat binary(map.rows, map.cols, CV_8UC1, binarized.binary.data());
     t0 = Clock::now();
-    r.regions = crop::cropRegions(image, binary, map, set.range.minTh, set.range.maxTh, binarized.count, options.crop);
+    r.regions = options.masksAsMaps
+                    ? crop::cropRegions(image, binary, binary, 0, 255, binarized.count, options.crop)
+                    : crop::cropRegions(image, binary, map, set.range.minTh, set.range.maxTh, binarized.count, options.crop);
     r.cropMs = msSince(t0);
     r.mebin.threshold = binarized.threshold;
     r.mebin.count = binarized.count;
@@ -86,6 +123,12 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
       for (auto& c : r.regions.crops) c.image.release(), c.mask.release();
     if (progress) progress(++done, inputs.size());
   });
+  out.allMapsBinary = allBinary;
+  if (out.allMapsBinary && !options.masksAsMaps)
+    out.warnings.push_back(
+        "Every map holds at most two values (binary masks?): MEBin is meant for continuous anomaly maps, and on 0/255 "
+        "maps with no empty map its search range is degenerate (every crop becomes the whole image). Consider "
+        "masksAsMaps (--masks-as-maps): each mask used directly as the binary map.");
   return out;
 }
 

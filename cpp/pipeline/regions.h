@@ -31,6 +31,13 @@ struct RegionsOptions {
   int threads = 1;           // 1..1024
   bool returnPixels = true;  // keep crop and mask pixels in the result
   std::string writeDir;      // non-empty: write writeDir/{images,masks}/<name>_crop<k>.png
+  // Masks as maps (no MEBin): each map is binarised at `maskLevel` (foreground =
+  // value >= maskLevel) and used as the binary map as it is: no search range, no sweep,
+  // no erosion (as the reference treats the ground-truth masks of D^l, METHOD.md §1.6;
+  // erosion would delete thin defects); est = its 8-connected component count, so every
+  // region is kept (METHOD.md §3.3). Crop scores come from the binarised map (range 0..255).
+  bool masksAsMaps = false;
+  int maskLevel = 128;       // 1..255
 };
 
 // The one field list of RegionsOptions (flat: MEBin's fields, then cropping's),
@@ -43,6 +50,8 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, RegionsOptions>> visitFi
   v("threads", o.threads);
   v("returnPixels", o.returnPixels);
   v("writeDir", o.writeDir);
+  v("masksAsMaps", o.masksAsMaps);
+  v("maskLevel", o.maskLevel);
 }
 
 struct ItemRegions {
@@ -57,6 +66,9 @@ struct RegionsResult {
   mebin::Range range;
   std::vector<ItemRegions> items;
   std::vector<std::string> warnings;
+  // Every map held at most two distinct values (binary masks): without masksAsMaps a
+  // warning suggests it (MEBin on 0/255 maps with no empty map has a degenerate range).
+  bool allMapsBinary = false;
 };
 
 // Checks every invariant of the call first (throws Error(kInvalidArgument)),

@@ -128,7 +128,8 @@ std::string archJson(const model::VitConfig& a) {
   return w.object();
 }
 
-void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* momentum, bool includeFrozen) {
+void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* momentum, bool includeFrozen,
+                 const InferenceRecord* inference) {
   std::map<std::string, at::Tensor> tensors;
   for (auto& kv : m.backbone->named_parameters(true))
     if (includeFrozen || kv.value().requires_grad()) tensors["backbone." + kv.key()] = kv.value();
@@ -157,7 +158,7 @@ void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* 
                                    .str();
   std::string range = "null";
   if (m.searchRange) range = "[" + num(m.searchRange->first) + "," + num(m.searchRange->second) + "]";
-  const std::vector<std::pair<std::string, std::string>> meta = {
+  std::vector<std::pair<std::string, std::string>> meta = {
       {"anomalyncd.format_version", std::to_string(kBundleVersion)},
       {"anomalyncd.config", json::objectOf(m.config)},
       {"anomalyncd.arch", archJson(m.arch)},
@@ -170,6 +171,8 @@ void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* 
       {"anomalyncd.resume", resume},
       {"anomalyncd.backbone", backbone},
   };
+  if (!inference && m.inference) inference = &*m.inference;
+  if (inference) meta.emplace_back("anomalyncd.inference", json::objectOf(*inference));
   model::writeSafetensors(path, tensors, meta, /*atomic=*/true);
 }
 
@@ -203,6 +206,17 @@ BundleContents readBundleContents(const std::string& path) {
   const Json range = parseMeta(path, meta, "anomalyncd.search_range");
   if (range.type == Json::Arr && range.arr.size() == 2 && range.arr[0].type == Json::Num && range.arr[1].type == Json::Num)
     m->searchRange = std::make_pair(static_cast<int>(range.arr[0].num), static_cast<int>(range.arr[1].num));
+  if (meta.count("anomalyncd.inference")) {  // optional (older bundles have none)
+    const Json inf = parseMeta(path, meta, "anomalyncd.inference");
+    if (inf.type != Json::Obj) corrupt(path, "metadata inference is not an object");
+    InferenceRecord r;
+    json::FieldReader reader(inf, "Cannot load training bundle '" + path + "': ", "inference", nullptr, /*nullDoubles=*/true);
+    visitFields(r, reader);
+    if (r.maskLevel < 1 || r.maskLevel > 255 || !(r.falseAlarmRate > 0 && r.falseAlarmRate < 1) || r.calibrationImages < 0 ||
+        !(r.tauAlpha > 0))
+      corrupt(path, "metadata inference is invalid");
+    m->inference = r;
+  }
   const Json resume = parseMeta(path, meta, "anomalyncd.resume");
   if (resume.type != Json::Obj) corrupt(path, "metadata resume is not an object");
   m->dataFingerprint = Reader{path, resume, "resume"}.s("data_fingerprint");
@@ -266,6 +280,7 @@ std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::s
   m->selectedHeads = meta.selectedHeads;
   m->dataFingerprint = meta.dataFingerprint;
   m->searchRange = meta.searchRange;
+  m->inference = meta.inference;
   m->backboneSha256 = meta.backboneSha256;
   m->backbonePath = b.frozenStored ? meta.backbonePath : bbPath;
   m->backbone->eval();

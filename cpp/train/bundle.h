@@ -20,6 +20,8 @@
 //   anomalyncd.selected_heads   METHOD.md §4.5 heads (ties: all)
 //   anomalyncd.resume           {seed, next_epoch, streams, data_fingerprint, momentum}
 //   anomalyncd.backbone         {path, sha256, stored} (stored: frozen weights in the file)
+//   anomalyncd.inference        InferenceRecord (masks as maps, novelty calibration); optional:
+//                               absent in older bundles and when none was recorded
 // Written atomically: a temp file beside the target (fsync'ed), then rename.
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -38,8 +40,10 @@ namespace anomalyncd::train {
 
 inline constexpr int kBundleVersion = 1;
 
-// `momentum` may be null (no momentum.* tensors). Error(kIo) on write failure.
-void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* momentum, bool includeFrozen);
+// `momentum` may be null (no momentum.* tensors). `inference`: the record to write
+// (null: the model's own, if any). Error(kIo) on write failure.
+void writeBundle(const std::string& path, const NcdModel& m, const MomentumSGD* momentum, bool includeFrozen,
+                 const InferenceRecord* inference = nullptr);
 
 struct BundleContents {
   std::shared_ptr<NcdModel> meta;  // metadata only: backbone/heads not built

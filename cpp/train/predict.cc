@@ -47,6 +47,7 @@ Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, const Pred
   out.dim = embeddings ? dim : 0;
   out.probabilities.resize(crops.size() * static_cast<size_t>(numNovel));
   if (embeddings) out.embeddings.resize(crops.size() * static_cast<size_t>(dim));
+  if (options.logits) out.logits.resize(crops.size() * static_cast<size_t>(numNovel));
   const at::Device device = m.heads->headList.front()->weight.device();
   std::vector<float> images, masks;
   for (size_t start = 0; start < crops.size(); start += static_cast<size_t>(batchSize)) {
@@ -72,6 +73,11 @@ Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, const Pred
     at::Tensor novel = p.narrow(1, numKnown, numNovel).to(at::kCPU, at::kFloat).contiguous();
     std::memcpy(out.probabilities.data() + start * static_cast<size_t>(numNovel), novel.data_ptr<float>(),
                 b * static_cast<size_t>(numNovel) * sizeof(float));
+    if (options.logits) {
+      at::Tensor l = logits.narrow(1, numKnown, numNovel).to(at::kCPU, at::kFloat).contiguous();
+      std::memcpy(out.logits.data() + start * static_cast<size_t>(numNovel), l.data_ptr<float>(),
+                  b * static_cast<size_t>(numNovel) * sizeof(float));
+    }
     if (embeddings) {
       at::Tensor fe = f.to(at::kCPU, at::kFloat).contiguous();
       std::memcpy(out.embeddings.data() + start * static_cast<size_t>(dim), fe.data_ptr<float>(),

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "train/inference_record.h"
 #include "common/cancel.h"
 #include "model/thread_scope.h"
 #include "model/vit_config.h"
@@ -169,6 +170,7 @@ struct NcdModel {
   std::string backboneSha256;  // of the file at backbonePath
   std::string dataFingerprint;
   std::optional<std::pair<int, int>> searchRange;  // MEBin range of the crops (informational)
+  std::optional<InferenceRecord> inference;       // bundle metadata anomalyncd.inference, when recorded
 
   int selectedHead() const { return selectedHeads.empty() ? 0 : selectedHeads.front(); }
   int numKnown() const { return config.numKnown(); }
@@ -219,6 +221,7 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req);
 struct PredictOptions {
   int head = -1;  // -1: the selected head
   bool embeddings = false;
+  bool logits = false;  // also the head's raw novel-class logits (cosine similarities, issue 11 novelty)
   int threads = 1;  // preprocessing workers and libtorch intra-op threads
   int batchSize = 32;
 };
@@ -227,6 +230,7 @@ template <class Options, class Visitor>
 std::enable_if_t<std::is_same_v<std::remove_const_t<Options>, PredictOptions>> visitFields(Options& o, Visitor&& v) {
   v("head", o.head);
   v("embeddings", o.embeddings);
+  v("logits", o.logits);
   v("threads", o.threads);
   v("batchSize", o.batchSize);
 }
@@ -234,6 +238,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<Options>, PredictOptions>> v
 struct Prediction {
   std::vector<float> probabilities;  // n * numNovel
   std::vector<float> embeddings;     // n * D when asked for
+  std::vector<float> logits;         // n * numNovel when asked for: the head's cosine logits of the novel classes
   int numNovel = 0, dim = 0;
 };
 Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, const PredictOptions& options,

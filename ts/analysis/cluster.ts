@@ -17,3 +17,16 @@ export type { SampleMatrix } from './samples.js';
 export { kmeans, type KMeansMethod, type KMeansOptions, type KMeansResult } from './kmeans.js';
 export { silhouette } from './silhouette.js';
 export { estimateK, type EstimateKOptions, type EstimateKResult, type KScore } from './estimate-k.js';
+export {
+  estimateKAsync,
+  estimateKByMass,
+  countMassK,
+  K_METHODS,
+  DEFAULT_K_METHOD,
+  type KMethod,
+  type FeatureKMethod,
+  type KEstimate,
+  type EstimateKAsyncOptions,
+  type EstimateKByMassOptions,
+  type LabelledFeatures,
+} from './estimate-k-async.js';

@@ -159,3 +159,15 @@ export function flagHelp(command: string, table: FlagTable): string {
   const width = Math.max(...rows.map(([l]) => l.length));
   return `anomalyncd ${command} [options]\n\n${rows.map(([l, r]) => `  ${l.padEnd(width)}  ${r}`.trimEnd()).join('\n')}\n`;
 }
+
+/** `--masks-as-maps [--mask-level N]` (discover, regions, predict): binary masks used directly as the binary maps. */
+export const MASK_MAP_FLAGS = {
+  'masks-as-maps': toggle({ help: 'Use each map, binarised at --mask-level, as the binary map (no MEBin; for binary masks).' }),
+  'mask-level': count({ placeholder: 'N', help: 'With --masks-as-maps: foreground = value >= N (1..255, default 128).' }),
+} as const;
+
+/** The masks-as-maps options of parsed {@link MASK_MAP_FLAGS}; `--mask-level` alone is a usage error. */
+export function maskMapOptions(flags: { masksAsMaps: boolean; maskLevel?: number | undefined }): { masksAsMaps?: boolean; maskLevel?: number } {
+  if (flags.maskLevel !== undefined && !flags.masksAsMaps) throw new InvalidArgumentError('--mask-level needs --masks-as-maps');
+  return flags.masksAsMaps ? { masksAsMaps: true, ...(flags.maskLevel !== undefined ? { maskLevel: flags.maskLevel } : {}) } : {};
+}

@@ -9,10 +9,15 @@ import { defaulted, int, resolveOptions, type SchemaFor } from '../core/options.
 import { mulberry32 } from '../core/random.js';
 import { Tensor } from '../core/tensor.js';
 
-/** Defect types the generator draws. `good` images have no defect. */
+/** The defect types the generator draws by default (`types: 4`). `good` images have no defect. */
 export const DEFECT_TYPES = ['scratch', 'spot', 'crack', 'stain'] as const;
+/**
+ * Every defect type the generator can draw, in order: `types: n` draws the first n. Each
+ * differs from the others in shape and in how it changes the surface's brightness.
+ */
+export const ALL_DEFECT_TYPES = [...DEFECT_TYPES, 'hole', 'ring', 'fold', 'speckle'] as const;
 /** A defect type, or `good`. */
-export type SyntheticLabel = (typeof DEFECT_TYPES)[number] | 'good';
+export type SyntheticLabel = (typeof ALL_DEFECT_TYPES)[number] | 'good';
 
 /** One generated sample. */
 export interface SyntheticSample {
@@ -30,6 +35,7 @@ export interface SyntheticSample {
 /** The table of {@link SyntheticOptions}. @internal */
 export const SYNTHETIC_OPTIONS = {
   perType: defaulted(int({ min: 0, max: 8192, default: 6, doc: 'Images per defect type.' })),
+  types: defaulted(int({ min: 1, max: ALL_DEFECT_TYPES.length, default: DEFECT_TYPES.length, doc: 'Number of defect types (the first n of ALL_DEFECT_TYPES).' })),
   good: defaulted(int({ min: 0, max: 8192, default: 4, doc: 'Defect-free images.' })),
   size: defaulted(int({ min: 16, max: 8192, default: 256, doc: 'Image side in pixels.' })),
   mapSize: defaulted(int({ min: 8, max: 8192, default: 128, doc: 'Anomaly-map side.' })),
@@ -41,6 +47,11 @@ export const SYNTHETIC_OPTIONS = {
 export interface SyntheticOptions {
   /** Images per defect type (default 6). */
   perType?: number;
+  /**
+   * Number of defect types, 1..8: the first n of {@link ALL_DEFECT_TYPES} (default 4, the
+   * original four; with 4 the output is exactly what it was before the option existed).
+   */
+  types?: number;
   /** Defect-free images (default 4). */
   good?: number;
   /** Image side in pixels (default 256). */
@@ -50,6 +61,19 @@ export interface SyntheticOptions {
   /** Seed of the deterministic generator (default 1). */
   seed?: number;
 }
+
+/** How each defect changes the surface's brightness inside its mask (the first four as they always were). */
+const BRIGHTNESS: Record<SyntheticLabel, (v: number) => number> = {
+  scratch: (v) => v * 0.35,
+  spot: (v) => v + 70,
+  crack: (v) => v * 0.35,
+  stain: (v) => v * 0.6,
+  hole: (v) => v * 0.1,
+  ring: (v) => v + 45,
+  fold: (v) => v * 0.75,
+  speckle: (v) => v + 100,
+  good: (v) => v * 0.35,
+};
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
@@ -101,6 +125,36 @@ function drawDefect(label: SyntheticLabel, mask: Uint8Array, size: number, rand:
         for (let xx = 0; xx < size; xx++) if (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1) mask[yy * size + xx] = 255;
       break;
     }
+    case 'hole': {
+      // A small, very dark round pit.
+      paintDisc(mask, size, cx, cy, size * (0.04 + 0.02 * rand()));
+      break;
+    }
+    case 'ring': {
+      // A thin bright annulus.
+      const r = size * (0.07 + 0.04 * rand()), w = 1.5 + rand();
+      for (let yy = Math.max(0, Math.floor(cy - r - w)); yy <= Math.min(size - 1, Math.ceil(cy + r + w)); yy++)
+        for (let xx = Math.max(0, Math.floor(cx - r - w)); xx <= Math.min(size - 1, Math.ceil(cx + r + w)); xx++)
+          if (Math.abs(Math.hypot(xx - cx, yy - cy) - r) <= w) mask[yy * size + xx] = 255;
+      break;
+    }
+    case 'fold': {
+      // Three or four short parallel lines.
+      const angle = rand() * Math.PI, lines = 3 + Math.floor(rand() * 2);
+      const length = size * (0.15 + 0.08 * rand()), gap = size * 0.035;
+      const nx = -Math.sin(angle), ny = Math.cos(angle);
+      for (let l = 0; l < lines; l++) {
+        const ox = cx + nx * gap * (l - (lines - 1) / 2), oy = cy + ny * gap * (l - (lines - 1) / 2);
+        for (let t = -length / 2; t <= length / 2; t += 0.5) paintDisc(mask, size, ox + Math.cos(angle) * t, oy + Math.sin(angle) * t, 1.2);
+      }
+      break;
+    }
+    case 'speckle': {
+      // A cloud of tiny bright dots.
+      const dots = 14 + Math.floor(rand() * 8), spread = size * 0.09;
+      for (let d = 0; d < dots; d++) paintDisc(mask, size, cx + (rand() - 0.5) * 2 * spread, cy + (rand() - 0.5) * 2 * spread, 1.5 + rand());
+      break;
+    }
     case 'good':
       break;
   }
@@ -127,10 +181,10 @@ function boxBlur(src: Float32Array, size: number, radius: number): Float32Array 
 
 /** Generates a labelled synthetic set, deterministically from `seed`. */
 export function generateSynthetic(options: SyntheticOptions = {}): SyntheticSample[] {
-  const { perType, good, size, mapSize, seed } = resolveOptions(SYNTHETIC_OPTIONS, options);
+  const { perType, types, good, size, mapSize, seed } = resolveOptions(SYNTHETIC_OPTIONS, options);
   const rand = mulberry32(seed);
   const labels: SyntheticLabel[] = [];
-  for (const t of DEFECT_TYPES) for (let i = 0; i < perType; i++) labels.push(t);
+  for (const t of ALL_DEFECT_TYPES.slice(0, types)) for (let i = 0; i < perType; i++) labels.push(t);
   for (let i = 0; i < good; i++) labels.push('good');
   return labels.map((label, index) => {
     const mask = new Uint8Array(size * size);
@@ -142,7 +196,7 @@ export function generateSynthetic(options: SyntheticOptions = {}): SyntheticSamp
       for (let x = 0; x < size; x++) {
         const p = y * size + x;
         let v = base + 12 * Math.sin(freq * x + phase + 0.3 * Math.sin(0.07 * y)) + 6 * gaussian(rand);
-        if (mask[p]) v = label === 'stain' ? v * 0.6 : label === 'spot' ? v + 70 : v * 0.35;
+        if (mask[p]) v = BRIGHTNESS[label](v);
         const c = Math.max(0, Math.min(255, Math.round(v)));
         image[3 * p] = c;
         image[3 * p + 1] = Math.max(0, Math.min(255, c + 3));

@@ -74,6 +74,9 @@ export interface RawRegionsOptions extends RawMebinOptions, RawCropOptions {
   returnPixels: boolean;
   /** Write crops as PNG into this folder ('' writes nothing; relative names come back). */
   writeDir: string;
+  /** Each map binarised at maskLevel (value >= maskLevel) and used as the binary map (no MEBin). */
+  masksAsMaps: boolean;
+  maskLevel: number;
 }
 
 export interface RawCrop {
@@ -260,8 +263,21 @@ export interface RawTrainedModel {
   history: RawEpochRecord[];
   backbone: { path: string | null; sha256: string | null };
   searchRange?: [number, number];
+  /** Bundle metadata anomalyncd.inference (cpp/train/inference_record.h), when recorded. */
+  inference?: RawInferenceRecord;
   dataFingerprint: string;
   warnings: string[];
+}
+
+/** cpp/train/inference_record.h: masks as maps and the novelty calibration. */
+export interface RawInferenceRecord {
+  masksAsMaps: boolean;
+  maskLevel: number;
+  noveltyScore: string;
+  noveltyThreshold: number;
+  falseAlarmRate: number;
+  calibrationImages: number;
+  tauAlpha: number;
 }
 
 export interface RawPrediction {
@@ -271,6 +287,8 @@ export interface RawPrediction {
   probabilities: ArrayBuffer;
   dim?: number;
   embeddings?: ArrayBuffer;
+  /** With `logits`: count * numNovel raw cosine logits of the head. */
+  logits?: ArrayBuffer;
 }
 
 export interface RawDecodedCrop {
@@ -294,6 +312,7 @@ export interface RawPredictOptions {
   /** -1: the selected head. */
   head: number;
   embeddings: boolean;
+  logits: boolean;
   threads: number;
   batchSize: number;
 }
@@ -306,7 +325,7 @@ export interface RawTrainAddon {
     onEvent?: (event: RawTrainEvent) => void,
   ): RawJob<RawTrainedModel>;
   loadTrainedModel(path: string, options: { backbone: string | null }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
-  saveTrainedModel(handle: unknown, path: string, options: { selfContained: boolean }): RawJob<undefined>;
+  saveTrainedModel(handle: unknown, path: string, options: { selfContained: boolean; inference?: RawInferenceRecord }): RawJob<undefined>;
   predict(handle: unknown, crops: RawTrainCrop[], options: RawPredictOptions, onProgress?: RawProgress): RawJob<RawPrediction>;
   dispose(handle: unknown): void;
   readCrops(images: string[], masks: string[], options: { threads: number }, onProgress?: RawProgress): RawJob<RawDecodedCrop[]>;

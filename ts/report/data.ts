@@ -369,6 +369,20 @@ function describeArch(arch: ArchSpec | undefined, result: DiscoverResult): strin
   return `ViT patch ${a.patchSize}, width ${a.embedDim}, depth ${a.depth}`;
 }
 
+/** The summary's explanation of an estimated K: the method, what it maximised, its cost. */
+function kDetailOf(choice: DiscoverResult['kChoice']): string {
+  const what: Record<string, string> = {
+    silhouette: 'best mean silhouette of k-means over the frozen image features',
+    stability: 'most stable k-means clustering over subsample pairs (ARI) of the frozen image features',
+    eigengap: 'largest eigengap of the kNN-graph Laplacian of the frozen image features',
+    gcd: 'best k-means accuracy on the labelled set (GCD-style bounded search)',
+    mass: 'clusters holding real mass in a model trained with K_max clusters',
+  };
+  const method = choice.method ?? 'silhouette';
+  const cost = choice.ms !== undefined ? `; ${choice.ms < 1000 ? `${choice.ms.toFixed(0)} ms` : `${(choice.ms / 1000).toFixed(1)} s`}` : '';
+  return `${method}: ${what[method] ?? method}${cost}`;
+}
+
 /**
  * The report of a {@link discover} run, as `anomalyncd discover` writes it:
  * the summary, one gallery per discovered type (the first crop of up to 12
@@ -406,7 +420,7 @@ export function buildReportData(result: DiscoverResult, options: DiscoverReportO
       crops: result.crops.length,
       k: result.k,
       kChosenBy: result.kChoice.mode === 'auto' ? 'estimated' : 'fixed',
-      ...(result.kChoice.mode === 'auto' ? { kDetail: 'best mean silhouette of k-means over the frozen image features' } : {}),
+      ...(result.kChoice.mode === 'auto' ? { kDetail: kDetailOf(result.kChoice) } : {}),
       extra: [
         { label: 'Backbone', value: backbone ? basename(backbone) : `random init (${describeArch(o.arch, result)})` },
         { label: 'Epochs', value: result.model.epochsDone },
@@ -440,7 +454,10 @@ export function buildReportData(result: DiscoverResult, options: DiscoverReportO
       result.metrics.anomalyncd.mapping,
     );
   }
-  if (result.kChoice.curve) data.kCurve = { curve: result.kChoice.curve, chosen: result.k };
+  if (result.kChoice.curve) {
+    data.kCurve = { curve: result.kChoice.curve, chosen: result.k };
+    if (result.kChoice.scoreName !== undefined) data.kCurve.scoreName = result.kChoice.scoreName;
+  }
   const builtWith = loadedBinaryLine();
   if (builtWith !== undefined) data.builtWith = builtWith;
   return data;

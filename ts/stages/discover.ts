@@ -4,16 +4,19 @@
  * training → per-crop prediction → region merging → metrics.
  * @module
  */
-import { estimateK, kmeans, type KScore } from '../analysis/cluster.js';
+import { kmeans, type KScore } from '../analysis/cluster.js';
+import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod } from '../analysis/estimate-k-async.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { defaulted, int, intRange, num, resolveOptions, str, threadsField, type Field } from '../core/options.js';
+import { bool, defaulted, int, intRange, num, oneOf, resolveOptions, str, threadsField, type Field } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
-import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
+import { extractRegions, MASK_MAP_FIELDS, type Box, type ImageInput, type MaskMapOptions, type RegionsResult } from './regions.js';
 import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
 import { MEBIN_FIELDS, type MapInput, type MebinOptions } from './mebin.js';
 import type { Progress } from '../core/jobs.js';
+import { calibrateThreshold, cropNovelty, DEFAULT_NOVELTY_SCORE, imageNovelty, NOVELTY_SCORES, type NoveltyScore } from '../analysis/novelty.js';
+import { mulberry32 } from '../core/random.js';
 
 /** One image of a discovery run. */
 export interface DiscoverItem {
@@ -26,10 +29,20 @@ export interface DiscoverItem {
 }
 
 /** Options of {@link discover}. */
-export interface DiscoverOptions extends MebinOptions {
-  /** Number of defect types (novel classes), or `'auto'` to estimate it (silhouette of k-means over the frozen features). */
+export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
+  /** Number of defect types (novel classes), or `'auto'` to estimate it with `kMethod`. */
   k: number | 'auto';
-  /** Range searched by `k: 'auto'` (default [2, 10]). */
+  /**
+   * How `k: 'auto'` estimates K (ignored for a given k; default {@link DEFAULT_K_METHOD}):
+   * `'silhouette'`, `'stability'`, `'eigengap'` (the frozen image features), `'gcd'` (the
+   * frozen features of the images and of `labelled`, which it needs), `'mass'` (one extra
+   * training run with `kRange[1]` clusters, then the clusters holding real mass).
+   * See `estimateKAsync` and README "Choosing K".
+   */
+  kMethod?: KMethod;
+  /** `kMethod: 'mass'`: share of the images a cluster needs (default `1 / (2 kRange[1])`). */
+  massThreshold?: number;
+  /** Range searched by `k: 'auto'` (default [2, min(10, images - 1)]). */
   kRange?: [number, number];
   /** DINO checkpoint; without it the ViT is randomly initialised (a warning says so). */
   backbone?: string;
@@ -45,6 +58,17 @@ export interface DiscoverOptions extends MebinOptions {
   threads?: number;
   /** Region-merging temperature (METHOD.md §7: 100 for MVTec AD, 50 otherwise; default 50). */
   tauAlpha?: number;
+  /**
+   * Fraction of the images held out from training to calibrate the novelty threshold
+   * (default 0.2; 0: train on every image, as the reference does, and calibrate
+   * nothing). Held-out images are chosen by the seed, still predicted and evaluated,
+   * and marked `heldOut`. Fewer than 5 held-out images: no calibration (a warning).
+   */
+  holdout?: number;
+  /** False-alarm rate the novelty threshold is calibrated to (default 0.05). */
+  falseAlarmRate?: number;
+  /** Per-crop novelty score (default 'energy'; see analysis/novelty). */
+  noveltyScore?: NoveltyScore;
   /** Further training options (batch size, learning rate, checkpointDir, ...). */
   training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange'>;
   signal?: AbortSignal;
@@ -59,6 +83,8 @@ export interface DiscoveredRegion {
   box: Box;
   cluster: number;
   probability: number;
+  /** How unlike every known type the region is (higher = more novel; analysis/novelty). */
+  novelty: number;
   maskArea: number;
   score: number;
 }
@@ -71,7 +97,13 @@ export interface DiscoveredImage {
   cluster: number;
   /** Merged novel-class probabilities. */
   probabilities: number[];
+  /** The regions' novelty merged with the region weights (higher = less like any known type). */
+  novelty: number;
+  /** novelty above the calibrated threshold: belongs to none of the K types; null when the model has no calibration. */
+  unknown: boolean | null;
   regions: DiscoveredRegion[];
+  /** Held out from training to calibrate the novelty threshold. */
+  heldOut: boolean;
   /** The k-means baseline's cluster for this image. */
   baselineCluster: number;
 }
@@ -80,8 +112,13 @@ export interface DiscoveredImage {
 export interface DiscoverResult {
   images: DiscoveredImage[];
   k: number;
-  /** How K was chosen, with the estimation curve for `'auto'`. */
-  kChoice: { mode: 'given' | 'auto'; curve?: KScore[] };
+  /**
+   * How K was chosen; for `'auto'`: the method, its curve (`scoreName` says what the score
+   * is) and its cost in ms (for `mass`, including its training run).
+   */
+  kChoice: { mode: 'given' | 'auto'; method?: KMethod; curve?: KScore[]; scoreName?: string; ms?: number };
+  /** The novelty calibration (also in `model.inference`): null when none was made. */
+  calibration: { score: NoveltyScore; threshold: number; falseAlarmRate: number; images: number } | null;
   /** With labels: AnomalyNCD and the k-means baseline against the truth. */
   metrics?: { anomalyncd: EvaluationResult; kmeansBaseline: EvaluationResult };
   searchRange: [number, number];
@@ -99,20 +136,39 @@ export interface DiscoverResult {
 }
 
 /** Per image: merged cluster and probabilities, and every region's own vote (crops in image order). */
-function mergeImages(regions: RegionsResult, probabilities: readonly ArrayLike<number>[], tauAlpha: number): Omit<DiscoveredImage, 'name' | 'label' | 'baselineCluster'>[] {
+function mergeImages(
+  regions: RegionsResult,
+  probabilities: readonly ArrayLike<number>[],
+  logits: readonly ArrayLike<number>[],
+  tauAlpha: number,
+  novelty: { score: NoveltyScore; tauAlpha: number; threshold: number | null },
+): Omit<DiscoveredImage, 'name' | 'label' | 'baselineCluster' | 'heldOut'>[] {
   let next = 0;
   return regions.items.map((item) => {
-    const mine = item.crops.map((crop) => ({ crop, p: probabilities[next++]! }));
+    const mine = item.crops.map((crop) => {
+      const j = next++;
+      return { crop, p: probabilities[j]!, n: cropNovelty(logits[j]!, novelty.score) };
+    });
     const merged = mergeRegions(mine.map(({ crop, p }) => ({ probabilities: p, maskArea: crop.maskArea })), tauAlpha);
+    const score = imageNovelty(mine.map((m) => m.n), mine.map((m) => m.crop.maskArea), novelty.tauAlpha);
     return {
       cluster: merged.cluster,
       probabilities: Array.from(merged.probabilities),
-      regions: mine.map(({ crop, p }) => {
+      novelty: score,
+      unknown: novelty.threshold === null ? null : score > novelty.threshold,
+      regions: mine.map(({ crop, p, n }) => {
         const c = argmax(p);
-        return { box: crop.box, cluster: c, probability: p[c]!, maskArea: crop.maskArea, score: crop.score };
+        return { box: crop.box, cluster: c, probability: p[c]!, novelty: n, maskArea: crop.maskArea, score: crop.score };
       }),
     };
   });
+}
+
+/** The record's calibration when it has one. */
+function calibrationOf(model: TrainedModel): { score: NoveltyScore; tauAlpha: number; threshold: number | null } {
+  const r = model.inference;
+  const score = r && (NOVELTY_SCORES as readonly string[]).includes(r.noveltyScore) ? (r.noveltyScore as NoveltyScore) : DEFAULT_NOVELTY_SCORE;
+  return { score, tauAlpha: r?.tauAlpha ?? 50, threshold: r && r.calibrationImages > 0 ? r.noveltyThreshold : null };
 }
 
 /**
@@ -133,28 +189,38 @@ const K_FIELD: Field<number | 'auto'> & { readonly required: true } = {
 
 /** What `predict()` reads of its options, once (MEBin options as `binarize`). */
 const PREDICT_IMAGES_FIELDS = {
+  // No defaults: absent means "as the model recorded".
+  masksAsMaps: bool(),
+  maskLevel: int({ min: 1, max: 255 }),
   sampleRate: MEBIN_FIELDS.sampleRate,
   minIntervalLen: MEBIN_FIELDS.minIntervalLen,
   erode: MEBIN_FIELDS.erode,
-  tauAlpha: TAU_ALPHA_FIELD,
+  // Default: the model's recorded temperature, else 50.
+  tauAlpha: num({ min: 0, max: 1e9, gt: true }),
   threads: defaulted(threadsField),
 } as const;
 
 /** What `discover()` reads of its scalar options, once; objects (arch, labelled, training) are passed to the stage that validates them. */
 const DISCOVER_FIELDS = {
   ...MEBIN_FIELDS,
+  ...MASK_MAP_FIELDS,
   k: K_FIELD,
+  kMethod: defaulted(oneOf(K_METHODS, { default: DEFAULT_K_METHOD })),
+  massThreshold: num({ min: 0, max: 1, gt: true }),
   kRange: intRange({ lo: 2, hi: 1000, allowEqual: true }),
   backbone: str(),
   epochs: int({ min: 1, max: 100000 }),
   seed: SEED_FIELD,
   threads: defaulted(threadsField),
   tauAlpha: TAU_ALPHA_FIELD,
+  holdout: defaulted(num({ min: 0, max: 0.9, default: 0.2 })),
+  falseAlarmRate: defaulted(num({ min: 0, max: 1, gt: true, default: 0.05 })),
+  noveltyScore: defaulted(oneOf(NOVELTY_SCORES, { default: DEFAULT_NOVELTY_SCORE })),
 } as const;
 
 /** Options of {@link predict}. */
-export interface PredictImagesOptions extends Omit<MebinOptions, 'range'> {
-  /** Region-merging temperature (default 50; 100 for MVTec AD). */
+export interface PredictImagesOptions extends Omit<MebinOptions, 'range'>, MaskMapOptions {
+  /** Region-merging temperature (default: the model's recorded one, else 50; 100 for MVTec AD). */
   tauAlpha?: number;
   threads?: number;
   signal?: AbortSignal;
@@ -162,7 +228,7 @@ export interface PredictImagesOptions extends Omit<MebinOptions, 'range'> {
 }
 
 /** A prediction for one new image. */
-export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineCluster'>;
+export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineCluster' | 'heldOut'>;
 
 /**
  * Classifies new images with a trained model: MEBin with the search range saved
@@ -170,12 +236,16 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
  * crops, per-crop novel-class probabilities, region merging.
  */
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
+  const { threads, sampleRate, minIntervalLen, erode, ...given } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
+  const tauAlpha = given.tauAlpha ?? model.inference?.tauAlpha ?? 50;
+  // Masks as maps as the model recorded it (an explicit option overrides the record).
+  const masksAsMaps = given.masksAsMaps ?? model.inference?.masksAsMaps ?? false;
+  const maskLevel = given.maskLevel ?? model.inference?.maskLevel ?? 128;
   const range = model.searchRange;
-  if (!range) throw new InvalidArgumentError('This model has no saved MEBin search range (train it through discover() or pass searchRange to fit())');
-  const { tauAlpha, threads, sampleRate, minIntervalLen, erode } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
+  if (!masksAsMaps && !range) throw new InvalidArgumentError('This model has no saved MEBin search range (train it through discover() or pass searchRange to fit())');
   const { signal, onProgress } = options;
   const regions = await extractRegions(images, maps, {
-    range,
+    ...(masksAsMaps ? { masksAsMaps, maskLevel } : { range: range! }),
     threads,
     sampleRate,
     minIntervalLen,
@@ -184,8 +254,8 @@ export async function predict(model: TrainedModel, images: readonly ImageInput[]
     ...(onProgress ? { onProgress } : {}),
   });
   const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
-  const prediction = await model.predict(crops, { threads, ...(signal ? { signal } : {}) });
-  return mergeImages(regions, prediction.probabilities, tauAlpha);
+  const prediction = await model.predict(crops, { threads, logits: true, ...(signal ? { signal } : {}) });
+  return mergeImages(regions, prediction.probabilities, prediction.logits!, tauAlpha, calibrationOf(model));
 }
 
 function l2normalised(v: Float32Array): Float32Array {
@@ -194,6 +264,25 @@ function l2normalised(v: Float32Array): Float32Array {
   const n = Math.sqrt(s) || 1;
   return v.map((x) => x / n);
 }
+
+/** Fewer held-out images than this: no calibration. */
+const MIN_CALIBRATION_IMAGES = 5;
+
+/** The images held out for calibration: round(n * fraction) of them, by a seeded shuffle; none when too few. */
+function chooseHoldout(n: number, fraction: number, seed: number): Set<number> {
+  const m = Math.round(n * fraction);
+  if (m < MIN_CALIBRATION_IMAGES || m >= n) return new Set();
+  const rand = mulberry32((seed ^ 0x6e6f7631) >>> 0);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return new Set(order.slice(0, m));
+}
+
+/** An inference record with no novelty calibration. */
+const NO_CALIBRATION = { masksAsMaps: false, maskLevel: 128, noveltyScore: 'energy', noveltyThreshold: 0, falseAlarmRate: 0.05, calibrationImages: 0, tauAlpha: 50 };
 
 /** Runs AnomalyNCD end to end over a set of images and anomaly maps. */
 export async function discover(items: readonly DiscoverItem[], options: DiscoverOptions): Promise<DiscoverResult> {
@@ -224,6 +313,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         sampleRate: o.sampleRate,
         minIntervalLen: o.minIntervalLen,
         erode: o.erode,
+        masksAsMaps: o.masksAsMaps,
+        maskLevel: o.maskLevel,
         ...(o.range !== undefined ? { range: o.range } : {}),
         onProgress: (p) => report('regions', p.done, p.total),
       },
@@ -234,6 +325,11 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   warnings.push(...regions.warnings);
   const crops = regions.items.flatMap((item, image) => item.crops.map((c) => ({ image, crop: c })));
   const trainCrops = crops.map(({ crop }) => ({ image: crop.image!, mask: crop.mask!, score: crop.score }));
+  // Images held out from the fit to calibrate the novelty threshold (seeded choice).
+  const heldOut = chooseHoldout(items.length, o.holdout, seed);
+  if (o.holdout > 0 && heldOut.size === 0)
+    warnings.push(`holdout ${o.holdout} of ${items.length} images leaves fewer than ${MIN_CALIBRATION_IMAGES} images to calibrate the novelty threshold: every image trains, 'unknown' is not calibrated`);
+  const fitCrops = heldOut.size ? trainCrops.filter((_, j) => !heldOut.has(crops[j]!.image)) : trainCrops;
   let backboneFacts: DiscoverResult['backbone'] | undefined;
 
   // 2. Frozen features → image features (region-merge weights) → K and the k-means baseline.
@@ -289,20 +385,77 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
       throw e;
     }
   };
+  // kMethod 'mass': train once with kMax clusters (same options), count the clusters that hold
+  // real mass over the region-merged image predictions, free that model.
+  const estimateByMass = async (kMax: number) => {
+    const t0 = performance.now();
+    const over = await fit(
+      // The crops the final model trains on (the calibration's held-out images stay out).
+      { unlabelled: fitCrops, ...(labelled ? { labelled } : {}) },
+      {
+        ...training,
+        k: kMax,
+        backbone: loaded!,
+        ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
+        seed,
+        threads,
+        ...(signal ? { signal } : {}),
+        onProgress: (e) => {
+          if (e.type === 'epoch') report('estimateK', e.epoch + 1, e.epochs);
+        },
+      },
+    );
+    try {
+      const pred = await over.predict(trainCrops, common);
+      let next = 0;
+      const merged = regions.items.map((item) => mergeRegions(item.crops.map((c) => ({ probabilities: pred.probabilities[next++]!, maskArea: c.maskArea })), tauAlpha).probabilities);
+      const est = countMassK(merged, kMax, o.massThreshold);
+      return { ...est, ms: performance.now() - t0 };
+    } finally {
+      over.dispose();
+    }
+  };
   let K: number;
   const kChoice: DiscoverResult['kChoice'] = { mode: k === 'auto' ? 'auto' : 'given' };
   if (k === 'auto') {
-    const [kMin, kMax] = o.kRange ?? [2, Math.min(10, items.length - 1)];
-    const est = await freeing(() => time('estimateK', async () => estimateK(imageFeatures, items.length, dim, { kMin, kMax: Math.max(kMin, kMax), seed })));
-    K = est.k;
-    kChoice.curve = est.curve;
+    const [kMin, kMaxIn] = o.kRange ?? [2, Math.min(10, items.length - 1)];
+    const kMax = Math.max(kMin, kMaxIn);
+    const method = o.kMethod;
+    if (method === 'gcd' && (labelled === undefined || labelled.length === 0))
+      throw new InvalidArgumentError("kMethod 'gcd' needs a labelled set (option 'labelled' / --labeled)");
+    const est = await freeing(() =>
+      time('estimateK', async () => {
+        if (method === 'mass') return estimateByMass(kMax);
+        let gcdLabelled;
+        if (method === 'gcd') {
+          // D^l through the same frozen backbone, one feature per labelled crop.
+          const y = await loaded!.embedCrops(labelled!.map((c) => ({ image: c.image, mask: c.mask })), common);
+          const d = y.shape[1]!;
+          const data = new Float32Array(labelled!.length * d);
+          for (let i = 0; i < labelled!.length; i++) data.set(l2normalised(y.data.slice(i * d, (i + 1) * d)), i * d);
+          gcdLabelled = { data, n: labelled!.length, labels: labelled!.map((c) => c.label) };
+        }
+        return estimateKAsync(imageFeatures, items.length, dim, {
+          method,
+          kMin,
+          kMax: Math.min(kMax, items.length - 1),
+          seed,
+          ...(gcdLabelled ? { labelled: gcdLabelled } : {}),
+          ...(signal ? { signal } : {}),
+        });
+      }),
+    );
+    // mass may count fewer clusters than kMin (or, never, more than kMax): K stays in the range.
+    K = Math.min(kMax, Math.max(kMin, est.k));
+    if (K !== est.k) warnings.push(`kMethod '${method}' found ${est.k} clusters; K is kept within kRange [${kMin}, ${kMax}]: ${K}`);
+    Object.assign(kChoice, { method, curve: est.curve, scoreName: est.scoreName, ms: est.ms });
   } else K = k;
   const baseline = await freeing(() => time('kmeansBaseline', async () => kmeans(imageFeatures, items.length, dim, Math.min(K, items.length), { seed })));
 
   // 3. Training.
   const model = await time('training', () =>
     fit(
-      { unlabelled: trainCrops, ...(labelled ? { labelled } : {}) },
+      { unlabelled: fitCrops, ...(labelled ? { labelled } : {}) },
       {
         ...training,
         k: K,
@@ -322,17 +475,27 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     ).finally(() => loaded!.dispose()),
   );
   warnings.push(...model.warnings.filter((w) => !/random/i.test(w) || o.backbone));
+  model.inference = { ...NO_CALIBRATION, masksAsMaps: o.masksAsMaps, maskLevel: o.maskLevel, noveltyScore: o.noveltyScore, falseAlarmRate: o.falseAlarmRate, tauAlpha };
 
   // 4. Prediction and region merging.
   const prediction = await time('predict', () =>
-    model.predict(trainCrops, { embeddings: true, threads, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
+    model.predict(trainCrops, { embeddings: true, logits: true, threads, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
   );
   const t0 = performance.now();
-  const predicted = mergeImages(regions, prediction.probabilities, tauAlpha);
+  let predicted = mergeImages(regions, prediction.probabilities, prediction.logits!, tauAlpha, { score: o.noveltyScore, tauAlpha, threshold: null });
+  let calibration: DiscoverResult['calibration'] = null;
+  if (heldOut.size) {
+    // Calibrated on the held-out images only (never on the crops the model trained on).
+    const threshold = calibrateThreshold(predicted.filter((_, i) => heldOut.has(i)).map((p) => p.novelty), o.falseAlarmRate);
+    calibration = { score: o.noveltyScore, threshold, falseAlarmRate: o.falseAlarmRate, images: heldOut.size };
+    model.inference = { ...model.inference, noveltyThreshold: threshold, calibrationImages: heldOut.size };
+    predicted = predicted.map((p) => ({ ...p, unknown: p.novelty > threshold }));
+  }
   const images: DiscoveredImage[] = predicted.map((p, i) => {
     const out: DiscoveredImage = {
       name: items[i]!.name ?? (typeof items[i]!.image === 'string' ? (items[i]!.image as string) : String(i)),
       ...p,
+      heldOut: heldOut.has(i),
       baselineCluster: baseline.labels[i]!,
     };
     if (items[i]!.label !== undefined) out.label = items[i]!.label!;
@@ -350,6 +513,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     images,
     k: K,
     kChoice,
+    calibration,
     ...(metrics ? { metrics } : {}),
     searchRange: regions.searchRange,
     timings,

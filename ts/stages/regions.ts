@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, num, resolveOptions, str, threadsField, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, int, num, resolveOptions, str, threadsField, type Schema, type SchemaFor } from '../core/options.js';
 import { MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -76,8 +76,34 @@ export interface RegionsResult {
   warnings: string[];
 }
 
+/**
+ * Masks as maps: binary (e.g. ground-truth or hand-drawn) masks used directly as the
+ * binary maps, instead of going through MEBin.
+ */
+export interface MaskMapOptions {
+  /**
+   * Binarise each map at `maskLevel` (foreground = value >= maskLevel) and use it as the
+   * binary map as it is (default false): no MEBin search range, no threshold sweep and no
+   * erosion (the reference's treatment of the ground-truth masks of D^l, METHOD.md §1.6;
+   * the 6x6 erosion would delete thin defects). `count` (est) is the map's number of
+   * 8-connected regions, so every region gets a box (METHOD.md §3.3), and cropping is
+   * unchanged (METHOD.md §2.6, §3; an all-foreground map falls back to the whole image
+   * with an empty mask, as there). Crop scores come from the binarised map (1 in a
+   * region, 0 for an empty map's whole-image crop); `searchRange` is reported as [0, 255].
+   */
+  masksAsMaps?: boolean;
+  /** Foreground level for `masksAsMaps`: value >= maskLevel (1..255, default 128). */
+  maskLevel?: number;
+}
+
+/** The {@link MaskMapOptions} table. @internal */
+export const MASK_MAP_FIELDS = {
+  masksAsMaps: defaulted(bool({ default: false, doc: 'Use each map, binarised at maskLevel, as the binary map (no MEBin).' })),
+  maskLevel: defaulted(int({ min: 1, max: 255, default: 128, doc: 'Foreground = value >= maskLevel (masksAsMaps).' })),
+} as const satisfies SchemaFor<MaskMapOptions>;
+
 /** Options of {@link extractRegions}. */
-export interface ExtractRegionsOptions extends MebinOptions, CropOptions, JobOptions {
+export interface ExtractRegionsOptions extends MebinOptions, MaskMapOptions, CropOptions, JobOptions {
   /** Return crop pixels as Tensors (default true). */
   returnPixels?: boolean;
   /** Also write every crop and mask as PNG under `cropDir/images` and `cropDir/masks`. */
@@ -100,6 +126,7 @@ export const CROP_FIELDS = {
 const REGIONS_FIELDS = {
   ...MEBIN_FIELDS,
   ...CROP_FIELDS,
+  ...MASK_MAP_FIELDS,
   threads: defaulted(threadsField),
   returnPixels: defaulted(bool({ default: true })),
   cropDir: str(),
@@ -147,6 +174,8 @@ export async function extractRegions(
     threads: o.threads,
     returnPixels: o.returnPixels,
     writeDir: o.cropDir ?? '',
+    masksAsMaps: o.masksAsMaps,
+    maskLevel: o.maskLevel,
   };
   const inputs: RawRegionsInput[] = images.map((image, i) => ({
     image: rawImage(image, `images[${i}]`),

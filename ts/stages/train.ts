@@ -29,6 +29,7 @@ import { isTensorLike, Tensor } from '../core/tensor.js';
 import type {
   RawEpochRecord,
   RawFitOptions,
+  RawInferenceRecord,
   RawProgress,
   RawTrainAddon,
   RawTrainConfig,
@@ -251,6 +252,8 @@ export interface PredictOptions {
   head?: number;
   /** Also return the backbone [CLS] features. */
   embeddings?: boolean;
+  /** Also return the head's raw novel-class logits (cosine similarities; novelty scores, analysis/novelty). */
+  logits?: boolean;
   /** Worker / libtorch threads (default: all cores). */
   threads?: number;
   /** Crops per forward (default 32). */
@@ -268,6 +271,8 @@ export interface Prediction {
   probabilities: Float32Array[];
   /** Per crop, the backbone feature (with `embeddings: true`). */
   embeddings?: Float32Array[];
+  /** Per crop, the head's K novel-class cosine logits (with `logits: true`). */
+  logits?: Float32Array[];
   /** The head used. */
   head: number;
   /** Names of the K novel classes (index order of `probabilities`). */
@@ -376,6 +381,7 @@ function predictTable(nHead: number) {
   return {
     head: defaulted(int({ min: 0, max: nHead - 1, default: -1 })),
     embeddings: defaulted(bool({ default: false })),
+    logits: defaulted(bool({ default: false })),
     threads: defaulted(threadsField),
     batchSize: defaulted(int({ min: 1, max: 4096, default: 32 })),
   } satisfies { [K in keyof PredictOptions]?: Field<unknown> };
@@ -430,6 +436,27 @@ function rawCrop(crop: unknown, label: string): RawTrainCrop {
   return raw;
 }
 
+/**
+ * What a model records beside its weights so that new images are treated like its
+ * training images and images of no known type are flagged (bundle metadata
+ * `anomalyncd.inference`; absent in bundles written before it existed).
+ */
+export interface InferenceRecord {
+  /** The maps were used as binary maps (masks as maps) at `maskLevel`, not through MEBin. */
+  masksAsMaps: boolean;
+  maskLevel: number;
+  /** The per-crop novelty score (see `noveltyOfLogits` in analysis/novelty). */
+  noveltyScore: string;
+  /** Image novelty above this is `unknown` (meaningful when `calibrationImages > 0`). */
+  noveltyThreshold: number;
+  /** The false-alarm rate the threshold was calibrated to. */
+  falseAlarmRate: number;
+  /** Held-out images the threshold was calibrated on; 0: not calibrated. */
+  calibrationImages: number;
+  /** Region-merging temperature used for image novelty. */
+  tauAlpha: number;
+}
+
 /** A trained NCD model: backbone + heads in native memory. Call {@link dispose} when done. */
 export class TrainedModel {
   /** The head METHOD.md §4.5 selects (lowest index among ties). */
@@ -450,6 +477,11 @@ export class TrainedModel {
   readonly searchRange?: [number, number];
   /** Notes from training / loading (random init, resume, ...). */
   readonly warnings: readonly string[];
+  /**
+   * Masks as maps and the novelty calibration, saved with the model (set by
+   * discover(); absent for a plain fit() and for bundles written before it existed).
+   */
+  inference?: InferenceRecord;
   #handle: unknown;
 
   /** @internal */
@@ -467,6 +499,7 @@ export class TrainedModel {
     this.backbone = { ...raw.backbone };
     if (raw.searchRange) this.searchRange = [raw.searchRange[0], raw.searchRange[1]];
     this.warnings = Object.freeze([...raw.warnings]);
+    if (raw.inference) this.inference = { ...raw.inference };
   }
 
   #live(): unknown {
@@ -484,7 +517,8 @@ export class TrainedModel {
     const raw = resolveOptions(saveTable, options);
     const handle = this.#live();
     const t = trainAddon();
-    await runJob(() => t.saveTrainedModel(handle, path, raw), options.signal ? { signal: options.signal } : {});
+    const inference: RawInferenceRecord | undefined = this.inference ? { ...this.inference } : undefined;
+    await runJob(() => t.saveTrainedModel(handle, path, { ...raw, ...(inference ? { inference } : {}) }), options.signal ? { signal: options.signal } : {});
   }
 
   /** Novel-class probabilities of crops (test-time transform, METHOD.md §5.1 / §7 step 1). */
@@ -505,6 +539,10 @@ export class TrainedModel {
       head: r.head,
       classNames: [...this.novelClasses],
     };
+    if (opts.logits && r.logits) {
+      const l = new Float32Array(r.logits);
+      out.logits = Array.from({ length: r.count }, (_, i) => l.subarray(i * k, (i + 1) * k));
+    }
     if (opts.embeddings && r.embeddings && r.dim !== undefined) {
       const e = new Float32Array(r.embeddings);
       const d = r.dim;

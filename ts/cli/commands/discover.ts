@@ -13,8 +13,9 @@ import { stagingDir, writeFileAtomic } from '../../io/files.js';
 import { buildReportData, writeReport } from '../../report/index.js';
 import { generateSynthetic } from '../../io/synthetic.js';
 import { loadLabelled } from '../../stages/train.js';
+import { DEFAULT_K_METHOD, K_METHODS } from '../../analysis/estimate-k-async.js';
 import type { Progress } from '../../core/jobs.js';
-import { choice, count, custom, flagHelp, parseFlags, positive, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
+import { choice, count, custom, flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, positive, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
 import { progressBar, timingTable, warn, type Command } from '../output.js';
 
 const FLAGS = {
@@ -24,6 +25,7 @@ const FLAGS = {
   category: text({ placeholder: 'C', help: 'MVTec AD category.' }),
   maps: text({ placeholder: 'DIR', help: "Anomaly maps of a detector, in the dataset's layout." }),
   'gt-maps': toggle({ help: 'Use the ground-truth masks as maps (the ideal detector).' }),
+  ...MASK_MAP_FLAGS,
   k: custom(
     (v, flag): number | 'auto' => {
       if (v !== 'auto' && !/^\d+$/.test(v)) throw new InvalidArgumentError(`${flag} must be a positive integer or 'auto' (got '${v}')`);
@@ -31,6 +33,7 @@ const FLAGS = {
     },
     { required: '--k K|auto is required', placeholder: 'K|auto', help: 'Number of defect types, or estimate it.' },
   ),
+  'k-method': choice(K_METHODS, { help: `How --k auto estimates K (default ${DEFAULT_K_METHOD}; see README "Choosing K").` }),
   out: text({ required: '--out DIR is required', placeholder: 'DIR', help: 'Output folder.' }),
   backbone: text({ placeholder: 'FILE', help: 'Pretrained DINO checkpoint (absent: random init).' }),
   arch: text({ placeholder: 'PRESET|JSON', help: 'Architecture.' }),
@@ -91,15 +94,19 @@ async function itemsOf(flags: DiscoverFlags): Promise<{ items: DiscoverItem[]; d
 /** Runs `discover` and writes predictions.json, metrics.json (labels known), timings.json and report.html into `flags.out`. */
 export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onProgress?: (p: Progress) => void): Promise<{ result: DiscoverResult; outDir: string }> {
   const t0 = performance.now();
+  maskMapOptions(flags);  // usage errors before any work
   const { items, dataset, tauAlpha, warnings } = await itemsOf(flags);
   const loadMs = performance.now() - t0;
   const labelled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
+  if (flags.kMethod !== undefined && flags.k !== 'auto') throw new InvalidArgumentError('--k-method needs --k auto');
   const outDir = resolve(flags.out);
   const staging = await stagingDir(outDir);
   let result: DiscoverResult | undefined;
   try {
     result = await discover(items, {
       k: flags.k,
+      ...(flags.kMethod !== undefined ? { kMethod: flags.kMethod } : {}),
+      ...maskMapOptions(flags),
       tauAlpha: flags.tauAlpha ?? tauAlpha,
       ...(flags.backbone !== undefined ? { backbone: resolve(flags.backbone) } : {}),
       ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
@@ -169,7 +176,7 @@ async function run(args: string[], signal: AbortSignal, command: 'discover' | 'd
       process.stdout.write(JSON.stringify({ out: outDir, k: result.k, kChoice: result.kChoice, metrics: result.metrics ?? null, timings: result.timings, warnings: result.warnings }) + '\n');
       return;
     }
-    process.stdout.write(`\n${result.images.length} images -> ${result.k} defect types (${result.kChoice.mode === 'auto' ? 'K estimated' : 'K given'}) -> ${outDir}\n`);
+    process.stdout.write(`\n${result.images.length} images -> ${result.k} defect types (${result.kChoice.mode === 'auto' ? `K estimated by ${result.kChoice.method} in ${Math.round(result.kChoice.ms ?? 0)} ms` : 'K given'}) -> ${outDir}\n`);
     const sizes = new Map<number, number>();
     for (const img of result.images) sizes.set(img.cluster, (sizes.get(img.cluster) ?? 0) + 1);
     process.stdout.write(`cluster sizes: ${[...sizes].sort((a, b) => a[0] - b[0]).map(([c, n]) => `${c}:${n}`).join('  ')}\n`);

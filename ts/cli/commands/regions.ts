@@ -8,7 +8,7 @@ import { basename, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { readManifest, stagingDir, writeFileAtomic } from '../../io/files.js';
 import { extractRegions, type ExtractRegionsOptions, type RegionsResult } from '../../stages/regions.js';
-import { flagHelp, parseFlags, text, toggle } from '../flags.js';
+import { flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, text, toggle } from '../flags.js';
 import { progressBar, timingTable, warn, type Command } from '../output.js';
 import { MEBIN_FLAGS, mebinOptions } from './mebin.js';
 
@@ -17,6 +17,7 @@ const FLAGS = {
   out: text({ required: true, placeholder: 'DIR', help: 'Output folder: regions.json and crops/.' }),
   json: toggle({ help: 'Print a JSON summary.' }),
   ...MEBIN_FLAGS,
+  ...MASK_MAP_FLAGS,
 } as const;
 
 /** regions.json as the CLI contract describes it. */
@@ -50,6 +51,7 @@ function stemOf(path: string): string {
 
 async function run(args: string[], signal: AbortSignal): Promise<void> {
   const flags = parseFlags('regions', FLAGS, args);
+  maskMapOptions(flags);  // usage errors before any work
   const rows = await readManifest(resolve(flags.manifest));
   if (rows.length === 0) throw new InvalidArgumentError('The manifest lists no (image, map) pairs');
   const outDir = resolve(flags.out);
@@ -57,6 +59,7 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
   try {
     const options: ExtractRegionsOptions = {
       ...mebinOptions(flags),
+      ...maskMapOptions(flags),
       returnPixels: false,
       cropDir: join(staging.path, 'crops'),
       names: rows.map((r, i) => `${String(i).padStart(5, '0')}_${stemOf(r.image)}`),

@@ -1,0 +1,82 @@
+/**
+ * Open-set novelty (issue 11): how unlike every known defect type a crop and an
+ * image are, and a threshold calibrated to a false-alarm rate on images held out
+ * from the fit.
+ *
+ * The heads are cosine classifiers (METHOD.md §4.4): a crop's logit for class j is
+ * the cosine similarity between its l2-normalised [CLS] feature and the head's
+ * prototype row j, so the scores below are functions of the novel-class logits l_j:
+ *
+ * * `energy`: -T log sum_j exp(l_j / T), T = the student temperature 0.1 (§7): the
+ *   free energy of the head's logits (Liu et al. 2020), high when no prototype is close;
+ * * `cosine`: 1 - max_j l_j, the cosine distance to the nearest cluster prototype.
+ *
+ * An image's novelty is its crops' novelty merged with the region weights of §7
+ * (softmax of sqrt(mask area) / tauAlpha), as its class probabilities are.
+ * @module
+ */
+import { InvalidArgumentError } from '../core/errors.js';
+import { regionWeights } from './merge.js';
+
+/** The per-crop novelty scores. */
+export const NOVELTY_SCORES = ['energy', 'cosine'] as const;
+export type NoveltyScore = (typeof NOVELTY_SCORES)[number];
+
+/** The default score: the one that won the open-set evaluation (bench/RESULTS.md, "Open-set novelty"). */
+export const DEFAULT_NOVELTY_SCORE: NoveltyScore = 'energy';
+
+/** The student temperature of METHOD.md §7 (softmax(logits / 0.1)). */
+export const NOVELTY_TEMPERATURE = 0.1;
+
+/** One crop's novelty from its novel-class cosine logits (higher = less like any known type). */
+export function cropNovelty(logits: ArrayLike<number>, score: NoveltyScore = DEFAULT_NOVELTY_SCORE, temperature = NOVELTY_TEMPERATURE): number {
+  if (logits.length === 0) throw new InvalidArgumentError('cropNovelty() needs at least one logit');
+  let top = -Infinity;
+  for (let j = 0; j < logits.length; j++) top = Math.max(top, logits[j]!);
+  if (score === 'cosine') return 1 - top;
+  if (score !== 'energy') throw new InvalidArgumentError(`Unknown novelty score '${String(score)}' (expected ${NOVELTY_SCORES.join(' or ')})`);
+  let s = 0;
+  for (let j = 0; j < logits.length; j++) s += Math.exp((logits[j]! - top) / temperature);
+  return -(top + temperature * Math.log(s));
+}
+
+/** An image's novelty: its crops' novelty merged with the region weights (METHOD.md §7). */
+export function imageNovelty(cropScores: readonly number[], maskAreas: readonly number[], tauAlpha: number): number {
+  if (cropScores.length !== maskAreas.length) throw new InvalidArgumentError('imageNovelty(): one mask area per crop score');
+  if (cropScores.length === 1) return cropScores[0]!;
+  const w = regionWeights(maskAreas, tauAlpha);
+  return cropScores.reduce((acc, s, j) => acc + w[j]! * s, 0);
+}
+
+/**
+ * The threshold for a false-alarm rate `alpha` from the novelty of n held-out known
+ * images (split conformal): the k-th smallest score, k = ceil((n + 1)(1 - alpha)),
+ * so that a new known image exceeds it with probability at most alpha (exchangeable
+ * images). When k > n (too few images for alpha) the largest score is used, and the
+ * rate is then only bounded by 1 / (n + 1).
+ */
+export function calibrateThreshold(scores: readonly number[], alpha: number): number {
+  if (scores.length === 0) throw new InvalidArgumentError('calibrateThreshold() needs at least one score');
+  if (!(alpha > 0 && alpha < 1)) throw new InvalidArgumentError(`The false-alarm rate must be in (0, 1) (got ${alpha})`);
+  const sorted = [...scores].sort((a, b) => a - b);
+  const n = sorted.length;
+  const k = Math.min(n, Math.ceil((n + 1) * (1 - alpha)));
+  return sorted[k - 1]!;
+}
+
+/** Area under the ROC curve of `positive` scored above `negative` (ties count one half). */
+export function auroc(positive: readonly number[], negative: readonly number[]): number {
+  if (positive.length === 0 || negative.length === 0) throw new InvalidArgumentError('auroc() needs positive and negative scores');
+  const all = [...positive.map((s) => ({ s, p: 1 })), ...negative.map((s) => ({ s, p: 0 }))].sort((a, b) => a.s - b.s);
+  // Mann-Whitney U with mid-ranks.
+  let rankSum = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j + 1 < all.length && all[j + 1]!.s === all[i]!.s) j++;
+    const mid = (i + j) / 2 + 1;
+    for (let q = i; q <= j; q++) if (all[q]!.p) rankSum += mid;
+    i = j + 1;
+  }
+  const np = positive.length;
+  return (rankSum - (np * (np + 1)) / 2) / (np * negative.length);
+}
