@@ -265,6 +265,8 @@ export interface RawInferenceRecord {
   falseAlarmRate: number;
   calibrationImages: number;
   tauAlpha: number;
+  featureMean: number[];
+  prototypes: number[];
 }
 
 export interface RawPrediction {
