@@ -86,7 +86,7 @@ function novelImages(n: number, seed: number) {
 
 test('discover calibrates on held-out images; a clearly novel type scores higher; the bundle keeps the calibration, older bundles load uncalibrated', async (t) => {
   const known = generateSynthetic({ perType: 6, good: 4, size: 64, mapSize: 32, seed: 3 }).map((s) => ({ image: s.image, map: s.mask, label: s.label as string }));
-  const result = await discover(known, { k: 6, masksAsMaps: true, arch: TINY_ARCH, epochs: 3, seed: 2, threads: 2, holdout: 0.25, falseAlarmRate: 0.1 });
+  const result = await discover(known, { k: 6, masksAsMaps: true, arch: TINY_ARCH, epochs: 3, seed: 2, threads: 2, holdout: 0.25, falseAlarmRate: 0.1, noveltyScore: 'prototype' });
   try {
     const held = result.images.filter((i) => i.heldOut);
     t.is(held.length, Math.round(known.length * 0.25));
@@ -130,7 +130,7 @@ test('discover calibrates on held-out images; a clearly novel type scores higher
     } finally {
       loaded.dispose();
     }
-    // A bundle without the record (as written before it existed): loads; novelty from the heads' energy, no unknown.
+    // A bundle without the record (as written before it existed): loads; novelty from the head (cosine), no unknown.
     const record = result.model.inference;
     delete result.model.inference;
     await result.model.save(join(dir, 'old.safetensors'));
@@ -155,6 +155,7 @@ test('discover: holdout 0 trains on every image and calibrates nothing; too few 
     t.is(none.calibration, null);
     t.true(none.images.every((i) => !i.heldOut && i.unknown === null));
     t.is(none.model.inference?.calibrationImages, 0);
+    t.is(none.model.inference?.noveltyScore, 'cosine'); // the default
   } finally {
     none.model.dispose();
   }

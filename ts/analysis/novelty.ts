@@ -5,19 +5,21 @@
  *
  * Three per-crop scores:
  *
- * * `prototype` (the default): the cosine distance of the crop's [CLS] feature to the
+ * * `prototype`: the cosine distance of the crop's [CLS] feature to the
  *   nearest cluster prototype, in the feature space centred on the fit crops' mean
  *   feature; a prototype is the normalised mean of the centred, normalised features of
  *   the fit crops assigned to that cluster (recorded in the bundle).
  * * The heads are cosine classifiers (METHOD.md §4.4): a crop's logit for class j is the
  *   cosine similarity between its l2-normalised [CLS] feature and the head's weight row j;
- *   `energy` = -T log sum_j exp(l_j / T) over the novel-class logits, T = the student
- *   temperature 0.1 (§7) (the free energy of Liu et al. 2020), and `cosine` = 1 - max_j l_j.
+ *   `cosine` (the default) = 1 - max_j l_j, the cosine distance to the nearest head
+ *   prototype, and `energy` = -T log sum_j exp(l_j / T) over the novel-class logits, T = the
+ *   student temperature 0.1 (§7) (the free energy of Liu et al. 2020).
  *
- * The open-set evaluation (bench/RESULTS.md, "Open-set novelty") chose the default; on a
- * synthetic clearly-novel type the head scores even ranked novel crops as *more* typical
- * (the trained heads are confident on inputs unlike anything seen), the prototype score
- * did not (test/66-novelty).
+ * The MTD open-set evaluation (bench/RESULTS.md, "Open-set novelty") chose the default; on
+ * a synthetic, clearly novel type the head scores instead ranked novel crops as *more*
+ * typical (the trained heads are confident on inputs unlike anything seen) while the
+ * prototype score separated them perfectly (test/66-novelty): choose `prototype` for
+ * far-off novelties.
  *
  * An image's novelty is its crops' novelty merged with the region weights of §7
  * (softmax of sqrt(mask area) / tauAlpha), as its class probabilities are.
@@ -30,8 +32,12 @@ import { regionWeights } from './merge.js';
 export const NOVELTY_SCORES = ['prototype', 'energy', 'cosine'] as const;
 export type NoveltyScore = (typeof NOVELTY_SCORES)[number];
 
-/** The default score (bench/RESULTS.md, "Open-set novelty"). */
-export const DEFAULT_NOVELTY_SCORE: NoveltyScore = 'prototype';
+/**
+ * The default score: the best mean AUROC of the MTD leave-one-type-out evaluation
+ * (bench/RESULTS.md, "Open-set novelty": cosine 0.568, energy 0.565, prototype 0.460 with
+ * random-init backbones, all near chance).
+ */
+export const DEFAULT_NOVELTY_SCORE: NoveltyScore = 'cosine';
 
 /** Cluster prototypes in the [CLS] feature space (see the module doc). */
 export interface FeaturePrototypes {

@@ -57,7 +57,7 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
   holdout?: number;
   /** False-alarm rate the novelty threshold is calibrated to (default 0.05). */
   falseAlarmRate?: number;
-  /** Per-crop novelty score (default 'energy'; see analysis/novelty). */
+  /** Per-crop novelty score (default 'cosine'; 'prototype' for far-off novelties; see analysis/novelty). */
   noveltyScore?: NoveltyScore;
   /** Further training options (batch size, learning rate, checkpointDir, ...). */
   training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange'>;
@@ -174,7 +174,7 @@ function scoringOf(model: TrainedModel): Scoring {
   const prototypes = r ? prototypesOf(r) : null;
   let calibrated = !!r && r.calibrationImages > 0;
   if (score === 'prototype' && !prototypes) {
-    score = 'energy'; // no prototypes recorded (a plain fit(), an older bundle): the head's energy, uncalibrated
+    score = 'cosine'; // no prototypes recorded: the head's cosine distance, uncalibrated
     calibrated = false;
   }
   return { score, prototypes, tauAlpha: r?.tauAlpha ?? 50, threshold: calibrated ? r!.noveltyThreshold : null };
