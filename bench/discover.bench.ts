@@ -27,6 +27,8 @@ const data = await loadDataset({ kind: 'mtd', root: mtd, groundTruthAsMaps: true
 const loadMs = performance.now() - t0;
 const result = await discover(data.items, {
   k: 6,
+  // The reference protocol: every image trains (no images held out for novelty calibration).
+  holdout: 0,
   arch,
   epochs,
   seed: 3407,

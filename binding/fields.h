@@ -62,6 +62,18 @@ class FieldReader {
     out.clear();
     for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(string(a.Get(i), key));
   }
+  void operator()(const char* key, std::vector<double>& out) {
+    Napi::Value v = get(key);
+    if (!v.IsArray()) fail(key, "an array of finite numbers");
+    Napi::Array a = v.As<Napi::Array>();
+    out.clear();
+    out.reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value x = a.Get(i);
+      if (!x.IsNumber() || !std::isfinite(x.As<Napi::Number>().DoubleValue())) fail(key, "an array of finite numbers");
+      out.push_back(x.As<Napi::Number>().DoubleValue());
+    }
+  }
   // [lo, hi] or null (absent).
   void operator()(const char* key, std::optional<std::pair<int, int>>& out) {
     Napi::Value v = get(key, /*nullable=*/true);

@@ -113,7 +113,7 @@ test('demo runs discover end to end on the embedded synthetic default and report
   t.is(summary.k, 5);
   t.true(summary.timings.mebinMsPerMap > 0 && summary.timings.cropMsPerImage > 0 && summary.timings.training > 0);
   for (const key of ['nmi', 'ari', 'f1']) t.true(summary.metrics.anomalyncd[key] >= -1 && summary.metrics.kmeansBaseline[key] <= 1);
-  t.deepEqual(readdirSync(out).sort(), ['metrics.json', 'predictions.json', 'report.html', 'timings.json']);
+  t.deepEqual(readdirSync(out).sort(), ['metrics.json', 'model.safetensors', 'predictions.json', 'report.html', 'timings.json']);
   const predictions = JSON.parse(readFileSync(join(out, 'predictions.json'), 'utf8'));
   t.is(predictions.images.length, 12);
   for (const img of predictions.images) {

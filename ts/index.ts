@@ -104,3 +104,6 @@ export {
   type DiscoveredImage,
   type DiscoveredRegion,
 } from './stages/discover.js';
+export { auroc, calibrateThreshold, cropNovelty, featurePrototypes, imageNovelty, prototypeNovelty, NOVELTY_SCORES, DEFAULT_NOVELTY_SCORE, type NoveltyScore, type FeaturePrototypes } from './analysis/novelty.js';
+export type { InferenceRecord } from './stages/train.js';
+export type { MaskMapOptions } from './stages/regions.js';

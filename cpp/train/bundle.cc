@@ -213,7 +213,8 @@ BundleContents readBundleContents(const std::string& path) {
     json::FieldReader reader(inf, "Cannot load training bundle '" + path + "': ", "inference", nullptr, /*nullDoubles=*/true);
     visitFields(r, reader);
     if (r.maskLevel < 1 || r.maskLevel > 255 || !(r.falseAlarmRate > 0 && r.falseAlarmRate < 1) || r.calibrationImages < 0 ||
-        !(r.tauAlpha > 0))
+        !(r.tauAlpha > 0) || (r.featureMean.empty() != r.prototypes.empty()) ||
+        (!r.featureMean.empty() && r.prototypes.size() % r.featureMean.size() != 0))
       corrupt(path, "metadata inference is invalid");
     m->inference = r;
   }

@@ -5,6 +5,7 @@
 #pragma once
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace anomalyncd::train {
 
@@ -22,6 +23,12 @@ struct InferenceRecord {
   double falseAlarmRate = 0.05;
   int calibrationImages = 0;
   double tauAlpha = 50;
+  // Score "prototype": the cluster prototypes in the backbone's [CLS] feature space: the
+  // mean of the fit crops' features (`featureMean`, D values) and, per non-empty cluster,
+  // the normalised mean of its crops' centred, normalised features (`prototypes`, P x D
+  // row-major). Empty when not recorded.
+  std::vector<double> featureMean;
+  std::vector<double> prototypes;
 };
 
 template <class R, class V>
@@ -33,6 +40,8 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<R>, InferenceRecord>> visitF
   v("falseAlarmRate", r.falseAlarmRate);
   v("calibrationImages", r.calibrationImages);
   v("tauAlpha", r.tauAlpha);
+  v("featureMean", r.featureMean);
+  v("prototypes", r.prototypes);
 }
 
 }  // namespace anomalyncd::train

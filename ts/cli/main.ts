@@ -25,6 +25,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   train: async () => (await import('./commands/train.js')).trainCommand,
   doctor: async () => (await import('./commands/doctor.js')).doctorCommand,
   build: async () => (await import('./commands/build.js')).buildCommand,
+  predict: async () => (await import('./commands/predict.js')).predictCommand,
 };
 
 const controller = new AbortController();
@@ -40,10 +41,15 @@ Commands:
   regions  --manifest FILE.csv --out DIR [MEBin options] [--threads T] [--json]
   discover (--manifest FILE.csv | --dataset mtd|mvtec --root DIR [--category C] (--maps DIR | --gt-maps)
             | --dataset synthetic [--per-type N]) --k K|auto --out DIR [--backbone FILE] [--arch PRESET|JSON]
-           [--labeled DIR] [--epochs N] [--seed S] [--threads T] [--tau-alpha A] [--json]
+           [--labeled DIR] [--epochs N] [--seed S] [--threads T] [--tau-alpha A] [--masks-as-maps [--mask-level N]]
+           [--holdout F] [--false-alarm-rate R] [--json]
            MEBin -> crops -> training -> prediction -> merging; writes predictions.json, metrics.json
-           (labels known), timings.json and report.html.
+           (labels known), timings.json, report.html and model.safetensors.
   train    see 'anomalyncd train --help'
+  predict  --model BUNDLE --manifest FILE.csv --out DIR [--device cpu|auto] [--masks-as-maps [--mask-level N]]
+           [--tau-alpha A] [--threads T] [--json]
+           classifies new images with a saved bundle (never trains): predictions.json with novelty and
+           unknown per image, metrics.json when the manifest has labels.
   embed    --checkpoint FILE --arch PRESET|JSON --images X.npy --masks M.npy --out Y.npy
            [--threads T] [--batch-size N] [--device cpu|cuda:0] [--json]
   doctor   [--json] [--no-self-test]

@@ -278,6 +278,8 @@ export interface RawInferenceRecord {
   falseAlarmRate: number;
   calibrationImages: number;
   tauAlpha: number;
+  featureMean: number[];
+  prototypes: number[];
 }
 
 export interface RawPrediction {

@@ -425,6 +425,15 @@ export function buildReportData(result: DiscoverResult, options: DiscoverReportO
         { label: 'Backbone', value: backbone ? basename(backbone) : `random init (${describeArch(o.arch, result)})` },
         { label: 'Epochs', value: result.model.epochsDone },
         { label: 'Search range', value: result.searchRange.join('–') },
+        // Open-set flags (issue 11): images whose novelty exceeds the calibrated threshold.
+        ...(result.calibration
+          ? [
+              {
+                label: 'Unknown (novel) images',
+                value: `${result.images.filter((i) => i.unknown).length} of ${result.images.length} (novelty > ${result.calibration.threshold.toFixed(4)}, ${result.calibration.score} score, calibrated to ${(result.calibration.falseAlarmRate * 100).toFixed(1)} % false alarms on ${result.calibration.images} held-out images)`,
+              },
+            ]
+          : []),
       ],
     },
     clusters,

@@ -12,10 +12,10 @@ import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, MASK_MAP_FIELDS, type Box, type ImageInput, type MaskMapOptions, type RegionsResult } from './regions.js';
-import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
+import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type Prediction, type TrainedModel, type TrainEvent } from './train.js';
 import { MEBIN_FIELDS, type MapInput, type MebinOptions } from './mebin.js';
 import type { Progress } from '../core/jobs.js';
-import { calibrateThreshold, cropNovelty, DEFAULT_NOVELTY_SCORE, imageNovelty, NOVELTY_SCORES, type NoveltyScore } from '../analysis/novelty.js';
+import { calibrateThreshold, cropNovelty, DEFAULT_NOVELTY_SCORE, featurePrototypes, imageNovelty, NOVELTY_SCORES, prototypeNovelty, type FeaturePrototypes, type NoveltyScore } from '../analysis/novelty.js';
 import { mulberry32 } from '../core/random.js';
 
 /** One image of a discovery run. */
@@ -67,7 +67,7 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
   holdout?: number;
   /** False-alarm rate the novelty threshold is calibrated to (default 0.05). */
   falseAlarmRate?: number;
-  /** Per-crop novelty score (default 'energy'; see analysis/novelty). */
+  /** Per-crop novelty score (default 'cosine'; 'prototype' for far-off novelties; see analysis/novelty). */
   noveltyScore?: NoveltyScore;
   /** Further training options (batch size, learning rate, checkpointDir, ...). */
   training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange'>;
@@ -139,15 +139,15 @@ export interface DiscoverResult {
 function mergeImages(
   regions: RegionsResult,
   probabilities: readonly ArrayLike<number>[],
-  logits: readonly ArrayLike<number>[],
+  cropScores: readonly number[],
   tauAlpha: number,
-  novelty: { score: NoveltyScore; tauAlpha: number; threshold: number | null },
+  novelty: { tauAlpha: number; threshold: number | null },
 ): Omit<DiscoveredImage, 'name' | 'label' | 'baselineCluster' | 'heldOut'>[] {
   let next = 0;
   return regions.items.map((item) => {
     const mine = item.crops.map((crop) => {
       const j = next++;
-      return { crop, p: probabilities[j]!, n: cropNovelty(logits[j]!, novelty.score) };
+      return { crop, p: probabilities[j]!, n: cropScores[j]! };
     });
     const merged = mergeRegions(mine.map(({ crop, p }) => ({ probabilities: p, maskArea: crop.maskArea })), tauAlpha);
     const score = imageNovelty(mine.map((m) => m.n), mine.map((m) => m.crop.maskArea), novelty.tauAlpha);
@@ -164,11 +164,40 @@ function mergeImages(
   });
 }
 
-/** The record's calibration when it has one. */
-function calibrationOf(model: TrainedModel): { score: NoveltyScore; tauAlpha: number; threshold: number | null } {
+/** How a model scores novelty: its recorded score (prototype needs recorded prototypes, else energy) and calibration. */
+interface Scoring {
+  score: NoveltyScore;
+  prototypes: FeaturePrototypes | null;
+  tauAlpha: number;
+  threshold: number | null;
+}
+
+function prototypesOf(r: { featureMean: readonly number[]; prototypes: readonly number[] }): FeaturePrototypes | null {
+  const D = r.featureMean.length;
+  if (D === 0) return null;
+  return {
+    mean: Float64Array.from(r.featureMean),
+    rows: Array.from({ length: r.prototypes.length / D }, (_, i) => Float64Array.from(r.prototypes.slice(i * D, (i + 1) * D))),
+  };
+}
+
+function scoringOf(model: TrainedModel): Scoring {
   const r = model.inference;
-  const score = r && (NOVELTY_SCORES as readonly string[]).includes(r.noveltyScore) ? (r.noveltyScore as NoveltyScore) : DEFAULT_NOVELTY_SCORE;
-  return { score, tauAlpha: r?.tauAlpha ?? 50, threshold: r && r.calibrationImages > 0 ? r.noveltyThreshold : null };
+  let score = r && (NOVELTY_SCORES as readonly string[]).includes(r.noveltyScore) ? (r.noveltyScore as NoveltyScore) : DEFAULT_NOVELTY_SCORE;
+  const prototypes = r ? prototypesOf(r) : null;
+  let calibrated = !!r && r.calibrationImages > 0;
+  if (score === 'prototype' && !prototypes) {
+    score = 'cosine'; // no prototypes recorded: the head's cosine distance, uncalibrated
+    calibrated = false;
+  }
+  return { score, prototypes, tauAlpha: r?.tauAlpha ?? 50, threshold: calibrated ? r!.noveltyThreshold : null };
+}
+
+/** Per-crop novelty of a prediction (with logits, and embeddings for `prototype`). */
+function cropScores(prediction: Prediction, scoring: Pick<Scoring, 'score' | 'prototypes'>): number[] {
+  const { score, prototypes } = scoring;
+  if (score === 'prototype') return prediction.embeddings!.map((e) => prototypeNovelty(e, prototypes!));
+  return prediction.logits!.map((l) => cropNovelty(l, score));
 }
 
 /**
@@ -254,8 +283,9 @@ export async function predict(model: TrainedModel, images: readonly ImageInput[]
     ...(onProgress ? { onProgress } : {}),
   });
   const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
-  const prediction = await model.predict(crops, { threads, logits: true, ...(signal ? { signal } : {}) });
-  return mergeImages(regions, prediction.probabilities, prediction.logits!, tauAlpha, calibrationOf(model));
+  const scoring = scoringOf(model);
+  const prediction = await model.predict(crops, { threads, logits: true, embeddings: scoring.score === 'prototype', ...(signal ? { signal } : {}) });
+  return mergeImages(regions, prediction.probabilities, cropScores(prediction, scoring), tauAlpha, scoring);
 }
 
 function l2normalised(v: Float32Array): Float32Array {
@@ -282,7 +312,7 @@ function chooseHoldout(n: number, fraction: number, seed: number): Set<number> {
 }
 
 /** An inference record with no novelty calibration. */
-const NO_CALIBRATION = { masksAsMaps: false, maskLevel: 128, noveltyScore: 'energy', noveltyThreshold: 0, falseAlarmRate: 0.05, calibrationImages: 0, tauAlpha: 50 };
+const NO_CALIBRATION = { masksAsMaps: false, maskLevel: 128, noveltyScore: DEFAULT_NOVELTY_SCORE as string, noveltyThreshold: 0, falseAlarmRate: 0.05, calibrationImages: 0, tauAlpha: 50, featureMean: [] as number[], prototypes: [] as number[] };
 
 /** Runs AnomalyNCD end to end over a set of images and anomaly maps. */
 export async function discover(items: readonly DiscoverItem[], options: DiscoverOptions): Promise<DiscoverResult> {
@@ -482,7 +512,11 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     model.predict(trainCrops, { embeddings: true, logits: true, threads, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
   );
   const t0 = performance.now();
-  let predicted = mergeImages(regions, prediction.probabilities, prediction.logits!, tauAlpha, { score: o.noveltyScore, tauAlpha, threshold: null });
+  // Novelty prototypes from the fit crops only (their trained features and clusters).
+  const fitIndex = crops.map((c, j) => (heldOut.has(c.image) ? -1 : j)).filter((j) => j >= 0);
+  const prototypes = featurePrototypes(fitIndex.map((j) => prediction.embeddings![j]!), fitIndex.map((j) => argmax(prediction.probabilities[j]!)), K);
+  model.inference = { ...model.inference!, featureMean: Array.from(prototypes.mean), prototypes: prototypes.rows.flatMap((r) => Array.from(r)) };
+  let predicted = mergeImages(regions, prediction.probabilities, cropScores(prediction, { score: o.noveltyScore, prototypes }), tauAlpha, { tauAlpha, threshold: null });
   let calibration: DiscoverResult['calibration'] = null;
   if (heldOut.size) {
     // Calibrated on the held-out images only (never on the crops the model trained on).

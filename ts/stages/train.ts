@@ -455,6 +455,10 @@ export interface InferenceRecord {
   calibrationImages: number;
   /** Region-merging temperature used for image novelty. */
   tauAlpha: number;
+  /** Score `prototype`: the fit crops' mean [CLS] feature (D values; empty: none recorded). */
+  featureMean: number[];
+  /** Score `prototype`: the cluster prototypes, P x D row-major (centred space). */
+  prototypes: number[];
 }
 
 /** A trained NCD model: backbone + heads in native memory. Call {@link dispose} when done. */
@@ -499,7 +503,7 @@ export class TrainedModel {
     this.backbone = { ...raw.backbone };
     if (raw.searchRange) this.searchRange = [raw.searchRange[0], raw.searchRange[1]];
     this.warnings = Object.freeze([...raw.warnings]);
-    if (raw.inference) this.inference = { ...raw.inference };
+    if (raw.inference) this.inference = { ...raw.inference, featureMean: [...raw.inference.featureMean], prototypes: [...raw.inference.prototypes] };
   }
 
   #live(): unknown {
@@ -517,7 +521,9 @@ export class TrainedModel {
     const raw = resolveOptions(saveTable, options);
     const handle = this.#live();
     const t = trainAddon();
-    const inference: RawInferenceRecord | undefined = this.inference ? { ...this.inference } : undefined;
+    const inference: RawInferenceRecord | undefined = this.inference
+      ? { ...this.inference, featureMean: [...this.inference.featureMean], prototypes: [...this.inference.prototypes] }
+      : undefined;
     await runJob(() => t.saveTrainedModel(handle, path, { ...raw, ...(inference ? { inference } : {}) }), options.signal ? { signal: options.signal } : {});
   }
 

@@ -43,6 +43,15 @@ const FLAGS = {
   threads: count({ placeholder: 'T', help: 'Worker threads (default: all cores).' }),
   'tau-alpha': positive({ placeholder: 'A', help: 'Region-merging temperature (default 100 for MVTec AD, else 50).' }),
   'per-type': count({ default: 8, help: 'Synthetic images per defect type.' }),
+  holdout: custom(
+    (v, flag): number => {
+      const x = Number(v);
+      if (v.trim() === '' || !Number.isFinite(x) || x < 0 || x > 0.9) throw new InvalidArgumentError(`${flag} must be a fraction in 0..0.9 (got '${v}')`);
+      return x;
+    },
+    { placeholder: 'F', help: 'Fraction of images held out from training to calibrate novelty (default 0.2; 0: none, as the reference).' },
+  ),
+  'false-alarm-rate': positive({ placeholder: 'R', help: 'False-alarm rate of the novelty threshold (default 0.05).' }),
   json: toggle({ help: 'Print a JSON summary.' }),
 } as const;
 
@@ -107,6 +116,8 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       k: flags.k,
       ...(flags.kMethod !== undefined ? { kMethod: flags.kMethod } : {}),
       ...maskMapOptions(flags),
+      ...(flags.holdout !== undefined ? { holdout: flags.holdout } : {}),
+      ...(flags.falseAlarmRate !== undefined ? { falseAlarmRate: flags.falseAlarmRate } : {}),
       tauAlpha: flags.tauAlpha ?? tauAlpha,
       ...(flags.backbone !== undefined ? { backbone: resolve(flags.backbone) } : {}),
       ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
@@ -125,9 +136,17 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       ...(img.label !== undefined ? { label: img.label } : {}),
       cluster: img.cluster,
       probabilities: img.probabilities,
-      regions: img.regions.map((r) => ({ box: r.box, cluster: r.cluster, probability: r.probability })),
+      novelty: img.novelty,
+      unknown: img.unknown,
+      heldOut: img.heldOut,
+      regions: img.regions.map((r) => ({ box: r.box, cluster: r.cluster, probability: r.probability, novelty: r.novelty })),
     }));
-    await writeFileAtomic(join(staging.path, 'predictions.json'), JSON.stringify({ k: result.k, kChoice: result.kChoice, searchRange: result.searchRange, images: predictions }, null, 1) + '\n');
+    await writeFileAtomic(
+      join(staging.path, 'predictions.json'),
+      JSON.stringify({ k: result.k, kChoice: result.kChoice, searchRange: result.searchRange, calibration: result.calibration, images: predictions }, null, 1) + '\n',
+    );
+    // The trained bundle, so that `anomalyncd predict --model DIR/model.safetensors` can follow.
+    await result.model.save(join(staging.path, 'model.safetensors'), { signal });
     if (result.metrics) {
       const pick = (m: { nmi: number; ari: number; f1: number }) => ({ nmi: m.nmi, ari: m.ari, f1: m.f1 });
       await writeFileAtomic(join(staging.path, 'metrics.json'), JSON.stringify({ anomalyncd: pick(result.metrics.anomalyncd), kmeansBaseline: pick(result.metrics.kmeansBaseline) }, null, 1) + '\n');
