@@ -49,7 +49,8 @@ export function parseNpy(bytes: Uint8Array, name = 'buffer'): Tensor {
   if (descr === undefined || fortran === undefined || shapeText === undefined)
     throw new BadInputError(`${name}: malformed .npy header ${JSON.stringify(header.trim())}`);
   if (fortran === 'True') throw new BadInputError(`${name}: Fortran-order arrays are not supported; save with np.ascontiguousarray`);
-  const dtype = descrToDtype[descr];
+  // Own keys only: a descr such as 'toString' must not find Object.prototype's (found by test/56-parser-fuzz).
+  const dtype = Object.hasOwn(descrToDtype, descr) ? descrToDtype[descr] : undefined;
   if (!dtype) throw new BadInputError(`${name}: dtype '${descr}' is not supported (float32, float64, uint8, int32, int64 little-endian)`);
   if (descr === '|i1') throw new BadInputError(`${name}: int8 arrays are not supported`);
   const shape = shapeText

@@ -95,7 +95,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
   const loadMs = performance.now() - t0;
   const labelled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
   const outDir = resolve(flags.out);
-  const staging = await stagingDir(outDir);
+  const staging = await stagingDir(outDir, signal);
   let result: DiscoverResult | undefined;
   try {
     result = await discover(items, {
