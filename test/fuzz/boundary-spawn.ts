@@ -9,7 +9,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 export interface Report {
   calls: number;
-  slow: number;
+  slow: string[];
   counts: Record<string, Record<string, number>>;
   errorCodes: Record<string, number>;
   failures: { target: string; verdict: string; error: string; args: string }[];
@@ -17,12 +17,13 @@ export interface Report {
 }
 
 /** Runs the fuzzer in a child; resolves with its report, or rejects naming the call that crashed or hung. */
-export function runBoundaryFuzz(seed: number, calls: number, detachRounds: number, timeoutMs: number): Promise<Report> {
+export function runBoundaryFuzz(seed: number, calls: number, detachRounds: number, timeoutMs: number, callMs = 15_000): Promise<Report> {
   const dir = mkdtempSync(join(tmpdir(), 'anomalyncd-fuzz-'));
   const out = join(dir, 'report.json');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--expose-gc', join(here, 'boundary-run.js'), String(seed), String(calls), out, String(detachRounds)], {
       stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, BOUNDARY_CALL_MS: String(callMs) },
     });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));

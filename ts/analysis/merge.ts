@@ -48,7 +48,12 @@ export function regionWeights(maskAreas: readonly number[], tauAlpha: number): F
  * AD, 50 otherwise in the reference). One region: its own probabilities.
  */
 export function mergeRegions(regions: readonly RegionVote[], tauAlpha: number): MergedPrediction {
-  if (regions.length === 0) throw new InvalidArgumentError('mergeRegions() needs at least one region');
+  if (!Array.isArray(regions) || regions.length === 0) throw new InvalidArgumentError('mergeRegions() needs a non-empty array of regions');
+  regions.forEach((r: unknown, j) => {
+    const v = r as Partial<RegionVote> | null;
+    if (typeof v !== 'object' || v === null || typeof v.maskArea !== 'number' || typeof (v.probabilities as { length?: unknown } | undefined)?.length !== 'number')
+      throw new InvalidArgumentError(`mergeRegions(): regions[${j}] must be {probabilities, maskArea}`);
+  });
   const weights = regionWeights(regions.map((r) => r.maskArea), tauAlpha);
   const k = regions[0]!.probabilities.length;
   for (const r of regions)

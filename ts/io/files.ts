@@ -19,13 +19,15 @@ export async function readFileBytes(path: string): Promise<Buffer> {
 
 /** Writes `data` to a temp file beside `path`, then renames it into place. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('An output path must be a non-empty string');
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await mkdir(dirname(path), { recursive: true });
     await writeFile(tmp, data);
     await rename(tmp, path);
   } catch (e) {
-    await rm(tmp, { force: true });
+    // The clean-up's own failure (say ENAMETOOLONG) must not replace the typed error.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw new IoError(`Cannot write '${path}': ${(e as Error).message}`, { cause: e });
   }
 }
@@ -212,6 +214,7 @@ export interface ManifestRow {
 
 /** Reads a manifest CSV with header `image,map[,label]`. */
 export async function readManifest(csvPath: string): Promise<ManifestRow[]> {
+  if (typeof csvPath !== 'string' || csvPath.length === 0) throw new InvalidArgumentError('A manifest path must be a non-empty string');
   let text: string;
   try {
     text = await readFile(csvPath, 'utf8');

@@ -3,7 +3,7 @@
  * test-time preprocessing, and embeddings on worker threads.
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
 import { bool, int, num, oneOf, resolveOptions, str, threadsField, type SchemaFor } from '../core/options.js';
 import { modelAddon } from '../native/loader.js';
@@ -98,7 +98,7 @@ export function resolveArch(arch: ArchSpec): VitConfig {
       throw new InvalidArgumentError(`arch has an unknown key '${key}' (known: preset, ${CONFIG_KEYS.join(', ')})`);
   const { preset, ...fields } = given;
   if (preset !== undefined && !(ARCH_PRESETS as readonly string[]).includes(preset as string))
-    throw new InvalidArgumentError(`arch.preset '${String(preset)}' is not one of ${ARCH_PRESETS.join(', ')}`);
+    throw new InvalidArgumentError(`arch.preset '${shown(preset)}' is not one of ${ARCH_PRESETS.join(', ')}`);
   for (const [key, value] of Object.entries(fields)) if (value === undefined) delete fields[key];
   const base = preset !== undefined ? presetValues(preset as ArchPreset) : {};
   return resolveOptions(VIT_FIELDS, { ...base, ...fields }, 'arch.');
@@ -241,6 +241,7 @@ function checkFloat4d(t: unknown, name: string, channels: number): void {
  */
 export async function loadBackbone(path: string | null, options: LoadBackboneOptions = {}): Promise<Backbone> {
   if (path !== null && (typeof path !== 'string' || path.length === 0)) throw new InvalidArgumentError('loadBackbone(path): path must be a file path or null');
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('loadBackbone(path, options): options must be an object');
   const { arch, ...rest } = options;
   const raw = { arch: arch === undefined ? null : resolveArch(arch), ...resolveOptions(LOAD_FIELDS, rest) };
   const native = modelAddon();

@@ -704,5 +704,6 @@ export async function loadLabelled(
   path: string,
   options: { threads?: number; signal?: AbortSignal; onProgress?: (p: Progress) => void } = {},
 ): Promise<LabelledCrop[]> {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadLabelled() needs a folder or manifest path');
   return path.toLowerCase().endsWith('.csv') ? loadLabelledManifest(path, options) : loadLabelledFolder(path, options);
 }
