@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { AnomalyNCDError, IoError, binarize, fit, formatNpy, generateSynthetic, loadDataset, loadTrainedModel, Tensor } from 'anomalyncd';
 import { cleanStaleStaging, stagingDir } from '../ts/io/files.js';
-import { cliPath, encodePng, tempDir } from './helpers.js';
+import { cliPath, encodePng, tempDir, writeDinoCheckpoint } from './helpers.js';
 
 const mounts: string[] = [];
 function mountTmpfs(dir: string, size: string): void {
@@ -48,15 +48,25 @@ const tree = (dir: string): Record<string, string> => {
 };
 const siblings = (out: string) => readdirSync(dirname(out)).filter((n) => n.startsWith(`${basename(out)}.`));
 
+/** True `ms` after `cond` first holds. */
+function delayedPid(cond: (pid: number) => boolean, ms: number): (stderr: string, pid: number) => boolean {
+  let since = 0;
+  return (_stderr, pid) => {
+    if (!since && !cond(pid)) return false;
+    since ||= Date.now();
+    return Date.now() - since >= ms;
+  };
+}
+
 /** Spawns the CLI; `when` decides when to send `signal` (polled every 20 ms). */
-function cliUntil(args: string[], signal: NodeJS.Signals | undefined, when: (stderr: string) => boolean, limitMs = 120_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; sent: boolean }> {
+function cliUntil(args: string[], signal: NodeJS.Signals | undefined, when: (stderr: string, pid: number) => boolean, limitMs = 120_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; sent: boolean }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let sent = false;
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const poll = setInterval(() => {
-      if (signal && !sent && when(stderr)) {
+      if (signal && !sent && when(stderr, child.pid!)) {
         sent = true;
         child.kill(signal);
       }
@@ -245,14 +255,7 @@ test.serial('SIGINT during mebin, regions, demo (discover), embed and train: exi
   const dir = tempDir();
   const inputs = bigInputs(join(dir, 'in'), 60, 1024);
   const hasStaging = (out: string) => () => existsSync(dirname(out)) && siblings(out).some((n) => n.includes('.staging-'));
-  const delayed = (cond: () => boolean, ms: number) => {
-    let since = 0;
-    return () => {
-      if (!cond()) return false;
-      since ||= Date.now();
-      return Date.now() - since >= ms;
-    };
-  };
+  const delayed = (cond: () => boolean, ms: number) => delayedPid(() => cond(), ms);
 
   const bin = join(dir, 'bin');
   const m = await cliUntil(['mebin', '--maps', inputs.maps, '--out', join(dir, 'mebin.json'), '--binary-out', bin, '--threads', '1'], 'SIGINT', delayed(hasStaging(bin), 100));
@@ -275,8 +278,6 @@ test.serial('SIGINT during mebin, regions, demo (discover), embed and train: exi
   t.false(existsSync(demo));
   t.deepEqual(siblings(demo), []);
 
-  // embed: a random-weight checkpoint is not needed: a missing one fails fast, so use a large batch
-  // on a tiny safetensors written by `train` below? Simpler: train first (SIGINT after epoch 1).
   const crops = join(dir, 'crops');
   const regionsRun = await cliUntil(['regions', '--manifest', bigInputs(join(dir, 'few'), 8, 128).manifest, '--out', crops, '--threads', '1'], undefined, () => false);
   t.is(regionsRun.code, 0, regionsRun.stderr);
@@ -288,19 +289,71 @@ test.serial('SIGINT during mebin, regions, demo (discover), embed and train: exi
   t.false(existsSync(bundle));
   t.deepEqual(siblings(bundle), [], 'no temporary bundle left');
 
-  // embed: SIGINT once the model addon is loaded (the job is running).
+  // embed: SIGINT once the model addon is loaded in the child (the forward passes are running).
+  const ckpt = join(dir, 'dino.pth');
+  writeDinoCheckpoint(ckpt, { dim: 64, depth: 4, patch: 8, image: 224 });
   const x = join(dir, 'x.npy');
-  writeFileSync(x, formatNpy(new Tensor('float32', [256, 3, 224, 224], new Float32Array(256 * 3 * 224 * 224).fill(0.1))));
-  const ckpt = join(dir, 'ckpt.safetensors');
-  // The bundle format is not a backbone checkpoint; write a DINO-layout one with the library's own writer is not
-  // public, so use the preset-free path: a missing checkpoint. Instead interrupt while reading the large input.
+  writeFileSync(x, formatNpy(new Tensor('float32', [96, 3, 224, 224], new Float32Array(96 * 3 * 224 * 224).map((_, i) => Math.sin(i % 977)))));
   const y = join(dir, 'y.npy');
-  let pid = 0;
-  const e = await cliUntil(['embed', '--checkpoint', ckpt, '--arch', arch, '--images', x, '--out', y, '--threads', '1'], 'SIGINT', () => {
-    pid ||= 1;
-    return true;
-  });
-  t.true(e.sent && pid === 1);
-  t.true(e.code === 130 || e.code === 3, `embed exit ${e.code}: ${e.stderr}`);
+  const modelLoaded = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/maps`, 'utf8').includes('anomalyncd_model.node');
+    } catch {
+      return false;
+    }
+  };
+  const e = await cliUntil(['embed', '--checkpoint', ckpt, '--arch', JSON.stringify({ patchSize: 8, embedDim: 64, depth: 4, numHeads: 2, maskLayers: 1 }), '--images', x, '--out', y, '--threads', '1', '--batch-size', '2'], 'SIGINT', delayedPid(modelLoaded, 300));
+  t.true(e.sent);
+  t.is(e.code, 130, e.stderr);
   t.false(existsSync(y));
+});
+
+test.serial('SIGKILL during discover: the output folder keeps the previous run, a rerun cleans up and completes', async (t) => {
+  const dir = tempDir();
+  const out = join(dir, 'demo');
+  mkdirSync(out);
+  writeFileSync(join(out, 'predictions.json'), '{"previous": true}\n');
+  writeFileSync(join(out, 'notes.txt'), 'a user file');
+  const before = tree(out);
+  const killed = await cliUntil(['demo', '--out', out, '--per-type', '3', '--epochs', '200', '--threads', '1'], 'SIGKILL', delayedPid(() => siblings(out).some((n) => n.includes('.staging-')), 500));
+  t.true(killed.sent);
+  t.is(killed.signal, 'SIGKILL');
+  t.deepEqual(tree(out), before, 'nothing half-written where outputs go');
+  t.true(siblings(out).some((n) => n.includes('.staging-')), "the dead process's staging folder is left beside");
+  const rerun = await cliUntil(['demo', '--out', out, '--per-type', '2', '--epochs', '1', '--threads', '1', '--json'], undefined, () => false);
+  t.is(rerun.code, 0, rerun.stderr);
+  t.deepEqual(siblings(out), [], 'stale staging cleaned');
+  t.deepEqual(readdirSync(out).sort(), ['metrics.json', 'notes.txt', 'predictions.json', 'report.html', 'timings.json']);
+  t.not(readFileSync(join(out, 'predictions.json'), 'utf8'), '{"previous": true}\n');
+});
+
+// ---------------------------------------------------------------------------
+// In-process libtorch (last: nothing is spawned after this but the unmounts)
+
+test.serial('a full disk while saving a bundle: ERR_IO, the previous bundle intact and loadable, no temporary file left', async (t) => {
+  const dir = tempDir();
+  const samples = generateSynthetic({ perType: 2, good: 0, size: 64, mapSize: 64, seed: 4 });
+  const crops = samples.map((s) => ({ image: s.image, mask: s.mask }));
+  const model = await fit({ unlabelled: crops }, { k: 2, arch: { patchSize: 16, embedDim: 32, depth: 2, numHeads: 2, maskLayers: 1 }, epochs: 1, batchSize: 4, threads: 1, projHidden: 32, projOut: 16, nHead: 1 });
+  try {
+    const probe = join(dir, 'probe.safetensors');
+    await model.save(probe);
+    const size = statSync(probe).size;
+    const disk = join(dir, 'disk');
+    // Room for one bundle and a half: the first save fits, the second (a temp file beside the first) does not.
+    mkdirSync(disk);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil((size * 1.5) / 4096) * 4096}`, 'tmpfs', disk]);
+    mounts.push(disk);
+    const path = join(disk, 'model.safetensors');
+    await model.save(path);
+    const good = sha(path);
+    const err = await t.throwsAsync(model.save(path), { instanceOf: IoError });
+    t.regex(err!.message, /model\.safetensors/);
+    t.is(sha(path), good, 'the previous bundle is intact');
+    t.deepEqual(readdirSync(disk), ['model.safetensors'], 'no temporary file left');
+    const again = await loadTrainedModel(path);
+    again.dispose();
+  } finally {
+    model.dispose();
+  }
 });
