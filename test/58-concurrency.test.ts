@@ -19,14 +19,14 @@ test.after.always(() => w?.dispose());
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 
 test.serial('100 overlapping jobs of mixed kinds equal the same calls made one at a time', async (t) => {
-  const calls = Array.from({ length: 100 }, (_, i) => ({ kind: JOB_KINDS[i % 4]!, i }));
+  const calls = Array.from({ length: 100 }, (_, i) => ({ kind: JOB_KINDS[i % 4]!, i: Math.floor(i / 4) }));
   const sequential: string[] = [];
   for (const c of calls) sequential.push(await runJobOf(w, c.kind, c.i));
   const overlapped = await Promise.all(calls.map((c) => runJobOf(w, c.kind, c.i)));
   t.is(overlapped.length, 100);
   for (let i = 0; i < 100; i++) t.is(overlapped[i], sequential[i], `${calls[i]!.kind} #${i}`);
   // The calls differ from each other (the comparison can fail).
-  t.true(new Set(sequential).size >= 12, `${new Set(sequential).size} distinct results`);
+  t.true(new Set(sequential).size >= 20, `${new Set(sequential).size} distinct results`);
 });
 
 test.serial('abort storm: 3000 jobs aborted at random moments all settle (result or ERR_ABORTED), nothing leaks, later calls work', async (t) => {
