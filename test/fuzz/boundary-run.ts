@@ -151,6 +151,9 @@ function disposeResult(v: unknown): void {
 // lost its 'signal' gets the call's (so the deadline aborts it).
 const OPTIONS_AT: Record<string, number> = { loadBackbone: 1, fit: 1, discover: 1 };
 function cheapen(target: Target, args: unknown[]): void {
+  const at = OPTIONS_AT[target.name];
+  if (at !== undefined && args[0] === null && target.name === 'loadBackbone' && (args.length <= at || Array.isArray(args[at]) || args[at] === undefined))
+    args[at] = { arch: TINY, signal: controller.signal };
   for (const [i, v] of args.entries()) {
     try {
       if (OPTIONS_AT[target.name] === i && v instanceof Tensor) args[i] = { ...v, arch: TINY, signal: controller.signal };

@@ -82,6 +82,7 @@ export function parseNpy(bytes: Uint8Array, name = 'buffer'): Tensor {
 
 /** Reads a `.npy` file. */
 export async function readNpy(path: string): Promise<Tensor> {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('readNpy() needs a file path');
   const bytes = await readFileBytes(path);
   return parseNpy(bytes, `'${path}'`);
 }

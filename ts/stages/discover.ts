@@ -11,7 +11,7 @@ import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, type Box, type ImageInput, type RegionsResult } from './regions.js';
-import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type TrainedModel, type TrainEvent } from './train.js';
+import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, TrainedModel, type TrainEvent } from './train.js';
 import { MEBIN_FIELDS, type MapInput, type MebinOptions } from './mebin.js';
 import type { Progress } from '../core/jobs.js';
 
@@ -170,6 +170,7 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
  * crops, per-crop novel-class probabilities, region merging.
  */
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
+  if (!(model instanceof TrainedModel)) throw new InvalidArgumentError('predict(model, images, maps) needs a TrainedModel');
   const range = model.searchRange;
   if (!range) throw new InvalidArgumentError('This model has no saved MEBin search range (train it through discover() or pass searchRange to fit())');
   const { tauAlpha, threads, sampleRate, minIntervalLen, erode } = resolveOptions(PREDICT_IMAGES_FIELDS, options);

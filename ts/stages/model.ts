@@ -191,6 +191,7 @@ export class Backbone {
    * in [0, 1], or omitted for an unguided DINO forward.
    */
   async embed(images: Tensor, masks?: Tensor, options: EmbedOptions = {}): Promise<Tensor<'float32'>> {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('embed(images, masks, options): options must be an object');
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     checkFloat4d(images, 'images', 3);
     if (masks !== undefined) checkFloat4d(masks, 'masks', 1);
@@ -205,6 +206,7 @@ export class Backbone {
    * [n, embedDim] come back. The same bits as `embed` over `preprocess` of the crops.
    */
   async embedCrops(crops: readonly EmbedCrop[], options: EmbedOptions = {}): Promise<Tensor<'float32'>> {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('embedCrops(crops, options): options must be an object');
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     if (!Array.isArray(crops) || crops.length === 0) throw new InvalidArgumentError('embedCrops() needs a non-empty array of {image, mask}');
     const list = crops.map((c: EmbedCrop, i) => {

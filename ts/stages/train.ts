@@ -588,6 +588,7 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
  */
 export async function loadTrainedModel(path: string, options: { backbone?: string; signal?: AbortSignal } = {}): Promise<TrainedModel> {
   if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadTrainedModel() needs a file path');
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('loadTrainedModel(path, options): options must be an object');
   const o = resolveOptions(loadTable, options);
   const t = trainAddon();
   const raw = await runJob((p) => t.loadTrainedModel(path, { backbone: o.backbone ?? null }, p), options.signal ? { signal: options.signal } : {});
