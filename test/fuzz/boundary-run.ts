@@ -39,6 +39,8 @@ const rgb = (h: number, w: number, f: (i: number) => number) => new Tensor('uint
 
 const dir = mkdtempSync(join(tmpdir(), 'anomalyncd-boundary-'));
 process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+// Relative paths the fuzzer makes up land in the scratch folder, not in the repository.
+process.chdir(dir);
 
 // Fixtures: small valid inputs of every kind.
 const maps = [0, 1, 2].map((s) => gray(32, 32, (i) => ((i % 32) - 16) ** 2 + ((i >> 5) - 16 + s) ** 2 < 40 ? 220 : (i * 7) % 30));

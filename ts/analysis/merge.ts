@@ -51,11 +51,12 @@ export function regionWeights(maskAreas: readonly number[], tauAlpha: number): F
  */
 export function mergeRegions(regions: readonly RegionVote[], tauAlpha: number): MergedPrediction {
   if (!Array.isArray(regions) || regions.length === 0) throw new InvalidArgumentError('mergeRegions() needs a non-empty array of regions');
-  regions.forEach((r: unknown, j) => {
-    const v = r as Partial<RegionVote> | null;
+  // A loop over indices, not forEach: a sparse array's holes must be checked too.
+  for (let j = 0; j < regions.length; j++) {
+    const v = regions[j] as Partial<RegionVote> | null | undefined;
     if (typeof v !== 'object' || v === null || typeof v.maskArea !== 'number' || typeof (v.probabilities as { length?: unknown } | undefined)?.length !== 'number')
       throw new InvalidArgumentError(`mergeRegions(): regions[${j}] must be {probabilities, maskArea}`);
-  });
+  }
   const weights = regionWeights(regions.map((r) => r.maskArea), tauAlpha);
   const k = regions[0]!.probabilities.length;
   for (const r of regions)
