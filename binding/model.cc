@@ -207,7 +207,7 @@ class EmbedJob : public Job {
 
  protected:
   void run() override {
-    // The JS buffers are wrapped in place (no copy) and only read.
+    // The job's copies of the JS buffers (TensorView) are wrapped in place and only read.
     const at::Tensor images = torch::from_blob(images_.data, images_.shape, torch::kFloat32);
     const at::Tensor masks = hasMask_ ? torch::from_blob(masks_.data, masks_.shape, torch::kFloat32) : at::Tensor();
     B_ = images_.shape[0];
@@ -238,7 +238,7 @@ class EmbedJob : public Job {
 };
 
 // One crop of preprocess() / embedCrops(): uint8 RGB [h, w, 3] and its uint8 mask
-// [h, w] (null: all anomalous), referenced in place.
+// [h, w] (null: all anomalous), over the job's copies (TensorView).
 struct CropRef {
   const uint8_t* rgb;
   const uint8_t* mask;

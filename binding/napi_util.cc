@@ -78,8 +78,11 @@ TensorView tensorView(const Napi::Value& value, const std::string& argName) {
     throwError(env, code::kInvalidArgument, argName + ": shape holds " + std::to_string(elements) +
                                                 " elements but data has " + std::to_string(array.ElementLength()));
   view.byteLength = array.ByteLength();
-  view.data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  view.owner = data;
+  // Copied, not borrowed: see TensorView (napi_util.h).
+  const auto* source = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  auto copy = std::make_shared<std::vector<uint8_t>>(source, source + view.byteLength);
+  view.data = copy->data();
+  view.owner = std::move(copy);
   return view;
 }
 

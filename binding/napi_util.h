@@ -30,14 +30,19 @@ void initAddonData(Napi::Env env, Napi::Object exports);
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message);
 [[noreturn]] void throwError(Napi::Env env, const std::string& code, const std::string& message);
 
-// A borrowed view of a TS Tensor ({dtype, shape, data: TypedArray}). The data
-// stay owned by JS; a Job keeps the TypedArray referenced while it runs.
+// A view of a TS Tensor ({dtype, shape, data: TypedArray}) over a copy of its
+// bytes taken on the calling thread. Not the JS memory itself: a reference to a
+// TypedArray does not stop its ArrayBuffer being detached (structuredClone or
+// postMessage with transfer, ArrayBuffer.prototype.transfer) and the new owner
+// may free the memory while a job reads it (a use-after-free, seen as a
+// SIGSEGV: test/55-boundary-fuzz.test.ts). The copy also means the caller may
+// reuse or overwrite its arrays as soon as the call returns.
 struct TensorView {
   std::string dtype;
   std::vector<int64_t> shape;
   void* data = nullptr;
   size_t byteLength = 0;
-  Napi::Value owner;  // the TypedArray, to be referenced by the job
+  std::shared_ptr<const void> owner;  // holds the copy `data` points into; a job keeps it (keepAlive)
 };
 TensorView tensorView(const Napi::Value& value, const std::string& argName);
 
@@ -79,6 +84,8 @@ class Job : public Napi::AsyncWorker {
   Napi::Object start(const Napi::Value& onProgress);
   // Keeps a JS value (an input's owner) alive until the job settles.
   void keepAlive(const Napi::Value& value);
+  // Keeps native storage (a TensorView's copy) alive until the job is destroyed.
+  void keepAlive(std::shared_ptr<const void> storage) { keptStorage_.push_back(std::move(storage)); }
   const CancelToken& cancelToken() const { return *cancel_; }
   // From run(): a note returned with the result (reference behaviours worth knowing).
   void addWarning(std::string w) { warnings_.push_back(std::move(w)); }
@@ -101,6 +108,7 @@ class Job : public Napi::AsyncWorker {
   Napi::ThreadSafeFunction progress_;
   bool hasProgress_ = false;
   std::vector<Napi::Reference<Napi::Value>> keptAlive_;
+  std::vector<std::shared_ptr<const void>> keptStorage_;
   std::vector<std::string> warnings_;
   std::string errorCode_;
 };

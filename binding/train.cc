@@ -50,7 +50,7 @@ std::vector<std::string> stringArray(const Napi::Value& v, const std::string& wh
   return out;
 }
 
-// {image: uint8 [h, w, 3], mask: uint8 [h, w] | [h, w, 1], score?, label?}; pixels borrowed.
+// {image: uint8 [h, w, 3], mask: uint8 [h, w] | [h, w, 1], score?, label?}; pixels copied (TensorView).
 train::TrainSample cropArg(Job& job, const Napi::Value& v, const std::string& what) {
   Napi::Env env = v.Env();
   if (!v.IsObject()) bad(env, what + " must be an object {image, mask}");

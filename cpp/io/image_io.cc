@@ -2,7 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -135,9 +137,14 @@ void writePng(const std::string& path, const cv::Mat& m) {
   thread_local std::vector<uint8_t> encoded;  // reused: keeps its capacity
   encodePng(m, encoded);
   std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) throw Error(code::kIo, "Cannot write '" + path + "'");
+  if (!f) throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(errno));
   const bool written = std::fwrite(encoded.data(), 1, encoded.size(), f) == encoded.size();
-  if (std::fclose(f) != 0 || !written) throw Error(code::kIo, "Cannot write '" + path + "'");
+  const int writeErr = written ? 0 : errno;
+  if (std::fclose(f) != 0 || !written) {
+    const int err = writeErr != 0 ? writeErr : errno;  // the reason (ENOSPC, EROFS, ...) in the message
+    std::remove(path.c_str());                          // no partial file left
+    throw Error(code::kIo, "Cannot write '" + path + "': " + std::strerror(err));
+  }
 }
 }  // namespace
 

@@ -3,7 +3,7 @@
  * weighted by a softmax over the square roots of their mask areas.
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 
 /** One region of an image: its novel-class probabilities and mask area. */
 export interface RegionVote {
@@ -35,9 +35,11 @@ export function argmax(values: ArrayLike<number>): number {
  */
 export function regionWeights(maskAreas: readonly number[], tauAlpha: number): Float64Array {
   if (maskAreas.length === 0) throw new InvalidArgumentError('regionWeights() needs at least one region');
-  if (!(tauAlpha > 0) || !Number.isFinite(tauAlpha)) throw new InvalidArgumentError(`tauAlpha must be a positive number (got ${tauAlpha})`);
+  if (typeof tauAlpha !== 'number' || !(tauAlpha > 0) || !Number.isFinite(tauAlpha)) throw new InvalidArgumentError(`tauAlpha must be a positive number (got ${shown(tauAlpha)})`);
   const g = maskAreas.map((a) => Math.sqrt(a) / tauAlpha);
-  const top = Math.max(...g);
+  // A loop, not Math.max(...g): a million regions overflowed the stack (test/55-boundary-fuzz).
+  let top = -Infinity;
+  for (const v of g) if (v > top) top = v;
   const e = g.map((v) => Math.exp(v - top));
   const sum = e.reduce((a, b) => a + b, 0);
   return Float64Array.from(e, (v) => v / sum);
@@ -48,7 +50,13 @@ export function regionWeights(maskAreas: readonly number[], tauAlpha: number): F
  * AD, 50 otherwise in the reference). One region: its own probabilities.
  */
 export function mergeRegions(regions: readonly RegionVote[], tauAlpha: number): MergedPrediction {
-  if (regions.length === 0) throw new InvalidArgumentError('mergeRegions() needs at least one region');
+  if (!Array.isArray(regions) || regions.length === 0) throw new InvalidArgumentError('mergeRegions() needs a non-empty array of regions');
+  // A loop over indices, not forEach: a sparse array's holes must be checked too.
+  for (let j = 0; j < regions.length; j++) {
+    const v = regions[j] as Partial<RegionVote> | null | undefined;
+    if (typeof v !== 'object' || v === null || typeof v.maskArea !== 'number' || typeof (v.probabilities as { length?: unknown } | undefined)?.length !== 'number')
+      throw new InvalidArgumentError(`mergeRegions(): regions[${j}] must be {probabilities, maskArea}`);
+  }
   const weights = regionWeights(regions.map((r) => r.maskArea), tauAlpha);
   const k = regions[0]!.probabilities.length;
   for (const r of regions)

@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 
 /** A ground-truth label: a class name or a class index. */
 export type ClassLabel = string | number;
@@ -228,7 +228,7 @@ function checkInputs(truth: ArrayLike<ClassLabel>, pred: ArrayLike<number>): { t
   for (let i = 0; i < p.length; i++) {
     const x = p[i];
     if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0)
-      throw new InvalidArgumentError(`evaluate: 'pred[${i}]' must be a non-negative integer (got ${String(x)})`);
+      throw new InvalidArgumentError(`evaluate: 'pred[${i}]' must be a non-negative integer (got ${shown(x)})`);
     if (x === 0) p[i] = 0;
   }
   return { t, p };

@@ -5,7 +5,7 @@
  * @internal
  * @module
  */
-import { BadInputError, InvalidArgumentError } from '../core/errors.js';
+import { BadInputError, InvalidArgumentError, shown } from '../core/errors.js';
 import { resolveOptions, type Resolved, type Schema } from '../core/options.js';
 
 /** Row-major `n x dim` samples. */
@@ -13,7 +13,7 @@ export type SampleMatrix = Float32Array | Float64Array;
 
 export function checkIntArg(fn: string, name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
-    throw new InvalidArgumentError(`${fn}: '${name}' must be an integer in ${min}..${max} (got ${String(value)})`);
+    throw new InvalidArgumentError(`${fn}: '${name}' must be an integer in ${min}..${max} (got ${shown(value)})`);
   return value;
 }
 

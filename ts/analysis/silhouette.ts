@@ -2,7 +2,7 @@
  * The mean silhouette coefficient, as scikit-learn's `silhouette_score`.
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 import { pairwiseSum } from './metrics.js';
 import { dot, getGram, GRAM_MAX_N, prepare, type Prepared, type SampleMatrix } from './samples.js';
 
@@ -15,7 +15,7 @@ export function encodeLabels(fn: string, labels: unknown, n: number): { idx: Int
   const values: number[] = [];
   for (let i = 0; i < n; i++) {
     const v = lab[i];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new InvalidArgumentError(`${fn}: 'labels[${i}]' must be an integer (got ${String(v)})`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new InvalidArgumentError(`${fn}: 'labels[${i}]' must be an integer (got ${shown(v)})`);
     values.push(v);
   }
   const distinct = [...new Set(values)].sort((a, b) => a - b);

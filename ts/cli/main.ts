@@ -110,4 +110,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const status = await main(process.argv.slice(2));
+// Ctrl-C: 130 whatever the command was doing when the signal came (its staged outputs are discarded).
+process.exitCode = controller.signal.aborted ? 130 : status;

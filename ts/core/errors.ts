@@ -90,3 +90,20 @@ export function errorFromCode(code: string, message: string): AnomalyNCDError {
   const Ctor = byCode[code as ErrorCode] ?? InternalError;
   return new Ctor(message);
 }
+
+/**
+ * A caller's value as text for an error message, never throwing: a Proxy or an
+ * object whose toString/valueOf misbehaves must not turn a typed error into a
+ * TypeError (found by test/55-boundary-fuzz).
+ * @internal
+ */
+export function shown(v: unknown): string {
+  try {
+    if (typeof v === 'object' && v !== null) return Array.isArray(v) ? `an array of ${v.length}` : 'an object';
+    if (typeof v === 'function') return 'a function';
+    if (typeof v === 'symbol') return v.toString();
+    return String(v);
+  } catch {
+    return typeof v;
+  }
+}

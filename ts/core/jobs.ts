@@ -3,7 +3,7 @@
  * @internal
  * @module
  */
-import { AbortError } from './errors.js';
+import { AbortError, InvalidArgumentError } from './errors.js';
 import type { RawJob, RawProgress } from '../native/addon-types.js';
 
 /** Progress of a long operation. */
@@ -29,6 +29,10 @@ export interface JobOptions {
 /** Starts a native job and settles with it; aborting cancels the native work. */
 export async function runJob<T>(start: (onProgress: RawProgress | undefined) => RawJob<T>, options: JobOptions): Promise<T> {
   const { signal, onProgress } = options;
+  // Checked before the job starts: a job started and then left unawaited (a bad signal
+  // thrown on below) would reject unhandled (found by test/55-boundary-fuzz).
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError("Option 'signal' must be an AbortSignal");
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidArgumentError("Option 'onProgress' must be a function");
   if (signal?.aborted) throw new AbortError();
   const forward: RawProgress | undefined = onProgress
     ? (done, total, stage) => {

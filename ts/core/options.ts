@@ -8,7 +8,7 @@
  * @module
  */
 import { availableParallelism } from 'node:os';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, shown } from './errors.js';
 
 /** How one option is checked and defaulted. */
 export interface Field<T> {
@@ -50,7 +50,7 @@ const show = (v: unknown): string => {
   try {
     return typeof v === 'bigint' ? `${v}n` : (JSON.stringify(v) ?? String(v));
   } catch {
-    return String(v);
+    return shown(v);
   }
 };
 

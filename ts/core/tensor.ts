@@ -4,7 +4,7 @@
  * TypedArrays over native memory.
  * @module
  */
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, shown } from './errors.js';
 
 /** Element types that cross the native boundary. */
 export type DType = 'float32' | 'float64' | 'uint8' | 'int32' | 'int64';
@@ -51,11 +51,14 @@ export class Tensor<D extends DType = DType> {
   readonly data: DataOf[D];
 
   constructor(dtype: D, shape: readonly number[], data?: DataOf[D]) {
+    if (!Array.isArray(shape)) throw new InvalidArgumentError('Tensor shape must be an array of non-negative integers');
+    if (typeof dtype !== 'string' || !Object.hasOwn(constructors, dtype))
+      throw new InvalidArgumentError(`Unknown dtype '${shown(dtype)}'; expected one of ${Object.keys(constructors).join(', ')}`);
     for (const d of shape)
       if (!Number.isInteger(d) || d < 0) throw new InvalidArgumentError(`Tensor shape [${shape.join(', ')}] must hold non-negative integers`);
     const n = numel(shape);
     const Ctor = constructors[dtype] as unknown as new (n: number) => DataOf[D];
-    if (!Ctor) throw new InvalidArgumentError(`Unknown dtype '${String(dtype)}'; expected one of ${Object.keys(constructors).join(', ')}`);
+    if (!Ctor) throw new InvalidArgumentError(`Unknown dtype '${shown(dtype)}'; expected one of ${Object.keys(constructors).join(', ')}`);
     const array = data ?? new Ctor(n);
     if (dtypeOf(array) !== dtype) throw new InvalidArgumentError(`Tensor data is not a ${dtype} array`);
     if (array.length !== n)

@@ -207,11 +207,26 @@ async function openFile(path: string): Promise<FileHandle> {
   }
 }
 
-/** Reads up to `length` bytes at `offset` (fewer at the end of the file). */
-async function readAt(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  const { bytesRead } = await fh.read(buf, 0, length, offset);
-  return buf.subarray(0, bytesRead);
+/** The most a header reader reads at once: headers are small, and a length field of a corrupt file is not a size to allocate. */
+const MAX_HEADER_READ = 1 << 20;
+
+/**
+ * Reads up to `length` bytes at `offset` (fewer at the end of the file, none
+ * when the offset lies beyond what a file can hold). Lengths are capped at
+ * {@link MAX_HEADER_READ}: a corrupt length field (say 0xFFFFFFFF in a PNG
+ * eXIf chunk) once allocated 4 GiB and then aborted the process in
+ * `fs.read` (test/56-parser-fuzz.test.ts keeps the input).
+ */
+async function readAt(fh: FileHandle, offset: number, length: number, path = 'file'): Promise<Buffer> {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset > Number.MAX_SAFE_INTEGER - MAX_HEADER_READ || !(length > 0)) return Buffer.alloc(0);
+  const n = Math.min(Math.floor(length), MAX_HEADER_READ);
+  const buf = Buffer.alloc(n);
+  try {
+    const { bytesRead } = await fh.read(buf, 0, n, offset);
+    return buf.subarray(0, bytesRead);
+  } catch (e) {
+    throw new IoError(`Cannot read '${path}': ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** EXIF orientation (tag 0x0112) from TIFF-structured bytes; 1 when absent or unreadable. */
@@ -246,7 +261,7 @@ const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 
 export async function readImageSize(path: string): Promise<{ width: number; height: number }> {
   const fh = await openFile(path);
   try {
-    const head = await readAt(fh, 0, 64);
+    const head = await readAt(fh, 0, 64, path);
     let width: number;
     let height: number;
     let orientation = 1;
@@ -255,19 +270,19 @@ export async function readImageSize(path: string): Promise<{ width: number; heig
       // Look for an eXIf chunk before the image data.
       let pos = 8;
       for (let guard = 0; guard < 1000; guard++) {
-        const h = await readAt(fh, pos, 8);
+        const h = await readAt(fh, pos, 8, path);
         if (h.length < 8) break;
         const len = h.readUInt32BE(0);
         const type = h.toString('latin1', 4, 8);
         if (type === 'IDAT' || type === 'IEND') break;
-        if (type === 'eXIf') orientation = exifOrientation(await readAt(fh, pos + 8, len));
+        if (type === 'eXIf') orientation = exifOrientation(await readAt(fh, pos + 8, len, path));
         pos += 12 + len;
       }
     } else if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8) {
       let pos = 2;
       let found: { width: number; height: number } | undefined;
       for (;;) {
-        const h = await readAt(fh, pos, 4);
+        const h = await readAt(fh, pos, 4, path);
         if (h.length < 2 || h[0] !== 0xff) throw new BadInputError(`'${path}': malformed JPEG (no frame header found)`);
         const marker = h[1]!;
         if (marker === 0xff) {
@@ -281,13 +296,13 @@ export async function readImageSize(path: string): Promise<{ width: number; heig
         if (marker === 0xd9 || marker === 0xda || h.length < 4) break;
         const len = h.readUInt16BE(2);
         if (isSof(marker)) {
-          const f = await readAt(fh, pos + 4, 5);
+          const f = await readAt(fh, pos + 4, 5, path);
           if (f.length < 5) break;
           found = { height: f.readUInt16BE(1), width: f.readUInt16BE(3) };
           break;
         }
         if (marker === 0xe1 && len >= 16) {
-          const seg = await readAt(fh, pos + 4, len - 2);
+          const seg = await readAt(fh, pos + 4, len - 2, path);
           if (seg.toString('latin1', 0, 6) === 'Exif\0\0') orientation = exifOrientation(seg.subarray(6));
         }
         pos += 2 + len;
@@ -314,7 +329,7 @@ interface TiffInfo {
 async function readTiffInfo(path: string): Promise<TiffInfo> {
   const fh = await openFile(path);
   try {
-    const head = await readAt(fh, 0, 16);
+    const head = await readAt(fh, 0, 16, path);
     const bad = (why: string) => new BadInputError(`'${path}' is not a readable TIFF file (${why})`);
     if (head.length < 8) throw bad('too short');
     const order = head.toString('latin1', 0, 2);
@@ -328,11 +343,12 @@ async function readTiffInfo(path: string): Promise<TiffInfo> {
     const big = magic === 43;
     if (big && head.length < 16) throw bad('too short');
     const ifd = big ? u64(head, 8) : u32(head, 4);
-    const countBuf = await readAt(fh, ifd, big ? 8 : 2);
+    const countBuf = await readAt(fh, ifd, big ? 8 : 2, path);
     if (countBuf.length < (big ? 8 : 2)) throw bad('IFD outside the file');
     const n = big ? u64(countBuf, 0) : u16(countBuf, 0);
     const entrySize = big ? 20 : 12;
-    const entries = await readAt(fh, ifd + countBuf.length, n * entrySize);
+    if (n > 4096) throw bad(`IFD of ${n} entries`);
+    const entries = await readAt(fh, ifd + countBuf.length, n * entrySize, path);
     if (entries.length < n * entrySize) throw bad('truncated IFD');
     const values = async (e: number): Promise<number[]> => {
       const type = u16(entries, e + 2);
@@ -341,7 +357,7 @@ async function readTiffInfo(path: string): Promise<TiffInfo> {
       if (size === 0 || count === 0 || count > 64) return [];
       const inline = big ? 8 : 4;
       const at = e + (big ? 12 : 8);
-      const data = size * count <= inline ? entries.subarray(at, at + size * count) : await readAt(fh, big ? u64(entries, at) : u32(entries, at), size * count);
+      const data = size * count <= inline ? entries.subarray(at, at + size * count) : await readAt(fh, big ? u64(entries, at) : u32(entries, at), size * count, path);
       const out: number[] = [];
       for (let i = 0; i + size <= data.length; i += size) out.push(size === 2 ? u16(data, i) : size === 4 ? u32(data, i) : u64(data, i));
       return out;

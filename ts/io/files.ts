@@ -4,9 +4,9 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { AbortError, BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
 
 /** Reads a whole file; failures become an {@link IoError} naming the file. */
 export async function readFileBytes(path: string): Promise<Buffer> {
@@ -19,34 +19,126 @@ export async function readFileBytes(path: string): Promise<Buffer> {
 
 /** Writes `data` to a temp file beside `path`, then renames it into place. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('An output path must be a non-empty string');
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await mkdir(dirname(path), { recursive: true });
     await writeFile(tmp, data);
     await rename(tmp, path);
   } catch (e) {
-    await rm(tmp, { force: true });
+    // The clean-up's own failure (say ENAMETOOLONG) must not replace the typed error.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw new IoError(`Cannot write '${path}': ${(e as Error).message}`, { cause: e });
   }
 }
 
-/** A hidden staging folder inside `outDir`; `commit` moves its entries into place, `discard` removes it. */
-export async function stagingDir(outDir: string): Promise<{ path: string; commit(): Promise<void>; discard(): Promise<void> }> {
-  const path = join(outDir, `.staging-${process.pid}-${randomBytes(4).toString('hex')}`);
+/** A staged output folder: write into `path`, then `commit` swaps it in whole or `discard` removes it. */
+export interface StagingDir {
+  /** The staging folder, beside the output folder (same parent, so renames stay on one file system). */
+  readonly path: string;
+  /** Swaps the staged folder in as `outDir` (entries of an existing `outDir` that were not staged are kept). Throws an {@link AbortError} first when `signal` has fired. */
+  commit(): Promise<void>;
+  /** Removes the staging folder. */
+  discard(): Promise<void>;
+}
+
+const STAGE_RE = /^(.*)\.(staging|old)-(\d+)-[0-9a-f]{8}$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
   try {
-    await mkdir(path, { recursive: true });
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Moves every entry of `from` that `to` lacks into `to`, then removes `from`. */
+async function mergeInto(from: string, to: string): Promise<void> {
+  for (const entry of await readdir(from)) {
+    const target = join(to, entry);
+    if (!(await exists(target))) await rename(join(from, entry), target);
+  }
+  await rm(from, { recursive: true, force: true });
+}
+
+/**
+ * Finishes or removes what a killed process left beside `outDir`: its staging
+ * folders are removed (never half-committed); an `<out>.old-*` folder (killed
+ * mid-swap) goes back to `outDir` when that is missing, else its entries that
+ * `outDir` lacks are moved in. Folders of live processes are left alone.
+ */
+export async function cleanStaleStaging(outDir: string): Promise<void> {
+  const parent = dirname(outDir);
+  const base = basename(outDir);
+  let entries: string[];
+  try {
+    entries = await readdir(parent);
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const m = STAGE_RE.exec(name);
+    if (!m || m[1] !== base || processAlive(Number(m[3]))) continue;
+    const full = join(parent, name);
+    try {
+      if (m[2] === 'staging') await rm(full, { recursive: true, force: true });
+      else if (!(await exists(outDir))) await rename(full, outDir);
+      else await mergeInto(full, outDir);
+    } catch {
+      // Another process cleaning at the same time, or no permission: not ours to fail on.
+    }
+  }
+}
+
+/**
+ * A staging folder `<outDir>.staging-<pid>-<rand>` beside `outDir`. `commit`
+ * swaps the whole folder in: the old `outDir` is renamed aside, the staged one
+ * renamed into place, then the old one's entries that were not staged are moved
+ * over and it is removed. A process killed at any point leaves `outDir` either
+ * as it was or complete, never a mix; {@link cleanStaleStaging} (run here
+ * first) tidies what it left on the next run.
+ */
+export async function stagingDir(outDir: string, signal?: AbortSignal): Promise<StagingDir> {
+  outDir = resolve(outDir);
+  const tag = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const path = `${outDir}.staging-${tag()}`;
+  try {
+    await mkdir(dirname(outDir), { recursive: true });
+    await cleanStaleStaging(outDir);
+    await mkdir(path);
   } catch (e) {
     throw new IoError(`Cannot create output folder '${outDir}': ${(e as Error).message}`, { cause: e });
   }
   return {
     path,
     async commit() {
-      for (const entry of await readdir(path)) {
-        const target = join(outDir, entry);
-        await rm(target, { recursive: true, force: true });
-        await rename(join(path, entry), target);
+      if (signal?.aborted) throw new AbortError();
+      const old = `${outDir}.old-${tag()}`;
+      try {
+        const hadOld = await exists(outDir);
+        if (hadOld) await rename(outDir, old);
+        try {
+          await rename(path, outDir);
+        } catch (e) {
+          if (hadOld) await rename(old, outDir);
+          throw e;
+        }
+        if (hadOld) await mergeInto(old, outDir);
+      } catch (e) {
+        await rm(path, { recursive: true, force: true });
+        throw new IoError(`Cannot write output folder '${outDir}': ${(e as Error).message}`, { cause: e });
       }
-      await rm(path, { recursive: true, force: true });
     },
     async discard() {
       await rm(path, { recursive: true, force: true });
@@ -122,6 +214,7 @@ export interface ManifestRow {
 
 /** Reads a manifest CSV with header `image,map[,label]`. */
 export async function readManifest(csvPath: string): Promise<ManifestRow[]> {
+  if (typeof csvPath !== 'string' || csvPath.length === 0) throw new InvalidArgumentError('A manifest path must be a non-empty string');
   let text: string;
   try {
     text = await readFile(csvPath, 'utf8');

@@ -3,8 +3,8 @@
  * uses: float32, float64, uint8, int32, int64; little-endian, C order.
  * @module
  */
-import { BadInputError } from '../core/errors.js';
-import { Tensor, type DType } from '../core/tensor.js';
+import { BadInputError, InvalidArgumentError } from '../core/errors.js';
+import { isTensorLike, Tensor, type DType } from '../core/tensor.js';
 import { readFileBytes, writeFileAtomic } from './files.js';
 
 const descrToDtype: Record<string, DType> = {
@@ -28,6 +28,7 @@ const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
 
 /** Parses `.npy` bytes; `name` appears in error messages. The result owns a copy aligned for its dtype. */
 export function parseNpy(bytes: Uint8Array, name = 'buffer'): Tensor {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError('parseNpy() needs the file bytes as a Uint8Array (or Buffer)');
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new BadInputError(`${name} is not a .npy file (bad magic)`);
   const major = buf[6]!;
@@ -49,7 +50,8 @@ export function parseNpy(bytes: Uint8Array, name = 'buffer'): Tensor {
   if (descr === undefined || fortran === undefined || shapeText === undefined)
     throw new BadInputError(`${name}: malformed .npy header ${JSON.stringify(header.trim())}`);
   if (fortran === 'True') throw new BadInputError(`${name}: Fortran-order arrays are not supported; save with np.ascontiguousarray`);
-  const dtype = descrToDtype[descr];
+  // Own keys only: a descr such as 'toString' must not find Object.prototype's (found by test/56-parser-fuzz).
+  const dtype = Object.hasOwn(descrToDtype, descr) ? descrToDtype[descr] : undefined;
   if (!dtype) throw new BadInputError(`${name}: dtype '${descr}' is not supported (float32, float64, uint8, int32, int64 little-endian)`);
   if (descr === '|i1') throw new BadInputError(`${name}: int8 arrays are not supported`);
   const shape = shapeText
@@ -80,12 +82,16 @@ export function parseNpy(bytes: Uint8Array, name = 'buffer'): Tensor {
 
 /** Reads a `.npy` file. */
 export async function readNpy(path: string): Promise<Tensor> {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('readNpy() needs a file path');
   const bytes = await readFileBytes(path);
   return parseNpy(bytes, `'${path}'`);
 }
 
 /** Serialises a tensor as `.npy` version 1.0 bytes. */
 export function formatNpy(tensor: Tensor): Buffer {
+  // Rebuilt through the constructor, which checks dtype, shape and data length (a detached array has none).
+  if (!isTensorLike(tensor)) throw new InvalidArgumentError('formatNpy() needs a Tensor');
+  tensor = new Tensor(tensor.dtype, tensor.shape, tensor.data as never);
   const shape = tensor.shape.length === 1 ? `(${tensor.shape[0]},)` : `(${tensor.shape.join(', ')})`;
   let header = `{'descr': '${dtypeToDescr[tensor.dtype]}', 'fortran_order': False, 'shape': ${shape}, }`;
   const unpadded = 10 + header.length + 1;

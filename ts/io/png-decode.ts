@@ -15,6 +15,7 @@
  * Interlaced (Adam7) and 16-bit files are refused with {@link BadInputError}.
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { crc32, inflateSync } from 'node:zlib';
 import { BadInputError } from '../core/errors.js';
 import { readFileBytes } from './files.js';
@@ -122,16 +123,21 @@ export function decodeGrayPng(bytes: Uint8Array, name = 'buffer'): Tensor<'uint8
     throw new BadInputError(`${name}: palette PNG without a valid PLTE chunk`);
   if (srgb) gamma = 45455;
 
-  let raw: Buffer;
-  try {
-    raw = inflateSync(Buffer.concat(idat));
-  } catch (e) {
-    throw new BadInputError(`${name}: PNG image data cannot be inflated: ${(e as Error).message}`, { cause: e });
-  }
   const channels = CHANNELS[colorType]!;
   const bitsPerPixel = channels * bitDepth;
   const bpp = Math.max(1, bitsPerPixel >> 3);
   const stride = Math.ceil((width * bitsPerPixel) / 8);
+  // Inflate no more than the image needs (plus slack for trailing bytes libpng tolerates): a
+  // small IDAT can inflate to gigabytes (a 0.5 MB 1x1 PNG once took 19 s and 600 MB here).
+  const needed = (stride + 1) * height;
+  let raw: Buffer;
+  try {
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: Math.min(needed + 65536, bufferConstants.MAX_LENGTH) });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new BadInputError(`${name}: PNG image data inflates to more than the ${needed} bytes a ${width}x${height} ${label} image holds`, { cause: e });
+    throw new BadInputError(`${name}: PNG image data cannot be inflated: ${(e as Error).message}`, { cause: e });
+  }
   if (raw.length < (stride + 1) * height)
     throw new BadInputError(`${name}: PNG image data is too short (${raw.length} bytes for ${width}x${height} ${label})`);
 

@@ -11,7 +11,7 @@
  * @module
  */
 import { crc32, deflateSync } from 'node:zlib';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 import { isTensorLike, type Tensor } from '../core/tensor.js';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -103,8 +103,8 @@ export function encodePng(
 ): Buffer {
   if (!Number.isInteger(width) || width < 1 || width > MAX_SIDE || !Number.isInteger(height) || height < 1 || height > MAX_SIDE)
     throw new InvalidArgumentError(`PNG size ${width}×${height} must be positive integers`);
-  if (colorType !== 0 && colorType !== 2) throw new InvalidArgumentError(`PNG colorType must be 0 (gray) or 2 (RGB), got ${String(colorType)}`);
-  if (bitDepth !== 8 && bitDepth !== 16) throw new InvalidArgumentError(`PNG bitDepth must be 8 or 16, got ${String(bitDepth)}`);
+  if (colorType !== 0 && colorType !== 2) throw new InvalidArgumentError(`PNG colorType must be 0 (gray) or 2 (RGB), got ${shown(colorType)}`);
+  if (bitDepth !== 8 && bitDepth !== 16) throw new InvalidArgumentError(`PNG bitDepth must be 8 or 16, got ${shown(bitDepth)}`);
   const channels = colorType === 2 ? 3 : 1;
   const samples = width * height * channels;
   if (pixels == null || typeof pixels.length !== 'number' || pixels.length !== samples)
@@ -119,7 +119,7 @@ export function encodePng(
     for (let i = 0; i < samples; i++) {
       const v = pixels[i]!;
       if (!Number.isInteger(v) || v < 0 || v > max)
-        throw new InvalidArgumentError(`PNG sample ${i} is ${String(v)}; ${bitDepth}-bit samples must be integers in 0..${max}`);
+        throw new InvalidArgumentError(`PNG sample ${i} is ${shown(v)}; ${bitDepth}-bit samples must be integers in 0..${max}`);
       if (bitDepth === 8) raw[i] = v;
       else {
         raw[2 * i] = v >>> 8;
@@ -183,7 +183,7 @@ function boxDownsample(src: Uint8Array, h: number, w: number, c: number, oh: num
  */
 export function encodeTensorPng(tensor: Tensor<'uint8'>, maxSide = Infinity): Buffer {
   const { h, w, c } = imageGeometry(tensor);
-  if (!(maxSide >= 1)) throw new InvalidArgumentError(`maxSide must be ≥ 1, got ${String(maxSide)}`);
+  if (!(maxSide >= 1)) throw new InvalidArgumentError(`maxSide must be ≥ 1, got ${shown(maxSide)}`);
   const scale = Math.min(1, Math.floor(maxSide) / Math.max(h, w));
   const oh = Math.max(1, Math.round(h * scale)), ow = Math.max(1, Math.round(w * scale));
   const pixels = boxDownsample(tensor.data, h, w, c, oh, ow);

@@ -5,7 +5,7 @@
  * @module
  */
 import { basename } from 'node:path';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 import { defaulted, int, resolveOptions, str, type Field, type SchemaFor } from '../core/options.js';
 import type { KScore } from '../analysis/cluster.js';
 import type { ClassLabel, ClusterMatch } from '../analysis/metrics.js';
@@ -177,7 +177,7 @@ function bad(message: string): never {
   throw new InvalidArgumentError(`Report data: ${message}`);
 }
 function checkCount(v: unknown, what: string): asserts v is number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) bad(`${what} must be a non-negative integer, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) bad(`${what} must be a non-negative integer, got ${shown(v)}`);
 }
 function checkString(v: unknown, what: string, allowEmpty = true): asserts v is string {
   if (typeof v !== 'string' || (!allowEmpty && v.trim() === '')) bad(`${what} must be a ${allowEmpty ? '' : 'non-empty '}string`);
@@ -203,7 +203,7 @@ export function confusionMatrix(pred: ArrayLike<number>, truth: ArrayLike<ClassL
   const labels = new Set<ClassLabel>();
   for (let i = 0; i < pred.length; i++) {
     const p = pred[i]!, t = truth[i]!;
-    if (!Number.isInteger(p)) throw new InvalidArgumentError(`confusionMatrix: prediction ${i} (${String(p)}) is not an integer`);
+    if (!Number.isInteger(p)) throw new InvalidArgumentError(`confusionMatrix: prediction ${i} (${shown(p)}) is not an integer`);
     if (!isLabel(t)) throw new InvalidArgumentError(`confusionMatrix: label ${i} is not a string or finite number`);
     clusters.add(p);
     labels.add(t);
@@ -397,6 +397,19 @@ function kDetailOf(choice: DiscoverResult['kChoice']): string {
  * The crops' pixels must still be there (`result.regions.items[i].crops[0].image`).
  */
 export function buildReportData(result: DiscoverResult, options: DiscoverReportOptions = {}): ReportData {
+  const r = result as Partial<DiscoverResult> | null;
+  if (typeof r !== 'object' || r === null || !Array.isArray(r.images) || !Array.isArray(r.crops) || typeof r.regions !== 'object' || r.regions === null || typeof r.model !== 'object')
+    throw new InvalidArgumentError('buildReportData() needs the result of discover()');
+  try {
+    return reportDataOf(result, options);
+  } catch (e) {
+    // A result of the right outline whose insides are not a discover result's (found by test/55-boundary-fuzz).
+    if (e instanceof TypeError || e instanceof RangeError) throw new InvalidArgumentError(`buildReportData(): not a discover result (${e.message})`, { cause: e });
+    throw e;
+  }
+}
+
+function reportDataOf(result: DiscoverResult, options: DiscoverReportOptions): ReportData {
   const o = resolveOptions(DISCOVER_REPORT_OPTIONS, options);
   const clusterIds = [...new Set(result.images.map((i) => i.cluster))].sort((a, b) => a - b);
   const clusters: ReportCluster[] = clusterIds.map((id) => {

@@ -12,7 +12,7 @@ import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, MASK_MAP_FIELDS, type Box, type ImageInput, type MaskMapOptions, type RegionsResult } from './regions.js';
-import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type Prediction, type TrainedModel, type TrainEvent } from './train.js';
+import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type Prediction, TrainedModel, type TrainEvent } from './train.js';
 import { MEBIN_FIELDS, type MapInput, type MebinOptions } from './mebin.js';
 import type { Progress } from '../core/jobs.js';
 import { calibrateThreshold, cropNovelty, DEFAULT_NOVELTY_SCORE, featurePrototypes, imageNovelty, NOVELTY_SCORES, prototypeNovelty, type FeaturePrototypes, type NoveltyScore } from '../analysis/novelty.js';
@@ -265,6 +265,7 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
  * crops, per-crop novel-class probabilities, region merging.
  */
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
+  if (!(model instanceof TrainedModel)) throw new InvalidArgumentError('predict(model, images, maps) needs a TrainedModel');
   const { threads, sampleRate, minIntervalLen, erode, ...given } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
   const tauAlpha = given.tauAlpha ?? model.inference?.tauAlpha ?? 50;
   // Masks as maps as the model recorded it (an explicit option overrides the record).

@@ -3,7 +3,7 @@
  * test-time preprocessing, and embeddings on worker threads.
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
 import { bool, int, num, oneOf, resolveOptions, str, threadsField, type SchemaFor } from '../core/options.js';
 import { modelAddon } from '../native/loader.js';
@@ -98,7 +98,7 @@ export function resolveArch(arch: ArchSpec): VitConfig {
       throw new InvalidArgumentError(`arch has an unknown key '${key}' (known: preset, ${CONFIG_KEYS.join(', ')})`);
   const { preset, ...fields } = given;
   if (preset !== undefined && !(ARCH_PRESETS as readonly string[]).includes(preset as string))
-    throw new InvalidArgumentError(`arch.preset '${String(preset)}' is not one of ${ARCH_PRESETS.join(', ')}`);
+    throw new InvalidArgumentError(`arch.preset '${shown(preset)}' is not one of ${ARCH_PRESETS.join(', ')}`);
   for (const [key, value] of Object.entries(fields)) if (value === undefined) delete fields[key];
   const base = preset !== undefined ? presetValues(preset as ArchPreset) : {};
   return resolveOptions(VIT_FIELDS, { ...base, ...fields }, 'arch.');
@@ -191,6 +191,7 @@ export class Backbone {
    * in [0, 1], or omitted for an unguided DINO forward.
    */
   async embed(images: Tensor, masks?: Tensor, options: EmbedOptions = {}): Promise<Tensor<'float32'>> {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('embed(images, masks, options): options must be an object');
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     checkFloat4d(images, 'images', 3);
     if (masks !== undefined) checkFloat4d(masks, 'masks', 1);
@@ -205,6 +206,7 @@ export class Backbone {
    * [n, embedDim] come back. The same bits as `embed` over `preprocess` of the crops.
    */
   async embedCrops(crops: readonly EmbedCrop[], options: EmbedOptions = {}): Promise<Tensor<'float32'>> {
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('embedCrops(crops, options): options must be an object');
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     if (!Array.isArray(crops) || crops.length === 0) throw new InvalidArgumentError('embedCrops() needs a non-empty array of {image, mask}');
     const list = crops.map((c: EmbedCrop, i) => {
@@ -241,6 +243,7 @@ function checkFloat4d(t: unknown, name: string, channels: number): void {
  */
 export async function loadBackbone(path: string | null, options: LoadBackboneOptions = {}): Promise<Backbone> {
   if (path !== null && (typeof path !== 'string' || path.length === 0)) throw new InvalidArgumentError('loadBackbone(path): path must be a file path or null');
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('loadBackbone(path, options): options must be an object');
   const { arch, ...rest } = options;
   const raw = { arch: arch === undefined ? null : resolveArch(arch), ...resolveOptions(LOAD_FIELDS, rest) };
   const native = modelAddon();

@@ -632,6 +632,7 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
  */
 export async function loadTrainedModel(path: string, options: { backbone?: string; signal?: AbortSignal } = {}): Promise<TrainedModel> {
   if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadTrainedModel() needs a file path');
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('loadTrainedModel(path, options): options must be an object');
   const o = resolveOptions(loadTable, options);
   const t = trainAddon();
   const raw = await runJob((p) => t.loadTrainedModel(path, { backbone: o.backbone ?? null }, p), options.signal ? { signal: options.signal } : {});
@@ -748,5 +749,6 @@ export async function loadLabelled(
   path: string,
   options: { threads?: number; signal?: AbortSignal; onProgress?: (p: Progress) => void } = {},
 ): Promise<LabelledCrop[]> {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadLabelled() needs a folder or manifest path');
   return path.toLowerCase().endsWith('.csv') ? loadLabelledManifest(path, options) : loadLabelledFolder(path, options);
 }

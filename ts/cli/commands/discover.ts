@@ -109,7 +109,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
   const labelled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
   if (flags.kMethod !== undefined && flags.k !== 'auto') throw new InvalidArgumentError('--k-method needs --k auto');
   const outDir = resolve(flags.out);
-  const staging = await stagingDir(outDir);
+  const staging = await stagingDir(outDir, signal);
   let result: DiscoverResult | undefined;
   try {
     result = await discover(items, {

@@ -52,7 +52,7 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
   const out = resolve(flags.out);
   const files = await listPngs(mapsDir);
   if (files.length === 0) throw new InvalidArgumentError(`No .png maps under '${mapsDir}'`);
-  const staging = flags.binaryOut !== undefined ? await stagingDir(resolve(flags.binaryOut)) : undefined;
+  const staging = flags.binaryOut !== undefined ? await stagingDir(resolve(flags.binaryOut), signal) : undefined;
   try {
     const options: BinarizeOptions = { ...mebinOptions(flags), returnBinary: false, signal };
     const bar = progressBar('mebin');

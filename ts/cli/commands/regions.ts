@@ -55,7 +55,7 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
   const rows = await readManifest(resolve(flags.manifest));
   if (rows.length === 0) throw new InvalidArgumentError('The manifest lists no (image, map) pairs');
   const outDir = resolve(flags.out);
-  const staging = await stagingDir(outDir);
+  const staging = await stagingDir(outDir, signal);
   try {
     const options: ExtractRegionsOptions = {
       ...mebinOptions(flags),
