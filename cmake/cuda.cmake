@@ -86,8 +86,14 @@ if(ANOMALYNCD_CUDA_KERNELS)
       target_sources(anomalyncd_model_stages PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../cpp/gpu/attention_cuda.cu)
       set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/../cpp/gpu/attention_cuda.cu
         PROPERTIES COMPILE_OPTIONS "$<$<COMPILE_LANGUAGE:CUDA>:-O3>")
-      set_target_properties(anomalyncd_model_stages PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+      # torch brings the shared CUDA runtime: the model side uses that one
+      set_target_properties(anomalyncd_model_stages PROPERTIES
+        CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}" CUDA_RUNTIME_LIBRARY Shared)
       target_compile_definitions(anomalyncd_model_stages PUBLIC ANOMALYNCD_TORCH_CUDA=1)
+      string(REGEX MATCH "-D_GLIBCXX_USE_CXX11_ABI=[01]" _abi "${TORCH_CXX_FLAGS}")
+      if(_abi)
+        target_compile_options(anomalyncd_model_stages PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${_abi}>)
+      endif()
       message(STATUS "anomalyncd: libtorch ${Torch_VERSION} has CUDA: CUDA attention kernel on")
     else()
       message(STATUS "anomalyncd: libtorch ${Torch_VERSION} has no CUDA: model stages stay CPU-only")

@@ -354,7 +354,52 @@ void testAttention() {
 
 }  // namespace
 
+// `gpu_emulation_selftest --write-npy MTD_DIR OUT_DIR`: the MTD-derived maps (every test
+// mask, longest side <= 256) as uint8 .npy files <class>_<stem>.npy for the standalone GPU
+// check (scripts/gpu-data.sh, tools/gpu-check).
+int writeNpy(const std::string& root, const std::string& outDir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(outDir);
+  std::set<std::string> train;
+  {
+    std::ifstream f(root + "/train_filenames.txt");
+    for (std::string s; f >> s;) train.insert(s);
+  }
+  int written = 0;
+  for (const char* cls : {"MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Free", "MT_Uneven"}) {
+    const fs::path dir = fs::path(root) / cls / "Imgs";
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    int k = 0;
+    for (const std::string& name : names) {
+      if (name.size() < 5 || name.compare(name.size() - 4, 4, ".jpg") != 0 || train.count(name)) continue;
+      const std::string stem = name.substr(0, name.size() - 4);
+      std::ifstream f((dir / (stem + ".png")).string(), std::ios::binary);
+      const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), {});
+      cv::Mat mask;
+      if (!io::decodeGrayPng(bytes, mask)) continue;
+      const Map m = derivedMap(mask, (std::max(mask.rows, mask.cols) + 255) / 256, uint32_t(k++ * 7919));
+      const std::string header0 = "{'descr': '|u1', 'fortran_order': False, 'shape': (" +
+                                  std::to_string(m.h) + ", " + std::to_string(m.w) + "), }";
+      std::string header = header0;
+      while ((10 + header.size() + 1) % 64) header += ' ';
+      header += '\n';
+      std::ofstream o((fs::path(outDir) / (std::string(cls) + "_" + stem + ".npy")).string(), std::ios::binary);
+      o.write("\x93NUMPY\x01\x00", 8);
+      const uint16_t len = uint16_t(header.size());
+      o.put(char(len & 255)), o.put(char(len >> 8));
+      o.write(header.data(), std::streamsize(header.size()));
+      o.write(reinterpret_cast<const char*>(m.data.data()), std::streamsize(m.data.size()));
+      ++written;
+    }
+  }
+  std::printf("wrote %d maps to %s\n", written, outDir.c_str());
+  return written > 0 ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--write-npy") return writeNpy(argv[2], argv[3]);
   const int maps = argc > 1 ? std::atoi(argv[1]) : 3000;
   const std::string mtd = argc > 2 ? argv[2] : "../shared/data/mtd";
   try {
