@@ -28,7 +28,7 @@ include($root/cmake/cuda.cmake)
 CMAKE
 printf '#!/bin/sh\necho "fake nvcc: broken on purpose" >&2\nexit 1\n' >"$tmp/fake-nvcc"
 chmod +x "$tmp/fake-nvcc"
-has() { tr '\n' ' ' <"$1" | tr -s ' ' | grep -q "$2"; }  # CMake wraps its messages
+has() { grep -q "$2" <<<"$(tr '\n' ' ' <"$1" | tr -s ' ')"; }  # CMake wraps its messages
 conf() { cmake -S "$tmp/p" -B "$tmp/b$1" "${@:2}" >"$tmp/log$1" 2>&1; }
 conf 1 -DANOMALYNCD_CUDA=OFF || { cat "$tmp/log1"; exit 1; }
 ! grep -qi "cuda compiler" "$tmp/log1" || { echo "cuda-check: OFF looked for CUDA" >&2; exit 1; }
@@ -53,12 +53,18 @@ for a in 75 80 86 89 90; do
   grep -q "sm_$a" <<<"$flags" || { echo "cuda-check: no sm_$a in the kernel build flags" >&2; exit 1; }
 done
 grep -q "compute_90" <<<"$flags" || { echo "cuda-check: no compute_90 PTX" >&2; exit 1; }
-nm -C "$core" | grep -q "levelKernel" || { echo "cuda-check: $core has no MEBin kernels" >&2; exit 1; }
-if readelf -d "$core" | grep -q "libcudart"; then echo "cuda-check: $core needs libcudart.so" >&2; exit 1; fi
+kernels=$(nm -C build/libanomalyncd_gpu_kernels.a)  # (no `nm | grep -q`: SIGPIPE under pipefail)
+grep -q "levelKernel" <<<"$kernels" || { echo "cuda-check: no MEBin kernels were compiled" >&2; exit 1; }
+# once the binding calls cpp/gpu (device selection), the addon carries the kernels
+symbols=$(nm -C "$core")
+if grep -q "anomalyncd::gpu::" <<<"$symbols"; then
+  grep -q "levelKernel" <<<"$symbols" || { echo "cuda-check: $core calls cpp/gpu but has no kernels" >&2; exit 1; }
+fi
+if grep -q "libcudart" <<<"$(readelf -d "$core")"; then echo "cuda-check: $core needs libcudart.so" >&2; exit 1; fi
 node -e "
 const m = require('./$core');
 if (typeof m !== 'object') throw new Error('core addon did not load');
-console.log('cuda-check: core addon with CUDA kernels loads without a GPU');"
+console.log('cuda-check: the core addon of the CUDA build loads without a GPU');"
 echo "cuda-check: kernels for sm_75/80/86/89/90 + compute_90, static runtime: ok"
 
 # ---- 3. libtorch 2.x CUDA side, compile only ----------------------------------------------

@@ -15,7 +15,6 @@
 // wall clock around the synchronous batched call, transfers included).
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/sgd.h>
 #include <torch/version.h>
 
@@ -148,6 +147,18 @@ void mebinSection(const fs::path& data) {
   line("| MTD-derived maps found | " + std::string(total >= 500 ? "pass" : "**FAIL**") + " | " +
        std::to_string(total) + " maps in " + std::to_string(classes.size()) + " classes |");
   if (total < 500) ++failures;
+  {  // the kernels' logic on the host (cpp/gpu/emulate.h), wherever this runs
+    int bad = 0;
+    for (auto& [cls, maps] : classes) {
+      std::vector<mebin::MapView> views;
+      for (const Map& m : maps) views.push_back(m.view());
+      const mebin::Range range = mebin::searchRange(views);
+      const std::vector<mebin::Result> got = gpu::binarizeBatchEmulated(views, range, {}, 1);
+      for (size_t i = 0; i < maps.size(); ++i) bad += !same(got[i], mebin::binarize(views[i], range, {}));
+    }
+    checkRow("MEBin emulated kernels == CPU, MTD-derived", bad == 0,
+             std::to_string(total) + " maps, " + std::to_string(bad) + " mismatches");
+  }
   if (!haveCuda()) {
     line("| MEBin GPU vs CPU | skipped | CUDA unavailable |");
     return;
