@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { mtdDir, repoRoot } from './helpers.js';
 
-test('GPU kernels by host emulation: batched MEBin identical to the CPU single pass, [CLS]-row attention within 1e-5', (t) => {
+test('GPU kernels by host emulation: batched MEBin identical to the CPU single pass, [CLS]-row attention within 2e-5', (t) => {
   const exe = join(repoRoot, 'build', 'gpu_emulation_selftest');
   t.true(existsSync(exe), `${exe} is missing: build with \`npx cmake-js compile\` (ANOMALYNCD_SELFTESTS=ON)`);
   const r = spawnSync(exe, ['3000', mtdDir], { cwd: repoRoot, encoding: 'utf8', timeout: 600_000 });
@@ -26,6 +26,6 @@ test('GPU kernels by host emulation: batched MEBin identical to the CPU single p
   const attention = /attention emulated vs cpu: (\d+) fp32 cases, max abs (\S+); bf16 max abs (\S+)/.exec(out);
   t.truthy(attention, out);
   t.true(Number(attention![1]) >= 40);
-  t.true(Number(attention![2]) <= 1e-5);
+  t.true(Number(attention![2]) <= 2e-5);
   t.regex(out, /OK: \d+ checks, 0 failures/);
 });

