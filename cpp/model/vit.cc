@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "gpu/attention.h"     // the CUDA path of maskedAttention
 #include "model/checkpoint.h"  // shapeStr
 
 namespace anomalyncd::model {
@@ -155,6 +156,11 @@ at::Tensor maskedAttention(const at::Tensor& q, const at::Tensor& k, const at::T
        blocked.scalar_type() != at::kBool))
     invalid("maskedAttention: blocked must be a [B,N] bool tensor (got " +
             shapeStr(blocked.sizes()) + ")");
+#if defined(ANOMALYNCD_TORCH_CUDA)
+  // CUDA tensors: [CLS] row by the fused kernel, other rows by fused SDPA (cpp/gpu/attention.h)
+  if (q.is_cuda())
+    return gpu::attention::maskedAttentionCuda(q, k, v, scale, blocked, maskFillValue(q.scalar_type()));
+#endif
   if (impl == AttentionImpl::Fused && fusedApplicable(q, k, v))
     return fusedAttentionCpu(q, k, v, scale, blocked);
   return plainAttention(q, k, v, scale, blocked);
