@@ -30,6 +30,9 @@ void initAddonData(Napi::Env env, Napi::Object exports);
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message);
 [[noreturn]] void throwError(Napi::Env env, const std::string& code, const std::string& message);
 
+// True for a device out-of-memory failure's message (mapped to ERR_OUT_OF_MEMORY).
+bool isDeviceOutOfMemory(const std::string& message);
+
 // A borrowed view of a TS Tensor ({dtype, shape, data: TypedArray}). The data
 // stay owned by JS; a Job keeps the TypedArray referenced while it runs.
 struct TensorView {

@@ -16,6 +16,8 @@ export {
   CheckpointError,
   AbortError,
   InternalError,
+  DeviceError,
+  OutOfMemoryError,
   NativeLoadError,
   type ErrorCode,
 } from './core/errors.js';
