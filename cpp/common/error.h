@@ -14,6 +14,8 @@ inline constexpr const char* kIo = "ERR_IO";                              // can
 inline constexpr const char* kCheckpoint = "ERR_CHECKPOINT";              // bad model file
 inline constexpr const char* kAborted = "ERR_ABORTED";                    // cancelled by the caller
 inline constexpr const char* kInternal = "ERR_INTERNAL";                  // a bug or libtorch failure
+inline constexpr const char* kDevice = "ERR_DEVICE";                      // CUDA asked for but not available
+inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";          // device memory exhausted
 }  // namespace code
 
 class Error : public std::runtime_error {

@@ -11,9 +11,6 @@
 #include <emmintrin.h>
 #endif
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include "common/error.h"
 
 namespace anomalyncd::mebin {
@@ -42,6 +39,12 @@ double normalized(int value, const Range& range) {
   if (d == 0) return std::numeric_limits<double>::quiet_NaN();
   return (static_cast<double>(value - range.minTh) / static_cast<double>(d)) * 255.0;
 }
+
+}  // namespace
+
+double normalizedValue(int value, const Range& range) { return normalized(value, range); }
+
+namespace {
 
 // Reused buffers: binarize() is called once per map, often thousands of times.
 // Nothing here needs clearing between calls: every byte whose value matters
@@ -408,6 +411,11 @@ int64_t thresholdMap(const uint8_t* fp, int H, int W, uint8_t thr, uint8_t* bina
 
 }  // namespace
 
+std::array<uint8_t, 256> sweepLevels(const Range& range, const Options& options) {
+  validateRange(range);
+  return sweepLevels(range, sweepThresholds(options));
+}
+
 void validateOptions(const Options& options) {
   if (options.sampleRate < 1 || options.sampleRate > 255)
     invalid("sampleRate must be an integer in 1..255, got " + std::to_string(options.sampleRate));
@@ -558,49 +566,6 @@ void binarizeInto(const MapView& map, const Range& range, const Options& options
                                      result.binary.data());
   else
     std::fill(result.binary.begin(), result.binary.end(), uint8_t{0});
-}
-
-Result binarizeOracle(const MapView& map, const Range& range, const Options& options) {
-  validateMap(map);
-  validateRange(range);
-  const std::vector<int> thresholds = sweepThresholds(options);
-  const cv::Mat raw(map.height, map.width, CV_8U, const_cast<uint8_t*>(map.data));
-  const cv::Mat kernel = cv::Mat::ones(6, 6, CV_8U);
-
-  // The reference normalises elementwise; n depends only on the raw value.
-  std::array<double, 256> normOf{};
-  for (int a = 0; a < 256; ++a) normOf[a] = normalized(a, range);
-  cv::Mat normMap(map.height, map.width, CV_64F);
-  for (int y = 0; y < map.height; ++y)
-    for (int x = 0; x < map.width; ++x) normMap.at<double>(y, x) = normOf[raw.at<uint8_t>(y, x)];
-
-  auto binAndErode = [&](const cv::Mat& values, double threshold) {
-    cv::Mat mask(values.size(), CV_8U);
-    for (int y = 0; y < values.rows; ++y)
-      for (int x = 0; x < values.cols; ++x) {
-        const double v = values.type() == CV_64F ? values.at<double>(y, x)
-                                                 : static_cast<double>(values.at<uint8_t>(y, x));
-        mask.at<uint8_t>(y, x) = v > threshold ? 255 : 0;
-      }
-    if (!options.erode) return mask;
-    cv::Mat eroded;
-    cv::erode(mask, eroded, kernel);  // default anchor, 1 iteration, default border
-    return eroded;
-  };
-
-  Result result;
-  cv::Mat labels;
-  for (int t : thresholds) {
-    const cv::Mat mask = binAndErode(normMap, t);
-    result.sequence.push_back(cv::connectedComponents(mask, labels, 8, CV_32S) - 1);
-  }
-  const Selection selection = selectThreshold(result.sequence, range, options);
-  result.threshold = selection.threshold;
-  result.count = selection.est;
-  const cv::Mat finalMask = binAndErode(raw, selection.threshold);
-  result.binary.assign(finalMask.datastart, finalMask.dataend);  // continuous: fresh Mat
-  result.foreground = cv::countNonZero(finalMask);
-  return result;
 }
 
 }  // namespace anomalyncd::mebin

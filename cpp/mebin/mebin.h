@@ -8,6 +8,7 @@
 //  * binarizeOracle() — the reference recipe with OpenCV, one threshold at a
 //                       time; slow, kept as the test oracle.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -53,6 +54,15 @@ Range searchRange(const std::vector<MapView>& maps);
 
 // METHOD.md §2.3: t_i = 255 - sampleRate * i while t_i > 0 (64 values for rate 4).
 std::vector<int> sweepThresholds(const Options& options);
+
+// METHOD.md §2.2: a raw value's normalised value in IEEE double (NaN when the range is
+// empty and the value is >= minTh: nothing is then foreground).
+double normalizedValue(int value, const Range& range);
+
+// levelOf[a] = the first sweep index i with normalizedValue(a) > t_i, 255 when none:
+// a pixel of (filtered) value a is on at every sweep index >= levelOf[a]. Shared by
+// the single pass and the GPU kernels (cpp/gpu).
+std::array<uint8_t, 256> sweepLevels(const Range& range, const Options& options);
 
 struct Selection {
   int est = 0;          // estimated anomaly count (component count of the chosen run)
