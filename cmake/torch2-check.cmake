@@ -43,7 +43,7 @@ if(ANOMALYNCD_TORCH2_CHECK)
   # Parse ATen/torch once for every file.
   target_precompile_headers(anomalyncd_torch2_check PRIVATE <ATen/ATen.h> <torch/nn/module.h>)
   add_custom_target(anomalyncd_torch2_verify ALL
-    COMMAND ${CMAKE_COMMAND} -DDEP_DIR=${CMAKE_CURRENT_BINARY_DIR} -DTORCH2_INC=${_t2_inc}
+    COMMAND ${CMAKE_COMMAND} -DDEP_DIR=${CMAKE_BINARY_DIR} -DTORCH2_INC=${_t2_inc} -DNINJA=${CMAKE_MAKE_PROGRAM}
             -P "${CMAKE_CURRENT_LIST_DIR}/torch2-verify.cmake"
     DEPENDS anomalyncd_torch2_check
     COMMENT "Checking that every torch/ATen/c10 header came from ${_t2_inc}")

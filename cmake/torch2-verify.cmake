@@ -1,15 +1,36 @@
-# cmake -DDEP_DIR=<build dir> -DTORCH2_INC=<unpacked usr/include> -P torch2-verify.cmake
-# Reads every depfile (*.d) under DEP_DIR and fails if a libtorch header (torch/, ATen/,
+# cmake -DDEP_DIR=<build dir> -DTORCH2_INC=<unpacked usr/include> [-DNINJA=<ninja>] -P torch2-verify.cmake
+# Reads every compile's dependency list and fails if a libtorch header (torch/, ATen/,
 # c10/, caffe2/, THC/, kineto) resolved outside TORCH2_INC, e.g. to the system's 1.13 copy.
-file(GLOB_RECURSE deps "${DEP_DIR}/*.d")
-list(LENGTH deps ndeps)
+# Ninja folds depfiles into .ninja_deps (read with `ninja -t deps`); Makefiles keep *.d.
+set(texts "")
+if(EXISTS "${DEP_DIR}/.ninja_deps")
+  if(NOT NINJA)
+    set(NINJA ninja)
+  endif()
+  execute_process(COMMAND ${NINJA} -C "${DEP_DIR}" -t deps OUTPUT_VARIABLE all RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "torch2-verify: ninja -t deps failed in ${DEP_DIR}")
+  endif()
+  # one record per compile: "target: #deps N, ..." then indented paths
+  string(REGEX REPLACE "\n([^ \n][^\n]*: #deps)" "\n@@@\\1" all "${all}")
+  string(REPLACE ";" "," all "${all}")
+  string(REPLACE "\n@@@" ";" texts "${all}")
+else()
+  file(GLOB_RECURSE deps "${DEP_DIR}/*.d")
+  foreach(d ${deps})
+    file(READ "${d}" t)
+    string(REPLACE ";" "," t "${t}")
+    list(APPEND texts "${d}:${t}")
+  endforeach()
+endif()
+list(LENGTH texts ndeps)
 if(ndeps EQUAL 0)
-  message(FATAL_ERROR "torch2-verify: no depfiles under ${DEP_DIR}")
+  message(FATAL_ERROR "torch2-verify: no dependency records under ${DEP_DIR}")
 endif()
 set(bad "")
 set(good 0)
-foreach(d ${deps})
-  file(READ "${d}" text)
+foreach(text ${texts})
+  string(REGEX MATCH "^[^:\n]*" d "${text}")
   string(REGEX REPLACE "\\\\\n" " " text "${text}")
   string(REGEX MATCHALL "[^ \t\n:]+/(torch|ATen|c10|caffe2|THC|kineto)/[^ \t\n]+" hdrs "${text}")
   foreach(h ${hdrs})

@@ -105,3 +105,4 @@ export {
   type DiscoveredImage,
   type DiscoveredRegion,
 } from './stages/discover.js';
+export type { DeviceRequest, Precision } from './core/options.js';

@@ -277,7 +277,10 @@ at::Tensor MaskGuidedViT::interpolatePosEncoding(int64_t npatch, int64_t H, int6
 
 at::Tensor MaskGuidedViT::prepareTokens(const at::Tensor& x) const {
   const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
-  at::Tensor t = patch_embed->forward(x);                          // [B, n, D]
+  // The residual stream keeps the input's dtype: under bf16 autocast the convolution and
+  // every Linear run in bfloat16 while the stream (and so each LayerNorm's input) stays
+  // float32, which roughly halves the bf16 error at the same speed. No-op in fp32.
+  at::Tensor t = patch_embed->forward(x).to(x.scalar_type());     // [B, n, D]
   at::Tensor cls = cls_token.to(t.dtype()).expand({B, -1, -1});
   t = at::cat({cls, t}, 1);
   return t + interpolatePosEncoding(t.size(1) - 1, H, W).to(t.dtype());

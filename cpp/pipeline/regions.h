@@ -31,6 +31,7 @@ struct RegionsOptions {
   int threads = 1;           // 1..1024
   bool returnPixels = true;  // keep crop and mask pixels in the result
   std::string writeDir;      // non-empty: write writeDir/{images,masks}/<name>_crop<k>.png
+  std::string device = "cpu";  // MEBin's device: 'cpu' | 'cuda' | 'cuda:N' | 'auto'; crops stay on the CPU
 };
 
 // The one field list of RegionsOptions (flat: MEBin's fields, then cropping's),
@@ -43,6 +44,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, RegionsOptions>> visitFi
   v("threads", o.threads);
   v("returnPixels", o.returnPixels);
   v("writeDir", o.writeDir);
+  v("device", o.device);
 }
 
 struct ItemRegions {
@@ -55,6 +57,7 @@ struct ItemRegions {
 
 struct RegionsResult {
   mebin::Range range;
+  std::string device;  // where MEBin ran: "cpu" | "cuda:N"
   std::vector<ItemRegions> items;
   std::vector<std::string> warnings;
 };

@@ -407,6 +407,7 @@ export function buildReportData(result: DiscoverResult, options: DiscoverReportO
         { label: 'Backbone', value: backbone ? basename(backbone) : `random init (${describeArch(o.arch, result)})` },
         { label: 'Epochs', value: result.model.epochsDone },
         { label: 'Search range', value: result.searchRange.join('–') },
+        { label: 'Device', value: `${result.device}${result.precision === 'bf16' ? ' (bf16)' : ''}` },
       ],
     },
     clusters,

@@ -6,7 +6,7 @@
  */
 import { estimateK, kmeans, type KScore } from '../analysis/cluster.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { defaulted, int, intRange, num, resolveOptions, str, threadsField, type Field } from '../core/options.js';
+import { defaulted, deviceField, int, intRange, num, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
@@ -45,8 +45,12 @@ export interface DiscoverOptions extends MebinOptions {
   threads?: number;
   /** Region-merging temperature (METHOD.md §7: 100 for MVTec AD, 50 otherwise; default 50). */
   tauAlpha?: number;
+  /** Where MEBin, the backbone, training and prediction run (default `'auto'`; see `loadBackbone`). */
+  device?: DeviceRequest;
+  /** ViT precision for features, training and prediction: `'fp32'` (default) or `'bf16'`. */
+  precision?: Precision;
   /** Further training options (batch size, learning rate, checkpointDir, ...). */
-  training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange'>;
+  training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange' | 'device' | 'precision'>;
   signal?: AbortSignal;
   /** Stage progress (regions, features, training, predict). */
   onProgress?: (progress: Progress) => void;
@@ -87,6 +91,9 @@ export interface DiscoverResult {
   searchRange: [number, number];
   /** Per-stage wall time (ms). */
   timings: Record<string, number>;
+  /** Where the model stages ran (`'cpu'` or `'cuda:N'`) and in which precision; MEBin's device is `regions.device`. */
+  device: string;
+  precision: Precision;
   warnings: string[];
   /** The trained model (call `dispose()` when done). */
   model: TrainedModel;
@@ -138,6 +145,8 @@ const PREDICT_IMAGES_FIELDS = {
   erode: MEBIN_FIELDS.erode,
   tauAlpha: TAU_ALPHA_FIELD,
   threads: defaulted(threadsField),
+  device: deviceField,
+  precision: precisionField,
 } as const;
 
 /** What `discover()` reads of its scalar options, once; objects (arch, labelled, training) are passed to the stage that validates them. */
@@ -150,6 +159,8 @@ const DISCOVER_FIELDS = {
   seed: SEED_FIELD,
   threads: defaulted(threadsField),
   tauAlpha: TAU_ALPHA_FIELD,
+  device: deviceField,
+  precision: precisionField,
 } as const;
 
 /** Options of {@link predict}. */
@@ -157,6 +168,10 @@ export interface PredictImagesOptions extends Omit<MebinOptions, 'range'> {
   /** Region-merging temperature (default 50; 100 for MVTec AD). */
   tauAlpha?: number;
   threads?: number;
+  /** MEBin's device (default `'auto'`); the model runs where it lives (`model.device`). */
+  device?: DeviceRequest;
+  /** ViT precision of the prediction (default `'fp32'`). */
+  precision?: Precision;
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -172,7 +187,7 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
   const range = model.searchRange;
   if (!range) throw new InvalidArgumentError('This model has no saved MEBin search range (train it through discover() or pass searchRange to fit())');
-  const { tauAlpha, threads, sampleRate, minIntervalLen, erode } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
+  const { tauAlpha, threads, sampleRate, minIntervalLen, erode, device, precision } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
   const { signal, onProgress } = options;
   const regions = await extractRegions(images, maps, {
     range,
@@ -180,11 +195,12 @@ export async function predict(model: TrainedModel, images: readonly ImageInput[]
     sampleRate,
     minIntervalLen,
     erode,
+    device,
     ...(signal ? { signal } : {}),
     ...(onProgress ? { onProgress } : {}),
   });
   const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
-  const prediction = await model.predict(crops, { threads, ...(signal ? { signal } : {}) });
+  const prediction = await model.predict(crops, { threads, precision, ...(signal ? { signal } : {}) });
   return mergeImages(regions, prediction.probabilities, tauAlpha);
 }
 
@@ -224,6 +240,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         sampleRate: o.sampleRate,
         minIntervalLen: o.minIntervalLen,
         erode: o.erode,
+        device: o.device,
         ...(o.range !== undefined ? { range: o.range } : {}),
         onProgress: (p) => report('regions', p.done, p.total),
       },
@@ -243,10 +260,17 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   // failure before.
   let loaded: Backbone | undefined;
   const frozen = await time('features', async () => {
-    const backbone = await loadBackbone(o.backbone ?? null, { ...(arch !== undefined ? { arch } : {}), seed, ...(signal ? { signal } : {}) });
+    const backbone = await loadBackbone(o.backbone ?? null, {
+      ...(arch !== undefined ? { arch } : {}),
+      seed,
+      device: o.device,
+      precision: o.precision,
+      ...(signal ? { signal } : {}),
+    });
     loaded = backbone;
     try {
       backboneFacts = { path: backbone.info.path, arch: backbone.config, archSource: backbone.info.archSource };
+      warnings.push(...backbone.info.notes.filter((n) => n.includes("'bf16'"))); // a slow bf16 CPU, said once
       const out: Float32Array[] = [];
       if (trainCrops.length === 0) return out;
       const n = trainCrops.length;
@@ -310,6 +334,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
         seed,
         threads,
+        precision: o.precision, // the device: where the loaded backbone lives
         // A degenerate range (min == max: every map fell back) is not recorded: fit()
         // refuses it, as MEBin's `range` option and predict() would.
         ...(regions.searchRange[0] < regions.searchRange[1] ? { searchRange: regions.searchRange } : {}),
@@ -325,7 +350,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
 
   // 4. Prediction and region merging.
   const prediction = await time('predict', () =>
-    model.predict(trainCrops, { embeddings: true, threads, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
+    model.predict(trainCrops, { embeddings: true, threads, precision: o.precision, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
   );
   const t0 = performance.now();
   const predicted = mergeImages(regions, prediction.probabilities, tauAlpha);
@@ -353,6 +378,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     ...(metrics ? { metrics } : {}),
     searchRange: regions.searchRange,
     timings,
+    device: model.device,
+    precision: o.precision,
     warnings,
     model,
     crops: crops.map((c, j) => ({ image: c.image, frozen: frozen[j]!, trained: prediction.embeddings?.[j] ?? new Float32Array(0), probabilities: prediction.probabilities[j]! })),

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, num, resolveOptions, str, threadsField, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, num, resolveOptions, str, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -66,6 +66,8 @@ export interface RegionItem {
 /** Result of {@link extractRegions}. */
 export interface RegionsResult {
   searchRange: [number, number];
+  /** Where MEBin ran: `'cpu'` or `'cuda:N'` (crops are cut on the CPU). */
+  device: string;
   items: RegionItem[];
   timings: {
     /** Mean MEBin compute time per map (decoding excluded). */
@@ -84,6 +86,8 @@ export interface ExtractRegionsOptions extends MebinOptions, CropOptions, JobOpt
   cropDir?: string;
   /** File stems for written crops, one per image (default: the item index). */
   names?: readonly string[];
+  /** MEBin's device (default `'auto'`): `'cpu' | 'cuda' | 'cuda:N' | 'auto'`; crops stay on the CPU. */
+  device?: DeviceRequest;
 }
 
 /**
@@ -103,6 +107,7 @@ const REGIONS_FIELDS = {
   threads: defaulted(threadsField),
   returnPixels: defaulted(bool({ default: true })),
   cropDir: str(),
+  device: deviceField,
 } as const satisfies Schema;
 
 function rawImage(value: unknown, label: string): string | RawTensor {
@@ -147,6 +152,7 @@ export async function extractRegions(
     threads: o.threads,
     returnPixels: o.returnPixels,
     writeDir: o.cropDir ?? '',
+    device: o.device,
   };
   const inputs: RawRegionsInput[] = images.map((image, i) => ({
     image: rawImage(image, `images[${i}]`),
@@ -157,6 +163,7 @@ export async function extractRegions(
   const result = await runJob((onProgress) => native.extractRegions(inputs, raw, onProgress), options);
   return {
     searchRange: result.searchRange,
+    device: result.device,
     items: result.items.map((item) => ({
       threshold: item.threshold,
       count: item.count,

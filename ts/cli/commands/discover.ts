@@ -14,7 +14,7 @@ import { buildReportData, writeReport } from '../../report/index.js';
 import { generateSynthetic } from '../../io/synthetic.js';
 import { loadLabelled } from '../../stages/train.js';
 import type { Progress } from '../../core/jobs.js';
-import { choice, count, custom, flagHelp, parseFlags, positive, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
+import { choice, count, custom, deviceFlag, flagHelp, parseFlags, positive, precisionFlag, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
 import { progressBar, timingTable, warn, type Command } from '../output.js';
 
 const FLAGS = {
@@ -40,6 +40,8 @@ const FLAGS = {
   threads: count({ placeholder: 'T', help: 'Worker threads (default: all cores).' }),
   'tau-alpha': positive({ placeholder: 'A', help: 'Region-merging temperature (default 100 for MVTec AD, else 50).' }),
   'per-type': count({ default: 8, help: 'Synthetic images per defect type.' }),
+  device: deviceFlag,
+  precision: precisionFlag,
   json: toggle({ help: 'Print a JSON summary.' }),
 } as const;
 
@@ -107,6 +109,8 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       ...(flags.epochs !== undefined ? { epochs: flags.epochs } : {}),
       ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
       ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+      ...(flags.device !== undefined ? { device: flags.device } : {}),
+      ...(flags.precision !== undefined ? { precision: flags.precision } : {}),
       signal,
       ...(onProgress ? { onProgress } : {}),
     });
@@ -125,7 +129,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       const pick = (m: { nmi: number; ari: number; f1: number }) => ({ nmi: m.nmi, ari: m.ari, f1: m.f1 });
       await writeFileAtomic(join(staging.path, 'metrics.json'), JSON.stringify({ anomalyncd: pick(result.metrics.anomalyncd), kmeansBaseline: pick(result.metrics.kmeansBaseline) }, null, 1) + '\n');
     }
-    await writeFileAtomic(join(staging.path, 'timings.json'), JSON.stringify(timings, null, 1) + '\n');
+    await writeFileAtomic(join(staging.path, 'timings.json'), JSON.stringify({ ...timings, device: result.device, mebinDevice: result.regions.device, precision: result.precision }, null, 1) + '\n');
     await writeReport(
       join(staging.path, 'report.html'),
       buildReportData(result, {
@@ -166,7 +170,7 @@ async function run(args: string[], signal: AbortSignal, command: 'discover' | 'd
   try {
     warn(result.warnings);
     if (flags.json) {
-      process.stdout.write(JSON.stringify({ out: outDir, k: result.k, kChoice: result.kChoice, metrics: result.metrics ?? null, timings: result.timings, warnings: result.warnings }) + '\n');
+      process.stdout.write(JSON.stringify({ out: outDir, k: result.k, kChoice: result.kChoice, metrics: result.metrics ?? null, device: result.device, precision: result.precision, timings: result.timings, warnings: result.warnings }) + '\n');
       return;
     }
     process.stdout.write(`\n${result.images.length} images -> ${result.k} defect types (${result.kChoice.mode === 'auto' ? 'K estimated' : 'K given'}) -> ${outDir}\n`);
