@@ -1,7 +1,7 @@
 // --device / --precision on the CLI (issue 8): the device used lands in the JSON outputs; an
 // unmet CUDA request exits 5 with ERR_DEVICE; malformed values are usage errors (exit 2).
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSynthetic, writeNpy, Tensor } from 'anomalyncd';
 import { modelAddon } from '../ts/native/loader.js';
@@ -9,9 +9,12 @@ import { cli, tempDir, writeDinoCheckpoint, writePng } from './helpers.js';
 
 function maps(dir: string): string {
   const d = join(dir, 'maps');
+  mkdirSync(d, { recursive: true });
   generateSynthetic({ perType: 1, good: 0, size: 64, mapSize: 48, seed: 6 }).forEach((s, i) => {
     const m = s.map as Tensor;
-    writePng(join(d, `m${i}.png`), m.shape[1]!, m.shape[0]!, m.data as Uint8Array);
+    // float maps in [0, 1] -> 8-bit PNG maps
+    const px = Array.from(m.data as ArrayLike<number>, (v) => Math.max(0, Math.min(255, Math.round(v * 255))));
+    writePng(join(d, `m${i}.png`), m.shape[1]!, m.shape[0]!, px);
   });
   return d;
 }
