@@ -4,7 +4,7 @@
 // weights and inputs, in the same run; medians, ratios and the bf16 error, written to
 // bench/RESULTS.md between the bf16-bench markers.
 //
-//   npx tsc -p tsconfig.json && node dist/bench/bf16.bench.js [--write] [--reps-s N] [--reps-b N]
+//   npx tsc -p tsconfig.json && node dist/bench/bf16.bench.js [--write] [--reps-s N] [--reps-b N] [--archs dino_vits16,dino_vitb8]
 //
 // The variants are interleaved (each rep runs the three in a rotating order), so background
 // load (other agents share the 2 cores) hits them alike; the load average is recorded before
@@ -99,7 +99,9 @@ async function main(): Promise<void> {
     const versions = nativeVersions();
     const bf16Dot = modelAddon().torch?.cpuBf16Dot ?? false;
     const rows: { arch: Arch; ms: Record<Variant, number[]>; errBf16: number; errEager: number; outAbsMax: number }[] = [];
-    for (const arch of ['dino_vits16', 'dino_vitb8'] as Arch[]) {
+    const archsArg = argv.indexOf('--archs');
+    const archs = (archsArg >= 0 ? argv[archsArg + 1]!.split(',') : ['dino_vits16', 'dino_vitb8']) as Arch[];
+    for (const arch of archs) {
       log(`${arch}: loading`);
       const bb: Backbone = await loadBackbone(join(dir, `${arch}.pth`), { arch, device: 'cpu' });
       await eager.request({ cmd: 'load', arch });
