@@ -169,9 +169,9 @@ async function main(): Promise<void> {
       '',
       ...rows.map((r) => `- ${name[r.arch]}: ` + VARIANTS.map((v) => `${v} ${r.ms[v].map((x) => x.toFixed(0)).join(', ')}`).join('; ')),
       '',
-      'bf16 is autocast around the ViT forward (`cpp/model/device.h` PrecisionScope: matmuls and convolutions in bfloat16 with ' +
-        'float32 accumulation through oneDNN, weights kept float32, layer norms and softmax as autocast decides); the heads, losses ' +
-        'and SGD of training stay float32. Reduced: batch 8 only, few reps (ViT-B/8 costs ~1 TFLOP per batch), to keep the run ' +
+      'bf16 is autocast around the ViT forward (`cpp/model/device.h` PrecisionScope: the patch embedding, qkv/proj and MLP ' +
+        'matmuls in bfloat16 through oneDNN, weights kept float32; the residual stream, layer norms and the attention core ' +
+        '(q k^T, softmax, @ v: fused, float32, autocast off) stay float32); the heads, losses and SGD of training stay float32. Reduced: batch 8 only, few reps (ViT-B/8 costs ~1 TFLOP per batch), to keep the run ' +
         'to minutes on the shared machine.',
       END,
     ];
