@@ -26,6 +26,7 @@ class BinarizeJob : public Job {
   Napi::Value resolve(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
     out.Set("searchRange", rangeArray(env, result_.range));
+    out.Set("device", result_.device);
     Napi::Array items = Napi::Array::New(env, result_.maps.size());
     double totalMs = 0;
     for (size_t i = 0; i < result_.maps.size(); ++i) {

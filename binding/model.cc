@@ -12,6 +12,7 @@
 #include "fields.h"
 #include "model/backbone.h"
 #include "model/checkpoint.h"
+#include "model/device.h"
 #include "model/preprocess.h"
 #include "model/thread_scope.h"
 #include "model/vit.h"
@@ -23,11 +24,13 @@ namespace {
 // Options of loadBackbone besides `arch` (ts/stages/model.ts fills them).
 struct LoadOptions {
   std::string device;
+  std::string precision;
   int seed = 0;
 };
 template <class Config, class Visitor>
 std::enable_if_t<std::is_same_v<std::remove_const_t<Config>, LoadOptions>> visitFields(Config& c, Visitor&& v) {
   v("device", c.device);
+  v("precision", c.precision);
   v("seed", c.seed);
 }
 
@@ -44,28 +47,34 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<Config>, ThreadsOption>> vis
 struct EmbedOptions {
   int threads = 1;
   int batchSize = 1;
+  std::string precision;  // "fp32" | "bf16" (TS passes the backbone's unless given)
 };
 template <class Config, class Visitor>
 std::enable_if_t<std::is_same_v<std::remove_const_t<Config>, EmbedOptions>> visitFields(Config& c, Visitor&& v) {
   v("threads", c.threads);
   v("batchSize", c.batchSize);
+  v("precision", c.precision);
 }
 
 EmbedOptions embedOptions(const Napi::Value& v) {
   EmbedOptions o = readFields<EmbedOptions>(v, "embed options");
   if (o.threads < 1 || o.batchSize < 1) throwError(v.Env(), code::kInvalidArgument, "Options 'threads' and 'batchSize' must be >= 1");
+  try {
+    (void)model::parsePrecision(o.precision);
+  } catch (const Error& e) {
+    throwError(v.Env(), e.code(), e.what());
+  }
   return o;
 }
 
-torch::Device deviceArg(Napi::Env env, const std::string& name) {
-  try {
-    torch::Device device(name);
-    if (device.is_cuda() && !torch::cuda::is_available())
-      throwError(env, code::kInvalidArgument, "Option 'device' is '" + name + "' but this libtorch has no usable CUDA device");
-    return device;
-  } catch (const c10::Error&) {
-    throwError(env, code::kInvalidArgument, "Option 'device' must be a torch device name such as 'cpu' or 'cuda:0' (got '" + name + "')");
-  }
+// The forward of one batch on the backbone's device, in `precision`, as float32 on the CPU.
+at::Tensor forwardOn(const model::LoadedBackbone& b, const at::Tensor& x, const at::Tensor& m, model::Precision precision) {
+  // pinned host memory + non_blocking: the copy overlaps on CUDA; plain copy on the CPU
+  const bool cuda = b.device.is_cuda();
+  at::Tensor xd = cuda ? x.pin_memory().to(b.device, /*non_blocking=*/true) : x;
+  at::Tensor md = m.defined() && cuda ? m.pin_memory().to(b.device, /*non_blocking=*/true) : m;
+  model::PrecisionScope scope(b.device, precision);
+  return b.vit->forward(xd, md).to(torch::kCPU, torch::kFloat32).contiguous();
 }
 
 using BackbonePtr = std::shared_ptr<model::LoadedBackbone>;
@@ -117,6 +126,8 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
     o.Set("path", b.path.empty() ? env.Null() : Napi::String::New(env, b.path));
     o.Set("sha256", b.sha256.empty() ? env.Null() : Napi::String::New(env, b.sha256));
     o.Set("archSource", b.archSource);
+    o.Set("device", model::deviceName(b.device));
+    o.Set("precision", model::precisionName(b.precision));
     Napi::Array notes = Napi::Array::New(env, b.notes.size());
     for (size_t i = 0; i < b.notes.size(); ++i) notes.Set(static_cast<uint32_t>(i), b.notes[i]);
     o.Set("notes", notes);
@@ -144,13 +155,19 @@ class LoadBackboneJob : public Job {
         throwError(env, e.code(), e.what());
       }
     }
-    const LoadOptions o = readFields<LoadOptions>(options, "loadBackbone options");
-    device_ = deviceArg(env, o.device);
-    seed_ = o.seed;
+    options_ = readFields<LoadOptions>(options, "loadBackbone options");
   }
 
  protected:
-  void run() override { state_ = model::loadBackbone(path_, arch_, static_cast<uint64_t>(seed_), device_); }
+  void run() override {
+    // Resolved here, on the worker: an unmet request rejects with ERR_DEVICE.
+    const c10::Device device = model::torchDevice(options_.device);
+    const model::Precision precision = model::parsePrecision(options_.precision);
+    state_ = model::loadBackbone(path_, arch_, static_cast<uint64_t>(options_.seed), device);
+    state_->precision = precision;
+    // (a Backbone has no warnings array: the note goes with what the loader decided)
+    if (std::string note = model::bf16NoteOnce(device, precision); !note.empty()) state_->notes.push_back(note);
+  }
 
   Napi::Value resolve(Napi::Env env) override {
     auto* holder = new BackbonePtr(state_);
@@ -161,8 +178,7 @@ class LoadBackboneJob : public Job {
  private:
   std::string path_;
   std::optional<model::VitConfig> arch_;
-  torch::Device device_{torch::kCPU};
-  int seed_ = 0;
+  LoadOptions options_;
   BackbonePtr state_;
 };
 
@@ -215,12 +231,13 @@ class EmbedJob : public Job {
     output_.resize(static_cast<size_t>(B_ * D_));
     model::ThreadScope threads(options_.threads, &cancelToken());
     torch::NoGradGuard noGrad;
+    const model::Precision precision = model::parsePrecision(options_.precision);
     for (int64_t start = 0; start < B_; start += options_.batchSize) {
       cancelToken().throwIfCancelled();
       const int64_t end = std::min(B_, start + options_.batchSize);
-      at::Tensor x = images.slice(0, start, end).to(state_->device);
-      at::Tensor m = hasMask_ ? masks.slice(0, start, end).to(state_->device) : at::Tensor();
-      at::Tensor f = state_->vit->forward(x, m).to(torch::kCPU).contiguous();
+      at::Tensor x = images.slice(0, start, end);
+      at::Tensor m = hasMask_ ? masks.slice(0, start, end) : at::Tensor();
+      at::Tensor f = forwardOn(*state_, x, m, precision);
       std::memcpy(output_.data() + start * D_, f.data_ptr<float>(), static_cast<size_t>((end - start) * D_) * sizeof(float));
       progress(static_cast<double>(end), static_cast<double>(B_), "embed");
     }
@@ -305,6 +322,7 @@ class EmbedCropsJob : public Job {
     std::vector<float> images(static_cast<size_t>(bs) * 3 * kPlane), masks(static_cast<size_t>(bs) * kPlane);
     model::ThreadScope threads(options_.threads, &cancelToken());
     torch::NoGradGuard noGrad;
+    const model::Precision precision = model::parsePrecision(options_.precision);
     for (int64_t start = 0; start < n; start += bs) {
       cancelToken().throwIfCancelled();
       const int64_t end = std::min(n, start + bs), b = end - start;
@@ -312,9 +330,9 @@ class EmbedCropsJob : public Job {
         preprocessCrop(items_[static_cast<size_t>(start) + i], images.data() + i * 3 * kPlane, masks.data() + i * kPlane);
       });
       const int64_t side = model::kCropSize;
-      at::Tensor x = torch::from_blob(images.data(), {b, 3, side, side}, torch::kFloat32).to(state_->device);
-      at::Tensor m = torch::from_blob(masks.data(), {b, 1, side, side}, torch::kFloat32).to(state_->device);
-      at::Tensor f = state_->vit->forward(x, m).to(torch::kCPU).contiguous();
+      at::Tensor x = torch::from_blob(images.data(), {b, 3, side, side}, torch::kFloat32);
+      at::Tensor m = torch::from_blob(masks.data(), {b, 1, side, side}, torch::kFloat32);
+      at::Tensor f = forwardOn(*state_, x, m, precision);
       std::memcpy(output_.data() + start * D_, f.data_ptr<float>(), static_cast<size_t>(b * D_) * sizeof(float));
       progress(static_cast<double>(end), static_cast<double>(n), "embed");
     }
@@ -424,6 +442,8 @@ void InitModel(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   Napi::Object torchInfo = Napi::Object::New(env);
   torchInfo.Set("cudaAvailable", torch::cuda::is_available());
+  torchInfo.Set("cudaBuilt", at::hasCUDA());
+  torchInfo.Set("cpuBf16Dot", model::cpuHasBf16Dot());
   torchInfo.Set("interopThreads", at::get_num_interop_threads());
   torchInfo.Set("intraopThreads", at::get_num_threads());
   torchInfo.Set("parallelInfo", at::get_parallel_info());

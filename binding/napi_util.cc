@@ -19,6 +19,16 @@ void throwError(Napi::Env env, const std::string& code, const std::string& messa
   throw makeError(env, code, message);
 }
 
+bool isDeviceOutOfMemory(const std::string& message) {
+  // c10::OutOfMemoryError (libtorch 1.13 and 2.x: "CUDA out of memory. Tried to allocate
+  // ..."), a raw CUDA status ("CUDA error: out of memory"), and our own kernels' wording.
+  // Matched by message so that this file stays free of torch headers (the core addon
+  // links no libtorch); c10::OutOfMemoryError derives from c10::Error, whose what() is it.
+  return message.find("CUDA out of memory") != std::string::npos ||
+         message.find("CUDA error: out of memory") != std::string::npos ||
+         message.find("cudaErrorMemoryAllocation") != std::string::npos;
+}
+
 namespace {
 // setErrorClass((code, message) => Error): native errors are instances of the TS classes.
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
@@ -191,7 +201,7 @@ void Job::Execute() {
     std::string message = e.what();
     const auto cut = message.find("\nException raised from");
     if (cut != std::string::npos) message.resize(cut);
-    errorCode_ = code::kInternal;
+    errorCode_ = isDeviceOutOfMemory(message) ? code::kOutOfMemory : code::kInternal;
     SetError(message);
   } catch (...) {
     errorCode_ = code::kInternal;

@@ -30,6 +30,9 @@ void initAddonData(Napi::Env env, Napi::Object exports);
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message);
 [[noreturn]] void throwError(Napi::Env env, const std::string& code, const std::string& message);
 
+// True for a device out-of-memory failure's message (mapped to ERR_OUT_OF_MEMORY).
+bool isDeviceOutOfMemory(const std::string& message);
+
 // A view of a TS Tensor ({dtype, shape, data: TypedArray}) over a copy of its
 // bytes taken on the calling thread. Not the JS memory itself: a reference to a
 // TypedArray does not stop its ArrayBuffer being detached (structuredClone or

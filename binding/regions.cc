@@ -39,6 +39,7 @@ class ExtractRegionsJob : public Job {
   Napi::Value resolve(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
     out.Set("searchRange", rangeArray(env, result_.range));
+    out.Set("device", result_.device);
     Napi::Array items = Napi::Array::New(env, result_.items.size());
     double mebinTotal = 0, cropTotal = 0;
     for (size_t i = 0; i < result_.items.size(); ++i) {

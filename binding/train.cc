@@ -15,6 +15,8 @@
 #include "common/parallel.h"
 #include "fields.h"
 #include "io/image_io.h"
+#include "model/device.h"
+#include "model/heads.h"
 #include "napi_util.h"
 #include "train/bundle.h"
 #include "train/trainer.h"
@@ -121,6 +123,7 @@ Napi::Object modelObject(Napi::Env env, const std::shared_ptr<NcdModel>& m, cons
   }
   if (m->inference) o.Set("inference", writeFields(env, *m->inference));
   o.Set("dataFingerprint", m->dataFingerprint);
+  o.Set("device", model::deviceName(m->heads->headList.front()->weight.device()));
   o.Set("warnings", warnings);
   return o;
 }
@@ -143,6 +146,8 @@ class FitJob : public Job {
     req_.config = readFields<train::TrainConfig>(options, where);
     FieldReader reader(options, where);
     reader("checkpointDir", req_.checkpointDir);  // "": none
+    reader("device", req_.device);                // resolved in train::fit (ERR_DEVICE there)
+    reader("precision", req_.precision);
     reader("searchRange", req_.searchRange);
     Napi::Value arch = nullable(options, "arch", where);
     if (!arch.IsNull()) req_.arch = readFields<model::VitConfig>(arch, "Option 'arch'");
@@ -206,17 +211,17 @@ class FitJob : public Job {
 // ---------------------------------------------------------------------------
 class LoadJob : public Job {
  public:
-  LoadJob(Napi::Env env, std::string path, std::string backbone)
-      : Job(env, "anomalyncd.loadTrainedModel"), path_(std::move(path)), backbone_(std::move(backbone)) {}
+  LoadJob(Napi::Env env, std::string path, std::string backbone, std::string device)
+      : Job(env, "anomalyncd.loadTrainedModel"), path_(std::move(path)), backbone_(std::move(backbone)), device_(std::move(device)) {}
 
  protected:
   void run() override {
-    model_ = train::loadTrainedModel(path_, backbone_, [this](const std::string& w) { addWarning(w); });
+    model_ = train::loadTrainedModel(path_, backbone_, [this](const std::string& w) { addWarning(w); }, model::torchDevice(device_));
   }
   Napi::Value resolve(Napi::Env env) override { return modelObject(env, model_, warningsArray(env)); }
 
  private:
-  std::string path_, backbone_;
+  std::string path_, backbone_, device_;
   std::shared_ptr<NcdModel> model_;
 };
 
@@ -333,15 +338,17 @@ Napi::Value Fit(const Napi::CallbackInfo& info) {
   return startJob<FitJob>(info[2], env, info[0].As<Napi::Object>(), objArg(info, 1), info[3]);
 }
 
-// loadTrainedModel(path, {backbone: string | null}, onProgress?)
+// loadTrainedModel(path, {backbone: string | null, device: string}, onProgress?)
 Napi::Value LoadTrainedModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) bad(env, "loadTrainedModel() needs a file path");
   const std::string where = "loadTrainedModel() options";
   Napi::Value backbone = nullable(objArg(info, 1), "backbone", where);
   if (!backbone.IsNull() && !backbone.IsString()) bad(env, where + ": field 'backbone' must be a checkpoint path or null");
+  std::string device = "cpu";
+  FieldReader(objArg(info, 1), where)("device", device);
   return startJob<LoadJob>(info[2], env, info[0].As<Napi::String>().Utf8Value(),
-                           backbone.IsNull() ? std::string() : backbone.As<Napi::String>().Utf8Value());
+                           backbone.IsNull() ? std::string() : backbone.As<Napi::String>().Utf8Value(), std::move(device));
 }
 
 // saveTrainedModel(handle, path, {selfContained})

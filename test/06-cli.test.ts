@@ -32,7 +32,8 @@ test('mebin: the JSON contract, recursive sorted listing, binary maps', (t) => {
   const r = cli(['mebin', '--maps', join(dir, 'maps'), '--out', out, '--binary-out', join(dir, 'bin'), '--sample-rate', '4', '--min-interval', '4']);
   t.is(r.status, 0, r.stderr);
   const json = JSON.parse(readFileSync(out, 'utf8'));
-  t.deepEqual(Object.keys(json), ['searchRange', 'maps', 'timings']);
+  t.deepEqual(Object.keys(json), ['searchRange', 'device', 'maps', 'timings']);
+  t.is(json.device, 'cpu');
   t.deepEqual(json.maps.map((m: { path: string }) => m.path), [...names].sort());
   for (const m of json.maps) {
     t.deepEqual(Object.keys(m), ['path', 'threshold', 'count', 'sequence', 'foreground']);
@@ -79,7 +80,7 @@ test('regions: contract fields, crops on disk, bad manifests', (t) => {
   t.is(r.status, 0, r.stderr);
   t.is(JSON.parse(r.stdout).items, 3);
   const json = JSON.parse(readFileSync(join(out, 'regions.json'), 'utf8'));
-  t.deepEqual(Object.keys(json), ['searchRange', 'items', 'timings']);
+  t.deepEqual(Object.keys(json), ['searchRange', 'device', 'items', 'timings']);
   t.deepEqual(Object.keys(json.timings), ['mebinMsPerMap', 'cropMsPerImage']);
   json.items.forEach((item: Record<string, unknown>, i: number) => {
     t.deepEqual(Object.keys(item), ['image', 'map', 'threshold', 'count', 'sequence', 'boxes', 'crops']);

@@ -435,6 +435,8 @@ function fakeDiscoverResult(withLabels: boolean): DiscoverResult {
     kChoice: withLabels ? { mode: 'auto' as const, curve: [{ k: 2, score: 0.1 }, { k: 3, score: 0.3 }] } : { mode: 'given' as const },
     searchRange: [3, 250] as [number, number],
     timings: { mebinMsPerMap: 0.1, cropMsPerImage: 0.2, training: 12.5 },
+    device: 'cpu',
+    precision: 'bf16',
     warnings: ['from the run'],
     model: { backbone: { path: null, sha256: null }, arch: { patchSize: 16, embedDim: 96, depth: 4 }, epochsDone: 2 },
     crops: images.map((_, i) => ({ image: i, frozen: new Float32Array(3), trained: Float32Array.of(i, i * i, 1 - i), probabilities: new Float32Array(3) })),
@@ -453,7 +455,7 @@ test('buildReportData: the CLI\'s report from a discover result', (t) => {
   t.is(data.subtitle, 'mtd; 4 images');
   t.true(data.randomBackbone);
   t.deepEqual(data.warnings, ['w']);
-  t.deepEqual(data.summary.extra?.map((f) => f.value), ['random init (ViT patch 16, width 96, depth 4)', 2, '3–250']);
+  t.deepEqual(data.summary.extra?.map((f) => f.value), ['random init (ViT patch 16, width 96, depth 4)', 2, '3–250', 'cpu (bf16)']);
   t.is(data.summary.kChosenBy, 'estimated');
   t.deepEqual(data.clusters.map((c) => [c.id, c.images, c.regions, c.samples.length]), [[0, 1, 1, 1], [1, 2, 2, 2], [2, 1, 1, 1]]);
   t.deepEqual(data.clusters[1]!.samples.map((s) => [s.caption, s.label]), [['img0', 'a'], ['img2', 'a']]);

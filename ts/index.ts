@@ -16,6 +16,8 @@ export {
   CheckpointError,
   AbortError,
   InternalError,
+  DeviceError,
+  OutOfMemoryError,
   NativeLoadError,
   type ErrorCode,
 } from './core/errors.js';
@@ -107,3 +109,4 @@ export {
 export { auroc, calibrateThreshold, cropNovelty, featurePrototypes, imageNovelty, prototypeNovelty, NOVELTY_SCORES, DEFAULT_NOVELTY_SCORE, type NoveltyScore, type FeaturePrototypes } from './analysis/novelty.js';
 export type { InferenceRecord } from './stages/train.js';
 export type { MaskMapOptions } from './stages/regions.js';
+export type { DeviceRequest, Precision } from './core/options.js';

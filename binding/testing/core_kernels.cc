@@ -6,6 +6,7 @@
 #include "fields.h"
 #include "imgproc/pillow_resample.h"
 #include "mebin/mebin.h"
+#include "common/device.h"
 #include "napi_util.h"
 
 namespace anomalyncd::binding {
@@ -118,6 +119,20 @@ Napi::Value ResizeBilinear(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// resolveDevice(request, {cudaBuilt, deviceCount}) -> 'cpu' | 'cuda:N' (common/device.h
+// against given capabilities: the paths a machine without a GPU cannot reach otherwise).
+Napi::Value ResolveDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsObject()) throwError(env, code::kInvalidArgument, "resolveDevice(request, caps)");
+  Napi::Object c = info[1].As<Napi::Object>();
+  device::Caps caps{c.Get("cudaBuilt").ToBoolean().Value(), c.Get("deviceCount").ToNumber().Int32Value(), "the test's backend"};
+  try {
+    return Napi::String::New(env, device::resolve(info[0].As<Napi::String>().Utf8Value(), caps).name());
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+}
+
 Napi::Object CoreKernels(Napi::Env env) {
   Napi::Object k = Napi::Object::New(env);
   k.Set("selectThreshold", Napi::Function::New(env, SelectThreshold, "selectThreshold"));
@@ -125,6 +140,7 @@ Napi::Object CoreKernels(Napi::Env env) {
   k.Set("regionBoxes", Napi::Function::New(env, RegionBoxes, "regionBoxes"));
   k.Set("resizeBicubicF32", Napi::Function::New(env, ResizeBicubic, "resizeBicubicF32"));
   k.Set("resizeBilinearU8", Napi::Function::New(env, ResizeBilinear, "resizeBilinearU8"));
+  k.Set("resolveDevice", Napi::Function::New(env, ResolveDevice, "resolveDevice"));
   return k;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/cancel.h"
+#include "model/device.h"
 #include "model/state_dict.h"
 #include "model/vit_config.h"
 
@@ -27,7 +28,8 @@ struct LoadedBackbone {
   std::string path;         // empty: randomly initialised
   std::string sha256;       // of the file at `path` (empty without one)
   uint64_t seed = 0;        // of the random initialisation (also run before loading weights)
-  c10::Device device{c10::kCPU};
+  c10::Device device{c10::kCPU};  // where the weights live; embed runs there
+  Precision precision = Precision::Fp32;  // embed's default precision
   int64_t parameterBytes = 0;
   std::vector<std::string> notes;  // what the loader decided (architecture read, keys ignored)
 };

@@ -1,6 +1,8 @@
 #include "model/vit.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <torch/nn/init.h>
 #include <torch/utils.h>
 
@@ -16,6 +18,24 @@ namespace anomalyncd::model {
 namespace {
 
 [[noreturn]] void invalid(const std::string& msg) { throw Error(code::kInvalidArgument, msg); }
+
+// RAII: CPU autocast off for a scope (restored after). libtorch 2.4 replaced the
+// per-device setters by ones taking the device type.
+class CpuAutocastOff {
+ public:
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  CpuAutocastOff() : prev_(at::autocast::is_autocast_enabled(at::kCPU)) { at::autocast::set_autocast_enabled(at::kCPU, false); }
+  ~CpuAutocastOff() { at::autocast::set_autocast_enabled(at::kCPU, prev_); }
+#else
+  CpuAutocastOff() : prev_(at::autocast::is_cpu_enabled()) { at::autocast::set_cpu_enabled(false); }
+  ~CpuAutocastOff() { at::autocast::set_cpu_enabled(prev_); }
+#endif
+  CpuAutocastOff(const CpuAutocastOff&) = delete;
+  CpuAutocastOff& operator=(const CpuAutocastOff&) = delete;
+
+ private:
+  bool prev_;
+};
 
 // Value written into blocked logits. -1e9 as in the reference; float16 cannot hold it.
 double maskFillValue(at::ScalarType st) {
@@ -202,7 +222,16 @@ at::Tensor VitAttention::forward(const at::Tensor& x, const at::Tensor& blocked,
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   at::Tensor qkvOut =
       qkv->forward(x).reshape({B, N, 3, numHeads, C / numHeads}).permute({2, 0, 3, 1, 4});
-  at::Tensor o = maskedAttention(qkvOut[0], qkvOut[1], qkvOut[2], scale, blocked, impl);
+  at::Tensor q = qkvOut[0], k = qkvOut[1], v = qkvOut[2];
+  if (q.device().is_cpu() && q.scalar_type() == at::kBFloat16) {
+    // bf16 autocast on the CPU: the projections ran in bf16 (oneDNN), but libtorch's CPU
+    // bf16 bmm has no fast kernel (ViT-B/8's 785-token attention became slower than
+    // fp32), so the attention core runs in float32, autocast off (the fused routine when
+    // no gradient is needed). proj then autocasts its input back to bf16.
+    CpuAutocastOff off;
+    return proj->forward(maskedAttention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), scale, blocked, impl));
+  }
+  at::Tensor o = maskedAttention(q, k, v, scale, blocked, impl);
   return proj->forward(o);
 }
 
@@ -283,7 +312,10 @@ at::Tensor MaskGuidedViT::interpolatePosEncoding(int64_t npatch, int64_t H, int6
 
 at::Tensor MaskGuidedViT::prepareTokens(const at::Tensor& x) const {
   const int64_t B = x.size(0), H = x.size(2), W = x.size(3);
-  at::Tensor t = patch_embed->forward(x);                          // [B, n, D]
+  // The residual stream keeps the input's dtype: under bf16 autocast the convolution and
+  // every Linear run in bfloat16 while the stream (and so each LayerNorm's input) stays
+  // float32, which roughly halves the bf16 error at the same speed. No-op in fp32.
+  at::Tensor t = patch_embed->forward(x).to(x.scalar_type());     // [B, n, D]
   at::Tensor cls = cls_token.to(t.dtype()).expand({B, -1, -1});
   t = at::cat({cls, t}, 1);
   return t + interpolatePosEncoding(t.size(1) - 1, H, W).to(t.dtype());

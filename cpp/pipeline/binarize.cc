@@ -4,7 +4,9 @@
 #include <chrono>
 #include <filesystem>
 
+#include "common/device.h"
 #include "common/error.h"
+#include "gpu/gpu.h"
 #include "common/parallel.h"
 #include "io/image_io.h"
 
@@ -33,15 +35,36 @@ void writeBinary(const BinarizeOptions& o, size_t i, const cv::Mat& binary) {
 BinarizeResult binarize(const std::vector<io::MapSource>& sources, const BinarizeOptions& options,
                         const CancelToken* cancel, const Progress& progress) {
   validate(sources, options);
+  const device::Resolved dev = device::resolve(options.device, device::kernelCaps());
+  if (dev.cuda && options.oracle) throw Error(code::kInvalidArgument, "The MEBin oracle runs on the CPU only (device 'cpu')");
   BinarizeResult out;
+  out.device = dev.name();
   const MapSet set = loadMapSet(sources, options.range, options.threads, cancel, out.warnings);
   out.range = set.range;
   out.maps.resize(set.views.size());
+  // CUDA: every map in one batched launch sequence (cpp/gpu); writing stays on the threads.
+  std::vector<mebin::Result> gpuResults;
+  double gpuMsPerMap = 0;
+  if (dev.cuda) {
+    if (cancel) cancel->throwIfCancelled();
+    const auto t0 = std::chrono::steady_clock::now();
+    gpuResults = gpu::binarizeBatch(set.views, set.range, options.mebin, dev.index);
+    gpuMsPerMap = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+                  static_cast<double>(set.views.size());
+  }
   std::atomic<size_t> done{0};
   parallelFor(set.views.size(), options.threads, cancel, [&](size_t i) {
     BinarizedMap& r = out.maps[i];
     r.height = set.maps[i].rows;
     r.width = set.maps[i].cols;
+    if (dev.cuda) {
+      r.result = std::move(gpuResults[i]);
+      r.computeMs = gpuMsPerMap;
+      if (!options.writeDir.empty()) writeBinary(options, i, cv::Mat(r.height, r.width, CV_8UC1, r.result.binary.data()));
+      if (!options.returnBinary) std::vector<uint8_t>().swap(r.result.binary);
+      if (progress) progress(++done, set.views.size());
+      return;
+    }
     // A map nobody keeps goes into this thread's reused result: no fresh output
     // pages per map (on these VMs faulting them in cost 3x the binarisation).
     thread_local mebin::Result scratch;

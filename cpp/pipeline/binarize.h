@@ -24,6 +24,7 @@ struct BinarizeOptions {
   bool oracle = false;            // the per-threshold OpenCV implementation (slow; tests)
   std::string writeDir;           // non-empty: write writeDir/names[i] (0/255 PNG)
   std::vector<std::string> names; // one relative file name per map when writeDir is set
+  std::string device = "cpu";     // 'cpu' | 'cuda' | 'cuda:N' | 'auto' (common/device.h)
 };
 
 // The one field list of BinarizeOptions (flat: MEBin's fields first), read by
@@ -37,6 +38,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, BinarizeOptions>> visitF
   v("oracle", o.oracle);
   v("writeDir", o.writeDir);
   v("names", o.names);
+  v("device", o.device);
 }
 
 struct BinarizedMap {
@@ -47,6 +49,7 @@ struct BinarizedMap {
 
 struct BinarizeResult {
   mebin::Range range;
+  std::string device;  // where MEBin ran: "cpu" | "cuda:N"
   std::vector<BinarizedMap> maps;
   std::vector<std::string> warnings;
 };

@@ -6,7 +6,9 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "common/device.h"
 #include "common/error.h"
+#include "gpu/gpu.h"
 #include "common/parallel.h"
 
 namespace anomalyncd::pipeline {
@@ -77,11 +79,24 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
   std::vector<io::MapSource> sources;
   sources.reserve(inputs.size());
   for (const auto& in : inputs) sources.push_back(in.map);
+  const device::Resolved dev = device::resolve(options.device, device::kernelCaps());
+  // Masks as maps need no MEBin: they are thresholded on the CPU threads wherever `device` points.
+  const bool mebinOnGpu = dev.cuda && !options.masksAsMaps;
+  out.device = mebinOnGpu ? dev.name() : std::string("cpu");
   // Masks as maps: no search range (the crop scores use the binarised map, 0..255).
   const MapSet set = loadMapSet(sources, options.masksAsMaps ? RangeOption{{0, 255}} : options.range, options.threads,
                                 cancel, out.warnings);
   out.range = set.range;
   std::atomic<bool> allBinary{true};
+  // CUDA: MEBin for every map in one batched launch sequence (cpp/gpu); crops on the threads.
+  std::vector<mebin::Result> gpuResults;
+  double gpuMsPerMap = 0;
+  if (mebinOnGpu) {
+    if (cancel) cancel->throwIfCancelled();
+    const auto t0 = Clock::now();
+    gpuResults = gpu::binarizeBatch(set.views, set.range, options.mebin, dev.index);
+    gpuMsPerMap = msSince(t0) / static_cast<double>(set.views.size());
+  }
   if (!options.writeDir.empty()) {
     std::error_code ec;
     for (const char* sub : {"images", "masks"}) {
@@ -95,14 +110,20 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
     ItemRegions& r = out.items[i];
     const cv::Mat& map = set.maps[i];
     // The binary map is only an input to cropping: reuse this thread's buffer.
-    thread_local mebin::Result binarized;
-    mebin::prepareWorkspace(map.rows, map.cols);  // per-thread buffers grow before the clock starts
-    binarized.binary.resize(static_cast<size_t>(map.rows) * map.cols);
+    thread_local mebin::Result binarizedCpu;
+    mebin::Result& binarized = mebinOnGpu ? gpuResults[i] : binarizedCpu;
     if (!isTwoValued(map)) allBinary = false;
     auto t0 = Clock::now();
-    if (options.masksAsMaps) binarizeMask(map, options.maskLevel, binarized);
-    else mebin::binarizeInto(set.views[i], set.range, options.mebin, binarized);
-    r.mebinMs = msSince(t0);
+    if (mebinOnGpu) {
+      r.mebinMs = gpuMsPerMap;
+    } else {
+      mebin::prepareWorkspace(map.rows, map.cols);  // per-thread buffers grow before the clock starts
+      binarized.binary.resize(static_cast<size_t>(map.rows) * map.cols);
+      t0 = Clock::now();
+      if (options.masksAsMaps) binarizeMask(map, options.maskLevel, binarized);
+      else mebin::binarizeInto(set.views[i], set.range, options.mebin, binarized);
+      r.mebinMs = msSince(t0);
+    }
     r.mapHeight = map.rows;
     r.mapWidth = map.cols;
     const cv::Mat image = io::loadImageRGB(inputs[i].image);
@@ -121,6 +142,7 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
     if (!options.writeDir.empty()) writeCrops(options.writeDir, inputs[i].name, r);
     if (!options.returnPixels)
       for (auto& c : r.regions.crops) c.image.release(), c.mask.release();
+    if (mebinOnGpu) std::vector<uint8_t>().swap(binarized.binary);
     if (progress) progress(++done, inputs.size());
   });
   out.allMapsBinary = allBinary;

@@ -38,6 +38,7 @@ struct RegionsOptions {
   // region is kept (METHOD.md §3.3). Crop scores come from the binarised map (range 0..255).
   bool masksAsMaps = false;
   int maskLevel = 128;       // 1..255
+  std::string device = "cpu";  // MEBin's device: 'cpu' | 'cuda' | 'cuda:N' | 'auto'; crops stay on the CPU
 };
 
 // The one field list of RegionsOptions (flat: MEBin's fields, then cropping's),
@@ -52,6 +53,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, RegionsOptions>> visitFi
   v("writeDir", o.writeDir);
   v("masksAsMaps", o.masksAsMaps);
   v("maskLevel", o.maskLevel);
+  v("device", o.device);
 }
 
 struct ItemRegions {
@@ -64,6 +66,7 @@ struct ItemRegions {
 
 struct RegionsResult {
   mebin::Range range;
+  std::string device;  // where MEBin ran: "cpu" | "cuda:N"
   std::vector<ItemRegions> items;
   std::vector<std::string> warnings;
   // Every map held at most two distinct values (binary masks): without masksAsMaps a

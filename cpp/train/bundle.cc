@@ -255,7 +255,7 @@ std::map<std::string, at::Tensor> bundleMomentum(const BundleContents& b) {
 }
 
 std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::string& backboneOverride,
-                                     const std::function<void(const std::string&)>& warn) {
+                                     const std::function<void(const std::string&)>& warn, c10::Device device) {
   BundleContents b = readBundleContents(path);
   const NcdModel& meta = *b.meta;
   std::string bbPath;
@@ -267,7 +267,7 @@ std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::s
                                  "', which does not exist (pass its new location as the backbone option)");
   }
   // The recorded architecture (checked against the checkpoint when there is one).
-  auto backbone = model::loadBackbone(bbPath, meta.arch, meta.config.seed);
+  auto backbone = model::loadBackbone(bbPath, meta.arch, meta.config.seed, device);
   std::shared_ptr<NcdModel> m = buildModel(meta.config, *backbone, nullptr);
   if (!b.frozenStored && m->backboneSha256 != meta.backboneSha256)
     throw Error(code::kCheckpoint, "The backbone checkpoint '" + bbPath + "' has SHA-256 " + m->backboneSha256 +

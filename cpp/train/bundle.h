@@ -63,9 +63,10 @@ std::map<std::string, at::Tensor> bundleMomentum(const BundleContents& b);
 
 // A ready-to-use model from a bundle: rebuilds the backbone (from the stored weights, or
 // from the recorded backbone file, or from `backboneOverride`, whose SHA-256 must match
-// the recorded one) and loads the trained weights.
+// the recorded one) and loads the trained weights, on `device` (it then runs there).
 std::shared_ptr<NcdModel> loadTrainedModel(const std::string& path, const std::string& backboneOverride,
-                                     const std::function<void(const std::string&)>& warn);
+                                     const std::function<void(const std::string&)>& warn,
+                                     c10::Device device = c10::kCPU);
 
 // The architecture as bundle metadata writes it (anomalyncd.arch; also compared on resume).
 std::string archJson(const model::VitConfig& arch);

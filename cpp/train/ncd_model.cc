@@ -13,7 +13,8 @@
 namespace anomalyncd::train {
 
 std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const model::LoadedBackbone& backbone,
-                                     const std::function<void(const std::string&)>& warn) {
+                                     const std::function<void(const std::string&)>& warn,
+                                     std::optional<c10::Device> device) {
   auto m = std::make_shared<NcdModel>();
   m->config = cfg;
   const model::VitConfig& arch = backbone.arch;
@@ -38,6 +39,13 @@ std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const model::Loaded
     warn("No backbone checkpoint given: the ViT (patch " + std::to_string(arch.patchSize) + ", dim " +
          std::to_string(arch.embedDim) + ", depth " + std::to_string(arch.depth) +
          ") is randomly initialised (seeded); results will be far from the reference, which starts from DINO weights");
+  // Constructed (and seeded) on the CPU, then moved: the initial draws are the same on
+  // every device.
+  const c10::Device dev = device.value_or(backbone.device);
+  if (!dev.is_cpu()) {
+    m->backbone->to(dev);
+    m->heads->to(dev);
+  }
   model::setTrainableFromBlock(*m->backbone, m->config.gradFromBlock);
   return m;
 }

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/parallel.h"
+#include "model/device.h"
 #include "model/heads.h"
 #include "model/preprocess.h"
 #include "model/vit.h"
@@ -47,8 +48,10 @@ Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, const Pred
   out.dim = embeddings ? dim : 0;
   out.probabilities.resize(crops.size() * static_cast<size_t>(numNovel));
   if (embeddings) out.embeddings.resize(crops.size() * static_cast<size_t>(dim));
+  // The model runs where it lives.
   if (options.logits) out.logits.resize(crops.size() * static_cast<size_t>(numNovel));
   const at::Device device = m.heads->headList.front()->weight.device();
+  const model::Precision precision = model::parsePrecision(options.precision);
   std::vector<float> images, masks;
   for (size_t start = 0; start < crops.size(); start += static_cast<size_t>(batchSize)) {
     if (cancel) cancel->throwIfCancelled();
@@ -61,9 +64,18 @@ Prediction predict(NcdModel& m, const std::vector<CropSample>& crops, const Pred
     });
     const auto fopt = at::TensorOptions().dtype(at::kFloat);
     const int64_t bb = static_cast<int64_t>(b);
-    at::Tensor x = at::from_blob(images.data(), {bb, 3, kSide, kSide}, fopt).to(device);
-    at::Tensor mk = at::from_blob(masks.data(), {bb, 1, kSide, kSide}, fopt).to(device);
-    at::Tensor f = m.backbone->forward(x, mk);
+    at::Tensor x = at::from_blob(images.data(), {bb, 3, kSide, kSide}, fopt);
+    at::Tensor mk = at::from_blob(masks.data(), {bb, 1, kSide, kSide}, fopt);
+    if (device.is_cuda()) {
+      x = x.pin_memory().to(device, /*non_blocking=*/true);
+      mk = mk.pin_memory().to(device, /*non_blocking=*/true);
+    }
+    at::Tensor f;
+    {
+      model::PrecisionScope autocast(device, precision);  // bf16: the ViT only
+      f = m.backbone->forward(x, mk);
+    }
+    f = f.to(at::kFloat);
     at::Tensor logits = m.heads->classify(f)[head];
     at::Tensor p = at::softmax(logits / m.config.studentTemp, 1);
     if (numKnown > 0) {

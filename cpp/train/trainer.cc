@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/parallel.h"
 #include "model/backbone.h"
+#include "model/device.h"
 #include "model/heads.h"
 #include "model/preprocess.h"
 #include "model/vit.h"
@@ -158,7 +159,7 @@ std::vector<int> selectHeads(const std::vector<EpochStats>& history) {
 namespace {
 
 struct Prepared {
-  std::vector<float> images, masks;  // [2b, 3, 224, 224], [2b, 1, 224, 224]
+  at::Tensor images, masks;  // float32 [2b, 3, 224, 224], [2b, 1, 224, 224] on the host (pinned for CUDA)
   std::vector<int64_t> labels;       // [b]
   std::vector<float> plc;            // [b]
   int64_t b = 0;
@@ -182,15 +183,19 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
               " is outside [0, " + std::to_string(numKnown) + ")");
   }
 
+  // Where the model trains (one resolver: common/device.h) and in which precision.
+  const c10::Device device = model::torchDevice(req.device);
+  const model::Precision precision = model::parsePrecision(req.precision);
+  if (std::string note = model::bf16NoteOnce(device, precision); !note.empty() && req.warn) req.warn(note);
   model::ThreadScope threadScope(cfg.threads, req.cancel);
   std::shared_ptr<const model::LoadedBackbone> backbone = req.backbone;
   if (backbone) {
     if (req.arch || !req.backbonePath.empty())
       invalid("A loaded backbone carries its own checkpoint and architecture: pass either it or backbonePath/arch");
   } else {
-    backbone = model::loadBackbone(req.backbonePath, req.arch, cfg.seed);
+    backbone = model::loadBackbone(req.backbonePath, req.arch, cfg.seed, device);
   }
-  std::shared_ptr<NcdModel> m = buildModel(cfg, *backbone, req.warn);
+  std::shared_ptr<NcdModel> m = buildModel(cfg, *backbone, req.warn, device);
   m->dataFingerprint = dataFingerprint(data);
   m->searchRange = req.searchRange;
   m->backbone->train();
@@ -215,7 +220,7 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
   lc.memaxWeight = cfg.memaxWeight;
 
   const int augThreads = std::max(1, cfg.augmentThreads > 0 ? cfg.augmentThreads : cfg.threads);
-  const at::Device device = m->heads->headList.front()->weight.device();
+  const bool cuda = device.is_cuda();
   auto sampleAt = [&](size_t idx) -> const TrainSample& {
     return idx < nL ? data.labelled[idx] : data.unlabelled[idx - nL];
   };
@@ -223,8 +228,15 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
     const auto t0 = Clock::now();
     const int64_t b = static_cast<int64_t>(batch.size());
     out.b = b;
-    out.images.resize(static_cast<size_t>(2 * b * kImageFloats));
-    out.masks.resize(static_cast<size_t>(2 * b * kMaskFloats));
+    // Host batches: pinned (page-locked) when the model is on CUDA, so the copy to the
+    // device runs without blocking; reused while the batch size stays.
+    if (!out.images.defined() || out.images.size(0) != 2 * b) {
+      const auto hostOpt = at::TensorOptions().dtype(at::kFloat).pinned_memory(cuda);
+      out.images = at::empty({2 * b, 3, kSide, kSide}, hostOpt);
+      out.masks = at::empty({2 * b, 1, kSide, kSide}, hostOpt);
+    }
+    float* images = out.images.data_ptr<float>();
+    float* masks = out.masks.data_ptr<float>();
     out.labels.resize(static_cast<size_t>(b));
     out.plc.resize(static_cast<size_t>(b));
     for (int64_t j = 0; j < b; ++j) {
@@ -237,8 +249,8 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
       const TrainSample& s = sampleAt(batch[j]);
       Augmenter aug(deriveSeed(cfg.seed, kAugmentStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(bi), j));
       const int64_t r1 = static_cast<int64_t>(j), r2 = b + static_cast<int64_t>(j);
-      aug.view(s.crop, out.images.data() + r1 * kImageFloats, out.masks.data() + r1 * kMaskFloats);
-      aug.view(s.crop, out.images.data() + r2 * kImageFloats, out.masks.data() + r2 * kMaskFloats);
+      aug.view(s.crop, images + r1 * kImageFloats, masks + r1 * kMaskFloats);
+      aug.view(s.crop, images + r2 * kImageFloats, masks + r2 * kMaskFloats);
     });
     out.augmentMs = msSince(t0);
   };
@@ -273,18 +285,25 @@ std::shared_ptr<NcdModel> fit(const TrainData& data, const FitRequest& req) {
       const auto tModel = Clock::now();
       const int64_t b = p.b;
       const auto fopt = at::TensorOptions().dtype(at::kFloat);
-      at::Tensor x = at::from_blob(p.images.data(), {2 * b, 3, kSide, kSide}, fopt);
-      at::Tensor mk = at::from_blob(p.masks.data(), {2 * b, 1, kSide, kSide}, fopt);
+      at::Tensor x = p.images, mk = p.masks;
       at::Tensor labels = at::from_blob(p.labels.data(), {b}, at::TensorOptions().dtype(at::kLong));
       at::Tensor plc = at::from_blob(p.plc.data(), {b}, fopt);
-      if (device != at::Device(at::kCPU)) {
-        x = x.to(device);
-        mk = mk.to(device);
+      if (cuda) {
+        // Pinned source: asynchronous on the current stream. The buffer is refilled two
+        // batches later, after this step's loss values were read (a synchronisation).
+        x = x.to(device, /*non_blocking=*/true);
+        mk = mk.to(device, /*non_blocking=*/true);
         labels = labels.to(device);
         plc = plc.to(device);
       }
       opt.zeroGrad();
-      at::Tensor f = m->backbone->forward(x, mk);
+      at::Tensor f;
+      {
+        // bf16: autocast around the ViT only; heads, losses and SGD stay float32.
+        model::PrecisionScope autocast(device, precision);
+        f = m->backbone->forward(x, mk);
+      }
+      f = f.to(at::kFloat);
       model::HeadsOutput out = m->heads->forward(f);
       BatchLosses L = batchLosses(out.z, out.logits, labels, plc, lc);
       L.total.backward();

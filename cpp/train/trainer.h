@@ -182,8 +182,11 @@ struct NcdModel {
 // trainable parameters are set (docs/METHOD.md §4.3). gradFromBlock -1 resolves to the last
 // block. `warn` receives notes (random init). `cfg` must be valid (validateConfig):
 // callers validate at their entry (fit() does; bundles are validated when read).
+// The model is placed on `device` (default: where the backbone lives); its random
+// initialisation is drawn on the CPU generator either way (same seeding on every device).
 std::shared_ptr<NcdModel> buildModel(const TrainConfig& cfg, const model::LoadedBackbone& backbone,
-                                     const std::function<void(const std::string&)>& warn);
+                                     const std::function<void(const std::string&)>& warn,
+                                     std::optional<c10::Device> device = std::nullopt);
 
 // Trainable parameters by bundle name: "backbone.<DINO key>" (blocks >= gradFromBlock),
 // "projector.fc{1,2,3}.{weight,bias}", "heads.<h>.weight".
@@ -198,6 +201,11 @@ struct FitRequest {
   std::optional<model::VitConfig> arch;  // only without `backbone`
   std::string backbonePath;              // only without `backbone`; "" = random init (warned)
   std::string checkpointDir;  // "" = no per-epoch bundles / no resume
+  // Where and how the model trains (resolved by model::torchDevice / parsePrecision):
+  // 'cpu' | 'cuda' | 'cuda:N' | 'auto'; 'fp32' | 'bf16' (autocast around the ViT forward;
+  // heads, losses and SGD in float32, weights float32).
+  std::string device = "cpu";
+  std::string precision = "fp32";
   std::optional<std::pair<int, int>> searchRange;
   TrainEventFn onEvent;       // called on the training thread (keep it cheap)
   std::function<void(const std::string&)> warn;
@@ -224,6 +232,7 @@ struct PredictOptions {
   bool logits = false;  // also the head's raw novel-class logits (cosine similarities, issue 11 novelty)
   int threads = 1;  // preprocessing workers and libtorch intra-op threads
   int batchSize = 32;
+  std::string precision = "fp32";  // 'fp32' | 'bf16' (autocast around the ViT forward)
 };
 
 template <class Options, class Visitor>
@@ -233,6 +242,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<Options>, PredictOptions>> v
   v("logits", o.logits);
   v("threads", o.threads);
   v("batchSize", o.batchSize);
+  v("precision", o.precision);
 }
 
 struct Prediction {

@@ -9,6 +9,7 @@
  * @module
  */
 import { InvalidArgumentError } from '../core/errors.js';
+import { deviceField, type DeviceRequest } from '../core/options.js';
 
 /** How one flag is read. */
 export interface Flag<T = unknown> {
@@ -96,6 +97,15 @@ export function choice<const V extends string, const O extends Common<V>>(values
 export function custom<T, const O extends Common<T>>(parse: (text: string, flag: string) => T, o: O = {} as O): Flag<T> & O {
   return valueFlag(parse, 'VALUE', o);
 }
+
+/** `--device cpu|cuda|cuda:N|auto` (every command that creates work; the library resolves it). */
+export const deviceFlag = custom((v, flag): DeviceRequest => deviceField.check(v, flag), {
+  placeholder: 'cpu|cuda|cuda:N|auto',
+  help: "Device (default auto: the GPU when the build has CUDA and one is present, else the CPU).",
+});
+
+/** `--precision fp32|bf16` (commands that run the ViT). */
+export const precisionFlag = choice(['fp32', 'bf16'] as const, { help: 'ViT precision (default fp32; bf16: autocast, fast on AVX512-BF16/AMX CPUs and GPUs).' });
 
 /** A switch: `true` when given, else `false`. */
 export function toggle(o: { help?: string } = {}): Flag<boolean> & { readonly takesValue: false } {

@@ -37,12 +37,12 @@ Commands:
            discover end to end on the embedded synthetic defect generator (no download), with a small
            random-init ViT: prints per-stage ms and metrics, writes anomalyncd-demo/report.html.
   mebin    --maps DIR --out FILE.json [--binary-out DIR] [--sample-rate 4] [--min-interval 4]
-           [--no-erode] [--range MIN,MAX] [--threads T] [--json]
-  regions  --manifest FILE.csv --out DIR [MEBin options] [--threads T] [--json]
+           [--no-erode] [--range MIN,MAX] [--threads T] [--device D] [--json]
+  regions  --manifest FILE.csv --out DIR [MEBin options] [--threads T] [--device D] [--json]
   discover (--manifest FILE.csv | --dataset mtd|mvtec --root DIR [--category C] (--maps DIR | --gt-maps)
             | --dataset synthetic [--per-type N]) --k K|auto --out DIR [--backbone FILE] [--arch PRESET|JSON]
            [--labeled DIR] [--epochs N] [--seed S] [--threads T] [--tau-alpha A] [--masks-as-maps [--mask-level N]]
-           [--holdout F] [--false-alarm-rate R] [--json]
+           [--holdout F] [--false-alarm-rate R] [--device D] [--precision fp32|bf16] [--json]
            MEBin -> crops -> training -> prediction -> merging; writes predictions.json, metrics.json
            (labels known), timings.json, report.html and model.safetensors.
   train    see 'anomalyncd train --help'
@@ -51,15 +51,17 @@ Commands:
            classifies new images with a saved bundle (never trains): predictions.json with novelty and
            unknown per image, metrics.json when the manifest has labels.
   embed    --checkpoint FILE --arch PRESET|JSON --images X.npy --masks M.npy --out Y.npy
-           [--threads T] [--batch-size N] [--device cpu|cuda:0] [--json]
+           [--threads T] [--batch-size N] [--device cpu|cuda|cuda:N|auto] [--precision fp32|bf16] [--json]
   doctor   [--json] [--no-self-test]
            which native binary loaded from where (and why others were not), libtorch/OpenCV/OpenBLAS,
            CUDA, CPU features, thread defaults, and a ~1 s self-test of each stage.
   build    [--cuda | --no-cuda] [--libtorch DIR] [--jobs N] [--json]
            compile the native addons in place (cmake-js) for this machine; then loaded first.
 
-'anomalyncd <command> --help' lists the command's flags.
-Exit codes: 0 ok, 2 usage/invalid argument, 3 bad input or file error, 4 bad checkpoint, 130 aborted, 1 internal error.
+'anomalyncd <command> --help' lists the command's flags. --device D: cpu, cuda, cuda:N or auto (default: the
+GPU when the build has CUDA and one is present, else the CPU).
+Exit codes: 0 ok, 2 usage/invalid argument, 3 bad input or file error, 4 bad checkpoint, 5 device unavailable,
+6 out of (device) memory, 130 aborted, 1 internal error.
 `;
 
 export function exitCodeFor(error: unknown): number {
@@ -69,6 +71,8 @@ export function exitCodeFor(error: unknown): number {
     case 'ERR_BAD_INPUT':
     case 'ERR_IO': return 3;
     case 'ERR_CHECKPOINT': return 4;
+    case 'ERR_DEVICE': return 5;
+    case 'ERR_OUT_OF_MEMORY': return 6;
     case 'ERR_ABORTED': return 130;
     default: return 1;
   }

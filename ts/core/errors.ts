@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'ERR_CHECKPOINT'
   | 'ERR_ABORTED'
   | 'ERR_INTERNAL'
+  | 'ERR_DEVICE'
+  | 'ERR_OUT_OF_MEMORY'
   | 'ERR_NATIVE_LOAD';
 
 /** Base class of every error this library throws or rejects with. */
@@ -68,6 +70,23 @@ export class InternalError extends AnomalyNCDError {
   }
 }
 
+/**
+ * The requested device cannot be used: the build has no CUDA, no CUDA device is present,
+ * or the device index is out of range (the message names which).
+ */
+export class DeviceError extends AnomalyNCDError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_DEVICE', message, options);
+  }
+}
+
+/** The device (GPU) ran out of memory; a smaller `batchSize` may fit. */
+export class OutOfMemoryError extends AnomalyNCDError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_OUT_OF_MEMORY', message, options);
+  }
+}
+
 /** The native addon or libtorch could not be loaded. */
 export class NativeLoadError extends AnomalyNCDError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -82,6 +101,8 @@ const byCode: Record<ErrorCode, new (message: string) => AnomalyNCDError> = {
   ERR_CHECKPOINT: CheckpointError,
   ERR_ABORTED: AbortError,
   ERR_INTERNAL: InternalError,
+  ERR_DEVICE: DeviceError,
+  ERR_OUT_OF_MEMORY: OutOfMemoryError,
   ERR_NATIVE_LOAD: NativeLoadError,
 };
 

@@ -156,6 +156,33 @@ export function required<T>(field: Field<T>): Field<T> & { readonly required: tr
   return field as Field<T> & { readonly required: true };
 }
 
+/** Where a call runs: the CPU, a CUDA device, or `'auto'` (the GPU when the build has CUDA and a device is present, else the CPU). */
+export type DeviceRequest = 'cpu' | 'cuda' | `cuda:${number}` | 'auto';
+
+/**
+ * The `device` option of every call that creates work or models: `'cpu' | 'cuda' |
+ * 'cuda:N' | 'auto'` (default `'auto'`). Checked here for its form; resolved natively in
+ * one place (`cpp/common/device.h`), where an unmet CUDA request is a `DeviceError`.
+ */
+export const deviceField = <Shaped<DeviceRequest, { default: DeviceRequest }>>{
+  default: 'auto',
+  doc: "Device: 'cpu', 'cuda', 'cuda:N' or 'auto' (the GPU when the build has CUDA and one is present, else the CPU).",
+  check(v, name) {
+    if (typeof v !== 'string' || !/^(cpu|auto|cuda(:[0-9]{1,4})?)$/.test(v))
+      throw new InvalidArgumentError(`Option '${name}' must be 'cpu', 'cuda', 'cuda:N' or 'auto' (got ${show(v)})`);
+    return v as DeviceRequest;
+  },
+};
+
+/** Numeric precision of the ViT: float32, or bfloat16 autocast (float32 weights and accumulation). */
+export type Precision = 'fp32' | 'bf16';
+
+/** The `precision` option of the model calls: `'fp32'` (default, as the reference) or `'bf16'`. */
+export const precisionField = oneOf(['fp32', 'bf16'] as const, {
+  default: 'fp32',
+  doc: "ViT precision: 'fp32' (default) or 'bf16' (autocast; fast on CPUs with AVX512-BF16/AMX and on GPUs).",
+});
+
 /** The `threads` option every heavy call takes: default all available cores. */
 export const threadsField = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
 

@@ -43,6 +43,8 @@ export interface RawBinarizeOptions extends RawMebinOptions {
   /** Write each binary map as PNG to writeDir/names[i] ('' writes nothing). */
   writeDir: string;
   names: string[];
+  /** 'cpu' | 'cuda' | 'cuda:N' | 'auto' (resolved natively: cpp/common/device.h). */
+  device: string;
 }
 
 export interface RawMebinMap {
@@ -57,6 +59,8 @@ export interface RawMebinMap {
 
 export interface RawMebinResult {
   searchRange: [number, number];
+  /** Where MEBin ran: 'cpu' | 'cuda:N'. */
+  device: string;
   maps: RawMebinMap[];
   msPerMap: number;
   warnings: string[];
@@ -77,6 +81,8 @@ export interface RawRegionsOptions extends RawMebinOptions, RawCropOptions {
   /** Each map binarised at maskLevel (value >= maskLevel) and used as the binary map (no MEBin). */
   masksAsMaps: boolean;
   maskLevel: number;
+  /** MEBin's device request. */
+  device: string;
 }
 
 export interface RawCrop {
@@ -100,6 +106,8 @@ export interface RawRegionsItem extends Omit<RawMebinMap, 'binary'> {
 
 export interface RawRegionsResult {
   searchRange: [number, number];
+  /** Where MEBin ran: 'cpu' | 'cuda:N'. */
+  device: string;
   items: RawRegionsItem[];
   msPerMap: number;
   msPerImage: number;
@@ -119,15 +127,23 @@ export type RawVitConfig = VitConfig;
 /** Where a native backbone's weights and architecture came from (the public type as is). */
 export type RawBackboneInfo = BackboneInfo;
 
+/** Options of the native embed/embedCrops. */
+export interface RawEmbedOptions {
+  threads: number;
+  batchSize: number;
+  /** 'fp32' | 'bf16'. */
+  precision: string;
+}
+
 /** The native Backbone handle. */
 export interface RawBackbone {
   readonly config: RawVitConfig;
   readonly info: RawBackboneInfo;
   readonly disposed: boolean;
-  embed(images: RawTensor, masks: RawTensor | null, options: { threads: number; batchSize: number }, onProgress?: RawProgress): RawJob<{ shape: number[]; data: ArrayBuffer }>;
+  embed(images: RawTensor, masks: RawTensor | null, options: RawEmbedOptions, onProgress?: RawProgress): RawJob<{ shape: number[]; data: ArrayBuffer }>;
   embedCrops(
     crops: readonly { image: RawTensor; mask: RawTensor | null }[],
-    options: { threads: number; batchSize: number },
+    options: RawEmbedOptions,
     onProgress?: RawProgress,
   ): RawJob<{ shape: number[]; data: ArrayBuffer }>;
   dispose(): void;
@@ -147,7 +163,11 @@ export interface CoreAddon extends AddonBase {
 
 /** anomalyncd_model.node: the libtorch stages (model, training). */
 export interface ModelAddon extends AddonBase {
-  loadBackbone?(path: string | null, options: { arch: RawVitConfig | null; device: string; seed: number }, onProgress?: RawProgress): RawJob<RawBackbone>;
+  loadBackbone?(
+    path: string | null,
+    options: { arch: RawVitConfig | null; device: string; precision: string; seed: number },
+    onProgress?: RawProgress,
+  ): RawJob<RawBackbone>;
   preprocess?(
     crops: readonly RawTensor[],
     masks: readonly (RawTensor | null)[],
@@ -157,7 +177,16 @@ export interface ModelAddon extends AddonBase {
   presets?(): Record<string, RawVitConfig>;
   /** Counters for tests: state-dict reads by this addon. */
   stats?(): { checkpointReads: number };
-  torch?: { cudaAvailable: boolean; interopThreads: number; intraopThreads: number; parallelInfo: string };
+  torch?: {
+    cudaAvailable: boolean;
+    /** libtorch was built with CUDA. */
+    cudaBuilt: boolean;
+    /** This CPU has bf16 dot products (AVX512-BF16 or AMX). */
+    cpuBf16Dot: boolean;
+    interopThreads: number;
+    intraopThreads: number;
+    parallelInfo: string;
+  };
   versions: { libtorch: string; opencv: string };
   /** What the addon was built against and finds at run time (binding/build_info.cc). */
   buildInfo?(): RawBuildInfo;
@@ -186,6 +215,8 @@ export interface TestingAddon extends AddonBase {
     regionBoxes(binary: RawTensor, options?: RawCropOptions): [number, number, number, number][];
     resizeBicubicF32(src: RawTensor, outH: number, outW: number): Float32Array;
     resizeBilinearU8(src: RawTensor, outH: number, outW: number): Uint8Array;
+    /** cpp/common/device.h resolve() against the given capabilities. */
+    resolveDevice(request: string, caps: { cudaBuilt: boolean; deviceCount: number }): string;
   };
   /** The training stage's kernels (binding/testing/train_kernels.cc), when the model is built. */
   trainKernels?: RawTrainKernels;
@@ -237,6 +268,10 @@ export interface RawFitOptions extends RawTrainConfig {
   /** '': no per-epoch bundles. */
   checkpointDir: string;
   searchRange: [number, number] | null;
+  /** 'cpu' | 'cuda' | 'cuda:N' | 'auto'. */
+  device: string;
+  /** 'fp32' | 'bf16'. */
+  precision: string;
 }
 
 export interface RawEpochRecord {
@@ -266,6 +301,8 @@ export interface RawTrainedModel {
   /** Bundle metadata anomalyncd.inference (cpp/train/inference_record.h), when recorded. */
   inference?: RawInferenceRecord;
   dataFingerprint: string;
+  /** Where the model lives: 'cpu' | 'cuda:N'. */
+  device: string;
   warnings: string[];
 }
 
@@ -317,6 +354,8 @@ export interface RawPredictOptions {
   logits: boolean;
   threads: number;
   batchSize: number;
+  /** 'fp32' | 'bf16'. */
+  precision: string;
 }
 
 export interface RawTrainAddon {
@@ -326,7 +365,7 @@ export interface RawTrainAddon {
     onProgress?: RawProgress,
     onEvent?: (event: RawTrainEvent) => void,
   ): RawJob<RawTrainedModel>;
-  loadTrainedModel(path: string, options: { backbone: string | null }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
+  loadTrainedModel(path: string, options: { backbone: string | null; device: string }, onProgress?: RawProgress): RawJob<RawTrainedModel>;
   saveTrainedModel(handle: unknown, path: string, options: { selfContained: boolean; inference?: RawInferenceRecord }): RawJob<undefined>;
   predict(handle: unknown, crops: RawTrainCrop[], options: RawPredictOptions, onProgress?: RawProgress): RawJob<RawPrediction>;
   dispose(handle: unknown): void;

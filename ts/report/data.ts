@@ -438,6 +438,7 @@ function reportDataOf(result: DiscoverResult, options: DiscoverReportOptions): R
         { label: 'Backbone', value: backbone ? basename(backbone) : `random init (${describeArch(o.arch, result)})` },
         { label: 'Epochs', value: result.model.epochsDone },
         { label: 'Search range', value: result.searchRange.join('–') },
+        { label: 'Device', value: `${result.device}${result.precision === 'bf16' ? ' (bf16)' : ''}` },
         // Open-set flags (issue 11): images whose novelty exceeds the calibrated threshold.
         ...(result.calibration
           ? [

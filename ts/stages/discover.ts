@@ -7,7 +7,7 @@
 import { kmeans, type KScore } from '../analysis/cluster.js';
 import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod } from '../analysis/estimate-k-async.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { bool, defaulted, int, intRange, num, oneOf, resolveOptions, str, threadsField, type Field } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
@@ -69,8 +69,12 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
   falseAlarmRate?: number;
   /** Per-crop novelty score (default 'cosine'; 'prototype' for far-off novelties; see analysis/novelty). */
   noveltyScore?: NoveltyScore;
+  /** Where MEBin, the backbone, training and prediction run (default `'auto'`; see `loadBackbone`). */
+  device?: DeviceRequest;
+  /** ViT precision for features, training and prediction: `'fp32'` (default) or `'bf16'`. */
+  precision?: Precision;
   /** Further training options (batch size, learning rate, checkpointDir, ...). */
-  training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange'>;
+  training?: Omit<FitOptions, 'k' | 'backbone' | 'arch' | 'epochs' | 'seed' | 'threads' | 'signal' | 'onProgress' | 'searchRange' | 'device' | 'precision'>;
   signal?: AbortSignal;
   /** Stage progress (regions, features, training, predict). */
   onProgress?: (progress: Progress) => void;
@@ -124,6 +128,9 @@ export interface DiscoverResult {
   searchRange: [number, number];
   /** Per-stage wall time (ms). */
   timings: Record<string, number>;
+  /** Where the model stages ran (`'cpu'` or `'cuda:N'`) and in which precision; MEBin's device is `regions.device`. */
+  device: string;
+  precision: Precision;
   warnings: string[];
   /** The trained model (call `dispose()` when done). */
   model: TrainedModel;
@@ -227,6 +234,8 @@ const PREDICT_IMAGES_FIELDS = {
   // Default: the model's recorded temperature, else 50.
   tauAlpha: num({ min: 0, max: 1e9, gt: true }),
   threads: defaulted(threadsField),
+  device: deviceField,
+  precision: precisionField,
 } as const;
 
 /** What `discover()` reads of its scalar options, once; objects (arch, labelled, training) are passed to the stage that validates them. */
@@ -245,6 +254,8 @@ const DISCOVER_FIELDS = {
   holdout: defaulted(num({ min: 0, max: 0.9, default: 0.2 })),
   falseAlarmRate: defaulted(num({ min: 0, max: 1, gt: true, default: 0.05 })),
   noveltyScore: defaulted(oneOf(NOVELTY_SCORES, { default: DEFAULT_NOVELTY_SCORE })),
+  device: deviceField,
+  precision: precisionField,
 } as const;
 
 /** Options of {@link predict}. */
@@ -252,6 +263,10 @@ export interface PredictImagesOptions extends Omit<MebinOptions, 'range'>, MaskM
   /** Region-merging temperature (default: the model's recorded one, else 50; 100 for MVTec AD). */
   tauAlpha?: number;
   threads?: number;
+  /** MEBin's device (default `'auto'`); the model runs where it lives (`model.device`). */
+  device?: DeviceRequest;
+  /** ViT precision of the prediction (default `'fp32'`). */
+  precision?: Precision;
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -266,7 +281,7 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
  */
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
   if (!(model instanceof TrainedModel)) throw new InvalidArgumentError('predict(model, images, maps) needs a TrainedModel');
-  const { threads, sampleRate, minIntervalLen, erode, ...given } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
+  const { threads, sampleRate, minIntervalLen, erode, device, precision, ...given } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
   const tauAlpha = given.tauAlpha ?? model.inference?.tauAlpha ?? 50;
   // Masks as maps as the model recorded it (an explicit option overrides the record).
   const masksAsMaps = given.masksAsMaps ?? model.inference?.masksAsMaps ?? false;
@@ -280,12 +295,13 @@ export async function predict(model: TrainedModel, images: readonly ImageInput[]
     sampleRate,
     minIntervalLen,
     erode,
+    device,
     ...(signal ? { signal } : {}),
     ...(onProgress ? { onProgress } : {}),
   });
   const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
   const scoring = scoringOf(model);
-  const prediction = await model.predict(crops, { threads, logits: true, embeddings: scoring.score === 'prototype', ...(signal ? { signal } : {}) });
+  const prediction = await model.predict(crops, { threads, precision, logits: true, embeddings: scoring.score === 'prototype', ...(signal ? { signal } : {}) });
   return mergeImages(regions, prediction.probabilities, cropScores(prediction, scoring), tauAlpha, scoring);
 }
 
@@ -346,6 +362,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         erode: o.erode,
         masksAsMaps: o.masksAsMaps,
         maskLevel: o.maskLevel,
+        device: o.device,
         ...(o.range !== undefined ? { range: o.range } : {}),
         onProgress: (p) => report('regions', p.done, p.total),
       },
@@ -370,10 +387,17 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   // failure before.
   let loaded: Backbone | undefined;
   const frozen = await time('features', async () => {
-    const backbone = await loadBackbone(o.backbone ?? null, { ...(arch !== undefined ? { arch } : {}), seed, ...(signal ? { signal } : {}) });
+    const backbone = await loadBackbone(o.backbone ?? null, {
+      ...(arch !== undefined ? { arch } : {}),
+      seed,
+      device: o.device,
+      precision: o.precision,
+      ...(signal ? { signal } : {}),
+    });
     loaded = backbone;
     try {
       backboneFacts = { path: backbone.info.path, arch: backbone.config, archSource: backbone.info.archSource };
+      warnings.push(...backbone.info.notes.filter((n) => n.includes("'bf16'"))); // a slow bf16 CPU, said once
       const out: Float32Array[] = [];
       if (trainCrops.length === 0) return out;
       const n = trainCrops.length;
@@ -494,6 +518,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
         seed,
         threads,
+        precision: o.precision, // the device: where the loaded backbone lives
         // A degenerate range (min == max: every map fell back) is not recorded: fit()
         // refuses it, as MEBin's `range` option and predict() would.
         ...(regions.searchRange[0] < regions.searchRange[1] ? { searchRange: regions.searchRange } : {}),
@@ -510,7 +535,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
 
   // 4. Prediction and region merging.
   const prediction = await time('predict', () =>
-    model.predict(trainCrops, { embeddings: true, logits: true, threads, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
+    model.predict(trainCrops, { embeddings: true, logits: true, threads, precision: o.precision, ...(signal ? { signal } : {}), onProgress: (p) => report('predict', p.done, p.total) }),
   );
   const t0 = performance.now();
   // Novelty prototypes from the fit crops only (their trained features and clusters).
@@ -552,6 +577,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     ...(metrics ? { metrics } : {}),
     searchRange: regions.searchRange,
     timings,
+    device: model.device,
+    precision: o.precision,
     warnings,
     model,
     crops: crops.map((c, j) => ({ image: c.image, frozen: frozen[j]!, trained: prediction.embeddings?.[j] ?? new Float32Array(0), probabilities: prediction.probabilities[j]! })),

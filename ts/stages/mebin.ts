@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, int, intRange, resolveOptions, threadsField, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, resolveOptions, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBinarizeOptions, RawTensor } from '../native/addon-types.js';
@@ -52,6 +52,8 @@ export interface MebinMap {
 export interface BinarizeResult {
   /** `[min, max]` used for every map. */
   searchRange: [number, number];
+  /** Where MEBin ran: `'cpu'` or `'cuda:N'`. */
+  device: string;
   maps: MebinMap[];
   timings: { /** Mean compute time per map (decoding excluded). */ mebinMsPerMap: number };
   /** Reference behaviours worth knowing about (degenerate range, 1x1 maps, ...). */
@@ -68,6 +70,8 @@ export interface BinarizeOptions extends MebinOptions, JobOptions {
   binaryDir?: string;
   /** Relative file names (may contain '/') for `binaryDir`, one per map. */
   binaryNames?: readonly string[];
+  /** Device (default `'auto'`): `'cpu' | 'cuda' | 'cuda:N' | 'auto'`; the CUDA path batches every map. */
+  device?: DeviceRequest;
 }
 
 /**
@@ -87,6 +91,7 @@ const BINARIZE_FIELDS = {
   threads: defaulted(threadsField),
   returnBinary: defaulted(bool({ default: true })),
   oracle: defaulted(bool({ default: false })),
+  device: deviceField,
 } as const satisfies Schema;
 
 /** Checks a map argument. @internal */
@@ -119,6 +124,7 @@ export async function binarize(maps: readonly MapInput[], options: BinarizeOptio
     oracle: o.oracle,
     writeDir: '',
     names: [],
+    device: o.device,
   };
   const binaryDir: unknown = options.binaryDir;
   if (binaryDir !== undefined) {
@@ -135,6 +141,7 @@ export async function binarize(maps: readonly MapInput[], options: BinarizeOptio
   const result = await runJob((onProgress) => native.binarize(inputs, raw, onProgress), options);
   return {
     searchRange: result.searchRange,
+    device: result.device,
     maps: result.maps.map((m) => {
       const out: MebinMap = { threshold: m.threshold, count: m.count, sequence: m.sequence, foreground: m.foreground };
       if (o.returnBinary)

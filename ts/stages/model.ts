@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, shown } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, int, num, oneOf, resolveOptions, str, threadsField, type SchemaFor } from '../core/options.js';
+import { bool, deviceField, int, num, oneOf, precisionField, resolveOptions, threadsField, type DeviceRequest, type Precision, type SchemaFor } from '../core/options.js';
 import { modelAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBackbone, RawVitConfig } from '../native/addon-types.js';
@@ -108,12 +108,14 @@ export function resolveArch(arch: ArchSpec): VitConfig {
 export const rawArch: (arch: ArchSpec) => RawVitConfig = resolveArch;
 
 const LOAD_FIELDS = {
-  device: str({ default: 'cpu', doc: "A torch device name ('cpu'; 'cuda:0' with a CUDA build of libtorch)." }),
+  device: deviceField,
+  precision: precisionField,
   seed: int({ min: 0, max: 2 ** 31 - 1, default: 0, doc: 'Seed of the random initialisation (also drawn before checkpoint weights are copied in).' }),
 };
 
 const EMBED_FIELDS = {
   threads: threadsField,
+  precision: oneOf(['fp32', 'bf16'] as const, { doc: "ViT precision of this call (default: the backbone's)." }),
   batchSize: int({ min: 1, max: 65536, default: 8, doc: 'Images per forward pass (on CPUs, larger batches mostly add page faults on big temporaries).' }),
 };
 
@@ -127,8 +129,17 @@ export interface LoadBackboneOptions extends Omit<JobOptions, 'threads'> {
    * image size always comes from its `pos_embed`.
    */
   arch?: ArchSpec;
-  /** A torch device name (default `cpu`; `cuda:0` with a CUDA build of libtorch). */
-  device?: string;
+  /**
+   * Where the weights live and every `embed` runs (default `'auto'`: the GPU when the
+   * build's libtorch has CUDA and a device is present, else the CPU). An unmet CUDA
+   * request rejects with a `DeviceError` naming what is missing.
+   */
+  device?: DeviceRequest;
+  /**
+   * The default precision of `embed`/`embedCrops` (default `'fp32'`). `'bf16'`: bfloat16
+   * autocast around the ViT (weights stay float32); embeddings within ~2e-2 of fp32.
+   */
+  precision?: Precision;
   /** Seed of the random initialisation when no checkpoint is given (default 0). */
   seed?: number;
 }
@@ -137,6 +148,8 @@ export interface LoadBackboneOptions extends Omit<JobOptions, 'threads'> {
 export interface EmbedOptions extends JobOptions {
   /** Images per forward pass (default 8: on CPUs, larger batches mostly add page faults on big temporaries). */
   batchSize?: number;
+  /** Precision of this call (default: the backbone's, see {@link LoadBackboneOptions.precision}). */
+  precision?: Precision;
 }
 
 /** Where a backbone's weights and architecture came from. */
@@ -147,8 +160,12 @@ export interface BackboneInfo {
   sha256: string | null;
   /** `given`: the `arch` option; `checkpoint`: read from the file; `default`: `dino_vitb8` (no file, no arch). */
   archSource: 'given' | 'checkpoint' | 'default';
-  /** What the loader decided (architecture read, checkpoint keys ignored). */
+  /** What the loader decided (architecture read, checkpoint keys ignored, a slow bf16 CPU). */
   notes: string[];
+  /** Where the weights live and `embed` runs: `'cpu'` or `'cuda:N'`. */
+  device: string;
+  /** The default precision of `embed`. */
+  precision: Precision;
 }
 
 /** A crop for {@link Backbone.embedCrops}. */
@@ -180,6 +197,16 @@ export class Backbone {
     return this.#native.info;
   }
 
+  /** Where the weights live and `embed` runs: `'cpu'` or `'cuda:N'`. */
+  get device(): string {
+    return this.#native.info.device;
+  }
+
+  /** The default precision of `embed`/`embedCrops`. */
+  get precision(): Precision {
+    return this.#native.info.precision;
+  }
+
   /** True after {@link dispose}. */
   get disposed(): boolean {
     return this.#native.disposed;
@@ -195,7 +222,8 @@ export class Backbone {
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     checkFloat4d(images, 'images', 3);
     if (masks !== undefined) checkFloat4d(masks, 'masks', 1);
-    const raw = resolveOptions(EMBED_FIELDS, options);
+    const o = resolveOptions(EMBED_FIELDS, options);
+    const raw = { ...o, precision: o.precision ?? this.precision };
     const result = await runJob((onProgress) => this.#native.embed(images, masks ?? null, raw, onProgress), options);
     return new Tensor('float32', result.shape, new Float32Array(result.data));
   }
@@ -213,7 +241,8 @@ export class Backbone {
       if (typeof c !== 'object' || c === null) throw new InvalidArgumentError(`crops[${i}] must be {image, mask}`);
       return { image: c.image, mask: c.mask ?? null };
     });
-    const raw = resolveOptions(EMBED_FIELDS, options);
+    const o = resolveOptions(EMBED_FIELDS, options);
+    const raw = { ...o, precision: o.precision ?? this.precision };
     const result = await runJob((onProgress) => this.#native.embedCrops(list, raw, onProgress), options);
     return new Tensor('float32', result.shape, new Float32Array(result.data));
   }

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, int, num, resolveOptions, str, threadsField, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, int, num, resolveOptions, str, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -66,6 +66,8 @@ export interface RegionItem {
 /** Result of {@link extractRegions}. */
 export interface RegionsResult {
   searchRange: [number, number];
+  /** Where MEBin ran: `'cpu'` or `'cuda:N'` (crops are cut on the CPU). */
+  device: string;
   items: RegionItem[];
   timings: {
     /** Mean MEBin compute time per map (decoding excluded). */
@@ -110,6 +112,8 @@ export interface ExtractRegionsOptions extends MebinOptions, MaskMapOptions, Cro
   cropDir?: string;
   /** File stems for written crops, one per image (default: the item index). */
   names?: readonly string[];
+  /** MEBin's device (default `'auto'`): `'cpu' | 'cuda' | 'cuda:N' | 'auto'`; crops stay on the CPU. */
+  device?: DeviceRequest;
 }
 
 /**
@@ -130,6 +134,7 @@ const REGIONS_FIELDS = {
   threads: defaulted(threadsField),
   returnPixels: defaulted(bool({ default: true })),
   cropDir: str(),
+  device: deviceField,
 } as const satisfies Schema;
 
 function rawImage(value: unknown, label: string): string | RawTensor {
@@ -176,6 +181,7 @@ export async function extractRegions(
     writeDir: o.cropDir ?? '',
     masksAsMaps: o.masksAsMaps,
     maskLevel: o.maskLevel,
+    device: o.device,
   };
   const inputs: RawRegionsInput[] = images.map((image, i) => ({
     image: rawImage(image, `images[${i}]`),
@@ -186,6 +192,7 @@ export async function extractRegions(
   const result = await runJob((onProgress) => native.extractRegions(inputs, raw, onProgress), options);
   return {
     searchRange: result.searchRange,
+    device: result.device,
     items: result.items.map((item) => ({
       threshold: item.threshold,
       count: item.count,

@@ -22,7 +22,7 @@ import { readManifest } from '../io/files.js';
 import { extractRegions } from './regions.js';
 import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
 import { runJob, type Progress } from '../core/jobs.js';
-import { bool, defaulted, int, intRange, num, resolveOptions, str, threadsField, type Field, type Resolved } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, num, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision, type Resolved } from '../core/options.js';
 import { modelAddon, testingAddon } from '../native/loader.js';
 import { Backbone, rawBackbone, resolveArch, type ArchSpec, type VitConfig } from './model.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -203,6 +203,14 @@ export interface FitOptions {
   checkpointDir?: string;
   /** MEBin search range of the crops, recorded in the bundle. */
   searchRange?: [number, number];
+  /**
+   * Where the model, the losses and SGD run (default: a loaded `backbone`'s device, else
+   * `'auto'`: the GPU when the build's libtorch has CUDA and a device is present, else the
+   * CPU). Augmentation stays on CPU threads. An unmet CUDA request: `DeviceError`.
+   */
+  device?: DeviceRequest;
+  /** `'fp32'` (default, as the reference) or `'bf16'`: bfloat16 autocast around the ViT; heads, losses, SGD and weights stay float32. */
+  precision?: Precision;
   signal?: AbortSignal;
   /** Called on the main thread after every batch and epoch. */
   onProgress?: (event: TrainEvent) => void;
@@ -258,6 +266,8 @@ export interface PredictOptions {
   threads?: number;
   /** Crops per forward (default 32). */
   batchSize?: number;
+  /** `'fp32'` (default) or `'bf16'` (autocast around the ViT). The model runs where it lives ({@link TrainedModel.device}). */
+  precision?: Precision;
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -336,6 +346,8 @@ const fitTable = {
   augmentThreads: defaulted(int({ min: 1, max: 1024, default: 0 })),
   checkpointDir: str(),
   searchRange: intRange({ lo: 0, hi: 255 }),
+  device: { check: deviceField.check, doc: deviceField.doc } as Field<DeviceRequest>,
+  precision: precisionField,
 } satisfies { [K in keyof FitOptions]?: Field<unknown> };
 
 /** The reference's loss temperatures (docs/METHOD.md §5.4): fixed, not options. */
@@ -384,13 +396,14 @@ function predictTable(nHead: number) {
     logits: defaulted(bool({ default: false })),
     threads: defaulted(threadsField),
     batchSize: defaulted(int({ min: 1, max: 4096, default: 32 })),
+    precision: precisionField,
   } satisfies { [K in keyof PredictOptions]?: Field<unknown> };
 }
 
 const saveTable = { selfContained: defaulted(bool({ default: false })) };
 
 /** Options of {@link loadTrainedModel}. */
-const loadTable = { backbone: str() };
+const loadTable = { backbone: str(), device: deviceField };
 
 /** Options shared by the crop readers. */
 const readTable = { threads: defaulted(threadsField) };
@@ -486,6 +499,8 @@ export class TrainedModel {
    * discover(); absent for a plain fit() and for bundles written before it existed).
    */
   inference?: InferenceRecord;
+  /** Where the model lives and `predict` runs: `'cpu'` or `'cuda:N'`. */
+  readonly device: string;
   #handle: unknown;
 
   /** @internal */
@@ -504,6 +519,7 @@ export class TrainedModel {
     if (raw.searchRange) this.searchRange = [raw.searchRange[0], raw.searchRange[1]];
     this.warnings = Object.freeze([...raw.warnings]);
     if (raw.inference) this.inference = { ...raw.inference, featureMean: [...raw.inference.featureMean], prototypes: [...raw.inference.prototypes] };
+    this.device = raw.device;
   }
 
   #live(): unknown {
@@ -598,6 +614,9 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
     backbone: backbone instanceof Backbone ? rawBackbone(backbone) : backbone,
     checkpointDir: o.checkpointDir ?? '',
     searchRange: o.searchRange ?? null,
+    // a loaded Backbone trains where it lives unless told otherwise
+    device: o.device ?? (backbone instanceof Backbone ? (backbone.device as DeviceRequest) : 'auto'),
+    precision: o.precision,
   };
   const unlabelled = dataset.unlabelled.map((c, i) => rawCrop(c, `dataset.unlabelled[${i}]`));
   const lab = labelled.map((c, i) => {
@@ -630,12 +649,15 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
  * when stored, else from the recorded checkpoint path (or `backbone`, whose SHA-256
  * must match the recorded one).
  */
-export async function loadTrainedModel(path: string, options: { backbone?: string; signal?: AbortSignal } = {}): Promise<TrainedModel> {
+export async function loadTrainedModel(
+  path: string,
+  options: { backbone?: string; device?: DeviceRequest; signal?: AbortSignal } = {},
+): Promise<TrainedModel> {
   if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadTrainedModel() needs a file path');
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('loadTrainedModel(path, options): options must be an object');
   const o = resolveOptions(loadTable, options);
   const t = trainAddon();
-  const raw = await runJob((p) => t.loadTrainedModel(path, { backbone: o.backbone ?? null }, p), options.signal ? { signal: options.signal } : {});
+  const raw = await runJob((p) => t.loadTrainedModel(path, { backbone: o.backbone ?? null, device: o.device }, p), options.signal ? { signal: options.signal } : {});
   return new TrainedModel(raw);
 }
 

@@ -15,7 +15,7 @@ import { generateSynthetic } from '../../io/synthetic.js';
 import { loadLabelled } from '../../stages/train.js';
 import { DEFAULT_K_METHOD, K_METHODS } from '../../analysis/estimate-k-async.js';
 import type { Progress } from '../../core/jobs.js';
-import { choice, count, custom, flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, positive, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
+import { choice, count, custom, deviceFlag, flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, positive, precisionFlag, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
 import { progressBar, timingTable, warn, type Command } from '../output.js';
 
 const FLAGS = {
@@ -52,6 +52,8 @@ const FLAGS = {
     { placeholder: 'F', help: 'Fraction of images held out from training to calibrate novelty (default 0.2; 0: none, as the reference).' },
   ),
   'false-alarm-rate': positive({ placeholder: 'R', help: 'False-alarm rate of the novelty threshold (default 0.05).' }),
+  device: deviceFlag,
+  precision: precisionFlag,
   json: toggle({ help: 'Print a JSON summary.' }),
 } as const;
 
@@ -125,6 +127,8 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       ...(flags.epochs !== undefined ? { epochs: flags.epochs } : {}),
       ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
       ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+      ...(flags.device !== undefined ? { device: flags.device } : {}),
+      ...(flags.precision !== undefined ? { precision: flags.precision } : {}),
       signal,
       ...(onProgress ? { onProgress } : {}),
     });
@@ -151,7 +155,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
       const pick = (m: { nmi: number; ari: number; f1: number }) => ({ nmi: m.nmi, ari: m.ari, f1: m.f1 });
       await writeFileAtomic(join(staging.path, 'metrics.json'), JSON.stringify({ anomalyncd: pick(result.metrics.anomalyncd), kmeansBaseline: pick(result.metrics.kmeansBaseline) }, null, 1) + '\n');
     }
-    await writeFileAtomic(join(staging.path, 'timings.json'), JSON.stringify(timings, null, 1) + '\n');
+    await writeFileAtomic(join(staging.path, 'timings.json'), JSON.stringify({ ...timings, device: result.device, mebinDevice: result.regions.device, precision: result.precision }, null, 1) + '\n');
     await writeReport(
       join(staging.path, 'report.html'),
       buildReportData(result, {
@@ -192,7 +196,7 @@ async function run(args: string[], signal: AbortSignal, command: 'discover' | 'd
   try {
     warn(result.warnings);
     if (flags.json) {
-      process.stdout.write(JSON.stringify({ out: outDir, k: result.k, kChoice: result.kChoice, metrics: result.metrics ?? null, timings: result.timings, warnings: result.warnings }) + '\n');
+      process.stdout.write(JSON.stringify({ out: outDir, k: result.k, kChoice: result.kChoice, metrics: result.metrics ?? null, device: result.device, precision: result.precision, timings: result.timings, warnings: result.warnings }) + '\n');
       return;
     }
     process.stdout.write(`\n${result.images.length} images -> ${result.k} defect types (${result.kChoice.mode === 'auto' ? `K estimated by ${result.kChoice.method} in ${Math.round(result.kChoice.ms ?? 0)} ms` : 'K given'}) -> ${outDir}\n`);

@@ -6,7 +6,7 @@
  */
 import { readNpy, writeNpy } from '../../io/npy.js';
 import { loadBackbone } from '../../stages/model.js';
-import { count, flagHelp, parseFlags, text, toggle } from '../flags.js';
+import { count, deviceFlag, flagHelp, parseFlags, precisionFlag, text, toggle } from '../flags.js';
 import { progressBar, timingTable, type Command } from '../output.js';
 
 const FLAGS = {
@@ -17,7 +17,8 @@ const FLAGS = {
   out: text({ required: true, placeholder: 'Y.npy', help: 'float32 [B,D] embeddings.' }),
   threads: count({ placeholder: 'T', help: 'Worker threads (default: all cores).' }),
   'batch-size': count({ help: 'Images per forward pass.' }),
-  device: text({ placeholder: 'cpu|cuda:0', help: 'Torch device.' }),
+  device: deviceFlag,
+  precision: precisionFlag,
   json: toggle({ help: 'Print a JSON summary.' }),
 } as const;
 
@@ -30,6 +31,7 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
   const model = await loadBackbone(flags.checkpoint, {
     ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
     ...(flags.device !== undefined ? { device: flags.device } : {}),
+    ...(flags.precision !== undefined ? { precision: flags.precision } : {}),
     signal,
   });
   const loadMs = performance.now() - t0;
@@ -44,7 +46,7 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
     });
     const embedMs = performance.now() - t1;
     await writeNpy(out, y);
-    if (flags.json) process.stdout.write(JSON.stringify({ out, shape: y.shape, timings: { loadMs, embedMs } }) + '\n');
+    if (flags.json) process.stdout.write(JSON.stringify({ out, shape: y.shape, device: model.device, precision: model.precision, timings: { loadMs, embedMs } }) + '\n');
     else process.stdout.write(`[${y.shape.join(', ')}] embeddings -> ${out}\n` + timingTable([['load checkpoint', loadMs], ['embed (all)', embedMs]]) + '\n');
   } finally {
     model.dispose();

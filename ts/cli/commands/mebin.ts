@@ -8,7 +8,8 @@ import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { listPngs, stagingDir, writeFileAtomic } from '../../io/files.js';
 import { binarize, type BinarizeOptions, type MebinOptions } from '../../stages/mebin.js';
-import { count, custom, flagHelp, parseFlags, text, toggle, type ParsedFlags } from '../flags.js';
+import { count, custom, deviceFlag, flagHelp, parseFlags, text, toggle, type ParsedFlags } from '../flags.js';
+import type { DeviceRequest } from '../../core/options.js';
 import { progressBar, timingTable, warn, type Command } from '../output.js';
 
 /** The MEBin flags `mebin` and `regions` share. */
@@ -25,11 +26,13 @@ export const MEBIN_FLAGS = {
     { placeholder: 'MIN,MAX', help: 'Search range instead of the one computed over all maps.' },
   ),
   threads: count({ placeholder: 'T', help: 'Worker threads (default: all cores).' }),
+  device: deviceFlag,
 } as const;
 
 /** The library options the MEBin flags stand for. */
-export function mebinOptions(flags: ParsedFlags<typeof MEBIN_FLAGS>): MebinOptions & { threads?: number } {
-  const options: MebinOptions & { threads?: number } = {};
+export function mebinOptions(flags: ParsedFlags<typeof MEBIN_FLAGS>): MebinOptions & { threads?: number; device?: DeviceRequest } {
+  const options: MebinOptions & { threads?: number; device?: DeviceRequest } = {};
+  if (flags.device !== undefined) options.device = flags.device;
   if (flags.sampleRate !== undefined) options.sampleRate = flags.sampleRate;
   if (flags.minInterval !== undefined) options.minIntervalLen = flags.minInterval;
   if (flags.threads !== undefined) options.threads = flags.threads;
@@ -68,12 +71,13 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
     warn(result.warnings);
     const json = {
       searchRange: result.searchRange,
+      device: result.device,
       maps: result.maps.map((m, i) => ({ path: files[i], threshold: m.threshold, count: m.count, sequence: m.sequence, foreground: m.foreground })),
       timings: { mebinMsPerMap: result.timings.mebinMsPerMap },
     };
     await writeFileAtomic(out, JSON.stringify(json, null, 1) + '\n');
     await staging?.commit();
-    if (flags.json) process.stdout.write(JSON.stringify({ out, maps: files.length, timings: json.timings }) + '\n');
+    if (flags.json) process.stdout.write(JSON.stringify({ out, maps: files.length, device: result.device, timings: json.timings }) + '\n');
     else {
       process.stdout.write(`${files.length} maps binarised, search range [${result.searchRange.join(', ')}] -> ${out}\n`);
       process.stdout.write(timingTable([['mebin (per map)', result.timings.mebinMsPerMap]]) + '\n');

@@ -24,6 +24,7 @@ const FLAGS = {
 function regionsJson(result: RegionsResult, rows: { image: string; map: string }[], cropPrefix: string) {
   return {
     searchRange: result.searchRange,
+    device: result.device,
     items: result.items.map((item, i) => ({
       image: rows[i]!.image,
       map: rows[i]!.map,
@@ -77,7 +78,7 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
     await writeFileAtomic(join(staging.path, 'regions.json'), JSON.stringify(json, null, 1) + '\n');
     await staging.commit();
     const crops = result.items.reduce((n, it) => n + it.crops.length, 0);
-    if (flags.json) process.stdout.write(JSON.stringify({ out: join(outDir, 'regions.json'), items: rows.length, crops, timings: json.timings }) + '\n');
+    if (flags.json) process.stdout.write(JSON.stringify({ out: join(outDir, 'regions.json'), items: rows.length, crops, device: result.device, timings: json.timings }) + '\n');
     else {
       process.stdout.write(`${rows.length} images -> ${crops} crops, search range [${result.searchRange.join(', ')}] -> ${outDir}\n`);
       process.stdout.write(

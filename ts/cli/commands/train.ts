@@ -16,7 +16,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { BadInputError, IoError } from '../../core/errors.js';
 import { fit, loadLabelled, readCropFiles, type FitOptions, type LabelledCrop, type TrainCrop, type TrainEvent } from '../../stages/train.js';
-import { count, flagHelp, parseFlags, positive, text, toggle } from '../flags.js';
+import { count, deviceFlag, flagHelp, parseFlags, positive, precisionFlag, text, toggle } from '../flags.js';
 import type { Command } from '../output.js';
 
 const FLAGS = {
@@ -32,6 +32,8 @@ const FLAGS = {
   seed: count({ placeholder: 'S', help: 'Seed.' }),
   threads: count({ placeholder: 'T', help: 'Worker threads (default: all cores).' }),
   'resume-dir': text({ placeholder: 'DIR', help: 'Checkpoint each epoch here and resume from it.' }),
+  device: deviceFlag,
+  precision: precisionFlag,
   json: toggle({ help: 'Print a JSON summary.' }),
 } as const;
 
@@ -139,6 +141,8 @@ export async function cmdTrain(args: string[], signal: AbortSignal): Promise<voi
   if (threads !== undefined) options.threads = threads;
   if (flags.resumeDir !== undefined) options.checkpointDir = resolve(flags.resumeDir);
   if (searchRange) options.searchRange = searchRange;
+  if (flags.device !== undefined) options.device = flags.device;
+  if (flags.precision !== undefined) options.precision = flags.precision;
   options.onProgress = (e: TrainEvent) => {
     if (e.type !== 'epoch') return;
     const line = `epoch ${e.epoch + 1}/${e.epochs}  loss ${e.losses.total.toFixed(4)}  lr ${e.lr.toPrecision(3)}  teacher ${e.teacherTemp.toFixed(4)}  ${e.batches} batches  ${(e.ms / 1000).toFixed(1)} s`;
@@ -163,6 +167,8 @@ export async function cmdTrain(args: string[], signal: AbortSignal): Promise<voi
           epochs: model.epochsDone,
           finalLosses: last?.losses ?? null,
           history: model.history.map((h) => ({ epoch: h.epoch, total: h.losses.total, cluster: h.losses.cluster, lr: h.lr, teacherTemp: h.teacherTemp, ms: h.ms })),
+          device: model.device,
+          precision: flags.precision ?? 'fp32',
           timings: { readMs, totalMs },
           warnings: model.warnings,
         }) + '\n',
