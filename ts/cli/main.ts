@@ -46,7 +46,7 @@ Commands:
            MEBin -> crops -> training -> prediction -> merging; writes predictions.json, metrics.json
            (labels known), timings.json, report.html and model.safetensors.
   train    see 'anomalyncd train --help'
-  predict  --model BUNDLE --manifest FILE.csv --out DIR [--device cpu|auto] [--masks-as-maps [--mask-level N]]
+  predict  --model BUNDLE --manifest FILE.csv --out DIR [--device D] [--precision fp32|bf16] [--masks-as-maps [--mask-level N]]
            [--tau-alpha A] [--threads T] [--json]
            classifies new images with a saved bundle (never trains): predictions.json with novelty and
            unknown per image, metrics.json when the manifest has labels.

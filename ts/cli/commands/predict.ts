@@ -11,7 +11,7 @@ import { readManifest, stagingDir, writeFileAtomic } from '../../io/files.js';
 import { evaluate } from '../../analysis/metrics.js';
 import { predict } from '../../stages/discover.js';
 import { loadTrainedModel } from '../../stages/train.js';
-import { choice, count, flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, positive, text, toggle } from '../flags.js';
+import { count, deviceFlag, flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, positive, precisionFlag, text, toggle } from '../flags.js';
 import { progressBar, warn, type Command } from '../output.js';
 
 const FLAGS = {
@@ -19,8 +19,8 @@ const FLAGS = {
   manifest: text({ required: '--manifest FILE.csv is required', placeholder: 'FILE.csv', help: "CSV with header 'image,map[,label]' (paths relative to it)." }),
   out: text({ required: '--out DIR is required', placeholder: 'DIR', help: 'Output folder: predictions.json (and metrics.json with labels).' }),
   backbone: text({ placeholder: 'FILE', help: 'The frozen backbone checkpoint, if the bundle does not store it and it moved.' }),
-  // Device plumbing (issue 8) is another branch's: 'cpu' and 'auto' (= cpu in a CPU build) are accepted now.
-  device: choice(['cpu', 'auto'] as const, { placeholder: 'D', help: "Device: 'cpu' or 'auto' (CPU builds run on the CPU)." }),
+  device: deviceFlag,
+  precision: precisionFlag,
   'tau-alpha': positive({ placeholder: 'A', help: "Region-merging temperature (default: the model's)." }),
   ...MASK_MAP_FLAGS,
   threads: count({ placeholder: 'T', help: 'Worker threads (default: all cores).' }),
@@ -33,7 +33,11 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
   if (flags.threads === 0) throw new InvalidArgumentError('--threads must be at least 1');
   const rows = await readManifest(resolve(flags.manifest));
   if (rows.length === 0) throw new InvalidArgumentError('The manifest lists no (image, map) pairs');
-  const model = await loadTrainedModel(resolve(flags.model), { ...(flags.backbone !== undefined ? { backbone: resolve(flags.backbone) } : {}), signal });
+  const model = await loadTrainedModel(resolve(flags.model), {
+    ...(flags.backbone !== undefined ? { backbone: resolve(flags.backbone) } : {}),
+    ...(flags.device !== undefined ? { device: flags.device } : {}),
+    signal,
+  });
   try {
     const outDir = resolve(flags.out);
     const staging = await stagingDir(outDir);
@@ -47,6 +51,8 @@ async function run(args: string[], signal: AbortSignal): Promise<void> {
           ...maskMaps,
           ...(flags.tauAlpha !== undefined ? { tauAlpha: flags.tauAlpha } : {}),
           ...(flags.threads !== undefined ? { threads: flags.threads } : {}),
+          ...(flags.device !== undefined ? { device: flags.device } : {}),
+          ...(flags.precision !== undefined ? { precision: flags.precision } : {}),
           signal,
           ...(bar ? { onProgress: bar } : {}),
         },
