@@ -84,7 +84,7 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
     // Constructed only by LoadBackboneJob, which passes the state through an External.
     if (!info[0].IsExternal()) throwError(info.Env(), code::kInvalidArgument, "Backbone cannot be constructed directly; use loadBackbone()");
     state_ = *info[0].As<Napi::External<BackbonePtr>>().Data();
-    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), state_->parameterBytes);
+    adjustExternalMemory(info.Env(), state_->parameterBytes);
   }
 
   ~Backbone() override { release(); }
@@ -98,7 +98,7 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
  private:
   void release() {
     if (!state_) return;
-    Napi::MemoryManagement::AdjustExternalMemory(Env(), -state_->parameterBytes);
+    adjustExternalMemory(Env(), -state_->parameterBytes);
     state_.reset();
   }
 

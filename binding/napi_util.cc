@@ -28,8 +28,50 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 }
 }  // namespace
 
+void EnvLife::add(const CancelTokenPtr& token) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (gone.load()) token->cancel();
+  running.push_back(token);
+}
+
+void EnvLife::remove(const CancelToken* token) {
+  std::lock_guard<std::mutex> lock(mutex);
+  for (size_t i = 0; i < running.size(); ++i)
+    if (running[i].get() == token) {
+      running[i] = std::move(running.back());
+      running.pop_back();
+      return;
+    }
+}
+
+size_t EnvLife::shutdown() {
+  std::lock_guard<std::mutex> lock(mutex);
+  gone.store(true);
+  for (const auto& t : running) t->cancel();
+  return running.size();
+}
+
+void adjustExternalMemory(napi_env env, int64_t delta) noexcept {
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, delta, &ignored);
+}
+
+bool envCanRunJs(Napi::Env env) noexcept {
+  // napi_set_named_property refuses (napi_pending_exception / napi_cannot_run_js) once the
+  // environment can no longer call into JavaScript; creating a plain object never runs JS.
+  napi_value probe = nullptr, value = nullptr;
+  if (napi_create_object(env, &probe) != napi_ok || napi_get_boolean(env, true, &value) != napi_ok) return false;
+  return napi_set_named_property(env, probe, "p", value) == napi_ok;
+}
+
 void initAddonData(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new AddonData());
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  // Runs when the environment tears down (worker exit/terminate, process exit), before
+  // N-API frees the environment's references. Holds EnvLife, not AddonData (freed with
+  // the instance data).
+  std::shared_ptr<EnvLife> life = data->life;
+  env.AddCleanupHook([life]() { life->shutdown(); });
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
 }
 
@@ -77,8 +119,17 @@ TensorView tensorView(const Napi::Value& value, const std::string& argName) {
   if (static_cast<size_t>(elements) != array.ElementLength())
     throwError(env, code::kInvalidArgument, argName + ": shape holds " + std::to_string(elements) +
                                                 " elements but data has " + std::to_string(array.ElementLength()));
+  // The data pointer straight from the TypedArray: this also serves views over a
+  // SharedArrayBuffer (whose ArrayBuffer() N-API refuses). Shared memory is read in place
+  // like any other input; not writing it while a job runs is the caller's duty (README).
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* base = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(env, array, &type, &length, &base, &buffer, &offset) != napi_ok)
+    throwError(env, code::kInvalidArgument, argName + ": its data array cannot be read");
   view.byteLength = array.ByteLength();
-  view.data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  view.data = base;
   view.owner = data;
   return view;
 }
@@ -126,9 +177,13 @@ std::string optString(const Napi::Object& o, const char* key, const std::string&
 
 // ---------------------------------------------------------------------------
 
-Job::Job(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+Job::Job(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {
+  auto* data = env.GetInstanceData<AddonData>();
+  life_ = data ? data->life : std::make_shared<EnvLife>();
+  life_->add(cancel_);
+}
 
-Job::~Job() = default;
+Job::~Job() { life_->remove(cancel_.get()); }
 
 void Job::keepAlive(const Napi::Value& value) { keptAlive_.push_back(Napi::Persistent(value)); }
 
@@ -179,21 +234,22 @@ void Job::Execute() {
     run();
   } catch (const Error& e) {
     errorCode_ = e.code();
-    SetError(e.what());
+    errorMessage_ = e.what();
   } catch (const std::bad_alloc&) {
     errorCode_ = code::kInternal;
-    SetError("Out of memory");
+    errorMessage_ = "Out of memory";
   } catch (const std::exception& e) {
     // libtorch/OpenCV messages carry backtraces after the first line.
     std::string message = e.what();
     const auto cut = message.find("\nException raised from");
     if (cut != std::string::npos) message.resize(cut);
     errorCode_ = code::kInternal;
-    SetError(message);
+    errorMessage_ = message;
   } catch (...) {
     errorCode_ = code::kInternal;
-    SetError("Unknown native error");
+    errorMessage_ = "Unknown native error";
   }
+  failed_ = !errorCode_.empty();
 }
 
 void Job::settle() {
@@ -204,9 +260,27 @@ void Job::settle() {
   keptAlive_.clear();
 }
 
-void Job::OnOK() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
+// Replaces AsyncWorker's completion (OnOK/OnError through WrapCallback), which lets a
+// Napi::Error escape into Node when the environment is tearing down: fatal there.
+void Job::OnWorkComplete(Napi::Env env, napi_status status) {
+  life_->remove(cancel_.get());
+  try {
+    Napi::HandleScope scope(env);
+    if (status == napi_cancelled || life_->gone.load() || !envCanRunJs(env)) {
+      settle();  // the environment is going away: nobody is waiting for this promise
+    } else if (failed_) {
+      settleError(env);
+    } else {
+      settleOK(env);
+    }
+  } catch (...) {
+    // Only reachable while the environment dies under us: nothing left to report to.
+    try { settle(); } catch (...) {}
+  }
+  Destroy();
+}
+
+void Job::settleOK(Napi::Env env) {
   try {
     Napi::Value result = resolve(env);
     settle();
@@ -220,11 +294,9 @@ void Job::OnOK() {
   }
 }
 
-void Job::OnError(const Napi::Error& e) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
+void Job::settleError(Napi::Env env) {
   settle();
-  deferred_.Reject(makeError(env, errorCode_.empty() ? code::kInternal : errorCode_, e.Message()).Value());
+  deferred_.Reject(makeError(env, errorCode_, errorMessage_).Value());
 }
 
 }  // namespace anomalyncd::binding
