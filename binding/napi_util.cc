@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/limits.h"
+
 namespace anomalyncd::binding {
 
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message) {
@@ -24,6 +26,36 @@ namespace {
 Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   if (!info[0].IsFunction()) throwError(info.Env(), code::kInvalidArgument, "setErrorClass needs a function");
   info.Env().GetInstanceData<AddonData>()->errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+}  // namespace
+
+namespace {
+int64_t limitField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!std::isfinite(d) || std::floor(d) != d || d < 1 || d > 9.007199254740992e15)
+    throwError(o.Env(), code::kInvalidArgument, std::string("Limit '") + key + "' must be a positive integer");
+  return static_cast<int64_t>(d);
+}
+
+// getLimits() / setLimits({maxPixels, maxCrops, maxTensorElements}): this addon's copy of the
+// process-wide limits (ts/core/limits.ts keeps every loaded addon's copy equal).
+Napi::Value GetLimits(const Napi::CallbackInfo& info) {
+  const Limits l = limits();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("maxPixels", static_cast<double>(l.maxPixels));
+  o.Set("maxCrops", static_cast<double>(l.maxCrops));
+  o.Set("maxTensorElements", static_cast<double>(l.maxTensorElements));
+  return o;
+}
+
+Napi::Value SetLimits(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject()) throwError(info.Env(), code::kInvalidArgument, "setLimits needs an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  rethrowNative(info.Env(), [&] {
+    setLimits(Limits{limitField(o, "maxPixels"), limitField(o, "maxCrops"), limitField(o, "maxTensorElements")});
+  });
   return info.Env().Undefined();
 }
 }  // namespace
@@ -73,6 +105,8 @@ void initAddonData(Napi::Env env, Napi::Object exports) {
   std::shared_ptr<EnvLife> life = data->life;
   env.AddCleanupHook([life]() { life->shutdown(); });
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+  exports.Set("getLimits", Napi::Function::New(env, GetLimits, "getLimits"));
+  exports.Set("setLimits", Napi::Function::New(env, SetLimits, "setLimits"));
 }
 
 Napi::Object objArg(const Napi::CallbackInfo& info, size_t i) {
@@ -113,12 +147,14 @@ TensorView tensorView(const Napi::Value& value, const std::string& argName) {
     Napi::Value d = dims.Get(i);
     const double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
     if (!(v >= 0) || std::floor(v) != v) throwError(env, code::kInvalidArgument, argName + ": shape must hold non-negative integers");
+    if (v > 9.007199254740992e15 || __builtin_mul_overflow(elements, static_cast<int64_t>(v), &elements))
+      throwError(env, code::kInvalidArgument, argName + ": shape holds more elements than any data array can");
     view.shape.push_back(static_cast<int64_t>(v));
-    elements *= static_cast<int64_t>(v);
   }
   if (static_cast<size_t>(elements) != array.ElementLength())
     throwError(env, code::kInvalidArgument, argName + ": shape holds " + std::to_string(elements) +
                                                 " elements but data has " + std::to_string(array.ElementLength()));
+  rethrowNative(env, [&] { checkTensorElements(elements, argName); });
   // The data pointer straight from the TypedArray: this also serves views over a
   // SharedArrayBuffer (whose ArrayBuffer() N-API refuses). Shared memory is read in place
   // like any other input; not writing it while a job runs is the caller's duty (README).

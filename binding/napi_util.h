@@ -53,6 +53,16 @@ void initAddonData(Napi::Env env, Napi::Object exports);
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message);
 [[noreturn]] void throwError(Napi::Env env, const std::string& code, const std::string& message);
 
+// Runs `f` on the main thread, turning an anomalyncd::Error it throws into the TS error.
+template <typename F>
+void rethrowNative(Napi::Env env, F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+}
+
 // A borrowed view of a TS Tensor ({dtype, shape, data: TypedArray}). The data
 // stay owned by JS; a Job keeps the TypedArray referenced while it runs.
 struct TensorView {

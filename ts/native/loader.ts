@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorFromCode, NativeLoadError } from '../core/errors.js';
-import type { CoreAddon, ModelAddon, TestingAddon } from './addon-types.js';
+import type { AddonBase, CoreAddon, ModelAddon, TestingAddon } from './addon-types.js';
 
 /** The package root (holds package.json, prebuilds/ and build/). */
 export const packageRoot: string = (() => {
@@ -76,7 +76,12 @@ function candidates(name: AddonName): string[] {
 
 const loaded = new Map<AddonName, unknown>();
 
-function load<T extends { setErrorClass(factory: (code: string, message: string) => Error): void }>(name: AddonName): T {
+/** @internal Every addon loaded so far (each holds its own copy of the process-wide limits). */
+export function loadedAddons(): AddonBase[] {
+  return [...loaded.values()] as AddonBase[];
+}
+
+function load<T extends AddonBase>(name: AddonName): T {
   const hit = loaded.get(name);
   if (hit) return hit as T;
   // Before ANY addon: OpenCV's core links OpenBLAS too (Debian's LAPACK), and
@@ -104,6 +109,8 @@ function load<T extends { setErrorClass(factory: (code: string, message: string)
     throw new NativeLoadError(`anomalyncd: the native addon ${name}.node could not be loaded: ${message.split('\n')[0]}\n${hint}`, { cause: e });
   }
   addon.setErrorClass(errorFromCode);
+  // Limits are process-wide; the core addon holds the values a later addon starts from.
+  if (name !== 'anomalyncd_core') addon.setLimits(coreAddon().getLimits());
   loaded.set(name, addon);
   return addon;
 }
