@@ -19,6 +19,7 @@ if [ ! -x "$build/fuzz_json" ]; then
 fi
 /usr/bin/python3 fuzz/make-corpus.py "$build/corpus" >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp}
 targets=${FUZZ_TARGETS:-$(cd "$build" && ls fuzz_* | grep -v '\.' | tr '\n' ' ')}
 echo "Fuzzing on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

@@ -44,8 +44,9 @@ add_dependencies(fuzz_image anomalyncd_codecs)
 if(ANOMALYNCD_WITH_MODEL)
   set(ANOMALYNCD_FUZZ_CHECKPOINT_SOURCES cpp/model/checkpoint.cc cpp/model/torch_zip.cc cpp/model/safetensors.cc
       cpp/common/json.cc cpp/common/limits.cc cpp/common/atomic_file.cc)
-  # torch.save zips: libtorch's PyTorchStreamReader under our checks + the restricted unpickler.
+  # Checkpoints: readStateDict (torch.save zips through libtorch's PyTorchStreamReader under
+  # our checks + the restricted unpickler; safetensors sniffed by content) and readSafetensors
+  # (the container of training bundles, with its string metadata). One target: the libtorch
+  # sources are the slow part of the build.
   anomalyncd_fuzzer(fuzz_checkpoint TORCH SOURCES ${ANOMALYNCD_FUZZ_CHECKPOINT_SOURCES})
-  # .safetensors with metadata (the bundle container) through readSafetensors.
-  anomalyncd_fuzzer(fuzz_safetensors TORCH SOURCES ${ANOMALYNCD_FUZZ_CHECKPOINT_SOURCES})
 endif()

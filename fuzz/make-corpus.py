@@ -3,7 +3,7 @@
 
     /usr/bin/python3 fuzz/make-corpus.py OUT_DIR
 
-writes OUT_DIR/<target>/<name> for fuzz_json, fuzz_image, fuzz_checkpoint, fuzz_safetensors.
+writes OUT_DIR/<target>/<name> for fuzz_json, fuzz_image, fuzz_checkpoint.
 Uses Debian's python3-numpy, python3-opencv and python3-torch (the test oracles); kinds
 whose module is missing are skipped with a note. Deterministic (fixed seeds)."""
 import json
@@ -77,14 +77,11 @@ except ImportError as e:
 
 # --- safetensors: F32/F16/BF16/F64, metadata (a bundle-like file) ------------------
 f32 = struct.pack("<6f", *[0.5, -1, 2, 3.25, 0, 1e-3])
-put("fuzz_safetensors", "f32.safetensors", safetensors({"w": ("F32", [2, 3], f32)}))
-put("fuzz_safetensors", "mixed.safetensors", safetensors({
+put("fuzz_checkpoint", "f32.safetensors", safetensors({"w": ("F32", [2, 3], f32)}))
+put("fuzz_checkpoint", "mixed.safetensors", safetensors({
     "a": ("F16", [2], b"\x00\x3c\x00\xc0"), "b": ("BF16", [1, 2], b"\x80\x3f\x00\x40"),
     "c": ("F64", [1], struct.pack("<d", 7.5)), "empty": ("F32", [0, 4], b"")}, meta))
-put("fuzz_safetensors", "bundle-like.safetensors", safetensors({"projector.fc1.weight": ("F32", [2, 3], f32)}, meta))
-for name in os.listdir(os.path.join(out, "fuzz_safetensors")):
-    with open(os.path.join(out, "fuzz_safetensors", name), "rb") as f:
-        put("fuzz_checkpoint", name, f.read())
+put("fuzz_checkpoint", "bundle-like.safetensors", safetensors({"projector.fc1.weight": ("F32", [2, 3], f32)}, meta))
 
 # --- torch.save zips: plain / DINO-wrapped state dicts, views, parameters ---------
 try:

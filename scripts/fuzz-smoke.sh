@@ -21,6 +21,7 @@ cmake --build "$build" --target anomalyncd_fuzzers -j "${CMAKE_BUILD_PARALLEL_LE
 built=$(date +%s)
 /usr/bin/python3 fuzz/make-corpus.py "$build/corpus" >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
