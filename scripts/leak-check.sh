@@ -33,8 +33,8 @@ status=0
 for t in "${targets[@]}"; do
   log="$build/$t.leak.log"
   if "$build/$t" ${args[$t]} >"$log" 2>&1 && ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)' "$log"; then
-    supp=$(grep -E '^ *[0-9]+ +[0-9]+ +(leak|interceptor)' "$log" | awk '{n+=$1; b+=$2} END {printf "%d suppressed allocations, %d bytes", n, b}')
-    echo "leak-check: $t: clean ($(grep -oE 'OK: [0-9]+ checks, 0 failures' "$log" || echo 'no summary')); ${supp:-0 suppressed}"
+    supp=$(awk '/Suppressions used:/ {f = 1; next} f && $1 ~ /^[0-9]+$/ {n += $1; b += $2} END {printf "%d suppressed leaks, %d bytes", n, b}' "$log")
+    echo "leak-check: $t: clean ($(grep -oE 'OK: [0-9]+ checks, 0 failures' "$log" || echo 'no summary')); $supp"
   else
     status=1
     grep -E 'ERROR: |SUMMARY: ' "$log" | head -5
