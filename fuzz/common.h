@@ -11,8 +11,13 @@
 namespace anomalyncd::fuzz {
 
 inline const std::string& inputPath(const char* ext) {
-  static const std::string path = "/dev/shm/anomalyncd-fuzz-" + std::to_string(getpid()) + ext;
-  return path;
+  // Removed at exit (a crashing run leaves it: /dev/shm/anomalyncd-fuzz-<pid>.*).
+  struct Path {
+    std::string p;
+    ~Path() { unlink(p.c_str()); }
+  };
+  static const Path path{"/dev/shm/anomalyncd-fuzz-" + std::to_string(getpid()) + ext};
+  return path.p;
 }
 
 inline const std::string& writeInput(const uint8_t* data, size_t size, const char* ext) {
