@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "backbone_handle.h"
+#include "common/limits.h"
 #include "common/parallel.h"
 #include "fields.h"
 #include "model/backbone.h"
@@ -93,7 +94,7 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
     // Constructed only by LoadBackboneJob, which passes the state through an External.
     if (!info[0].IsExternal()) throwError(info.Env(), code::kInvalidArgument, "Backbone cannot be constructed directly; use loadBackbone()");
     state_ = *info[0].As<Napi::External<BackbonePtr>>().Data();
-    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), state_->parameterBytes);
+    adjustExternalMemory(info.Env(), state_->parameterBytes);
   }
 
   ~Backbone() override { release(); }
@@ -107,7 +108,7 @@ class Backbone : public Napi::ObjectWrap<Backbone> {
  private:
   void release() {
     if (!state_) return;
-    Napi::MemoryManagement::AdjustExternalMemory(Env(), -state_->parameterBytes);
+    adjustExternalMemory(Env(), -state_->parameterBytes);
     state_.reset();
   }
 
@@ -303,6 +304,7 @@ class EmbedCropsJob : public Job {
     if (!crops.IsArray() || crops.As<Napi::Array>().Length() == 0)
       throwError(env, code::kInvalidArgument, "embedCrops() needs a non-empty array of {image, mask}");
     Napi::Array a = crops.As<Napi::Array>();
+    rethrowNative(env, [&] { checkCrops(a.Length(), "embedCrops()"); });
     for (uint32_t i = 0; i < a.Length(); ++i) {
       const std::string label = "crops[" + std::to_string(i) + "]";
       Napi::Value c = a.Get(i);
@@ -372,6 +374,7 @@ class PreprocessJob : public Job {
       : Job(env, "anomalyncd.preprocess") {
     if (crops.Length() == 0 || crops.Length() != masks.Length())
       throwError(env, code::kInvalidArgument, "preprocess() needs one mask (or null) per crop, and at least one crop");
+    rethrowNative(env, [&] { checkCrops(crops.Length(), "preprocess()"); });
     for (uint32_t i = 0; i < crops.Length(); ++i)
       items_.push_back(cropArg(*this, crops.Get(i), masks.Get(i), "crops[" + std::to_string(i) + "]", "masks[" + std::to_string(i) + "]"));
     threads_ = readFields<ThreadsOption>(options, "preprocess options").threads;

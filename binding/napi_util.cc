@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/limits.h"
+
 namespace anomalyncd::binding {
 
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message) {
@@ -38,9 +40,83 @@ Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
 }
 }  // namespace
 
+namespace {
+int64_t limitField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!std::isfinite(d) || std::floor(d) != d || d < 1 || d > 9.007199254740992e15)
+    throwError(o.Env(), code::kInvalidArgument, std::string("Limit '") + key + "' must be a positive integer");
+  return static_cast<int64_t>(d);
+}
+
+// getLimits() / setLimits({maxPixels, maxCrops, maxTensorElements}): this addon's copy of the
+// process-wide limits (ts/core/limits.ts keeps every loaded addon's copy equal).
+Napi::Value GetLimits(const Napi::CallbackInfo& info) {
+  const Limits l = limits();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("maxPixels", static_cast<double>(l.maxPixels));
+  o.Set("maxCrops", static_cast<double>(l.maxCrops));
+  o.Set("maxTensorElements", static_cast<double>(l.maxTensorElements));
+  return o;
+}
+
+Napi::Value SetLimits(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject()) throwError(info.Env(), code::kInvalidArgument, "setLimits needs an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  rethrowNative(info.Env(), [&] {
+    setLimits(Limits{limitField(o, "maxPixels"), limitField(o, "maxCrops"), limitField(o, "maxTensorElements")});
+  });
+  return info.Env().Undefined();
+}
+}  // namespace
+
+void EnvLife::add(const CancelTokenPtr& token) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (gone.load()) token->cancel();
+  running.push_back(token);
+}
+
+void EnvLife::remove(const CancelToken* token) {
+  std::lock_guard<std::mutex> lock(mutex);
+  for (size_t i = 0; i < running.size(); ++i)
+    if (running[i].get() == token) {
+      running[i] = std::move(running.back());
+      running.pop_back();
+      return;
+    }
+}
+
+size_t EnvLife::shutdown() {
+  std::lock_guard<std::mutex> lock(mutex);
+  gone.store(true);
+  for (const auto& t : running) t->cancel();
+  return running.size();
+}
+
+void adjustExternalMemory(napi_env env, int64_t delta) noexcept {
+  int64_t ignored = 0;
+  napi_adjust_external_memory(env, delta, &ignored);
+}
+
+bool envCanRunJs(Napi::Env env) noexcept {
+  // napi_set_named_property refuses (napi_pending_exception / napi_cannot_run_js) once the
+  // environment can no longer call into JavaScript; creating a plain object never runs JS.
+  napi_value probe = nullptr, value = nullptr;
+  if (napi_create_object(env, &probe) != napi_ok || napi_get_boolean(env, true, &value) != napi_ok) return false;
+  return napi_set_named_property(env, probe, "p", value) == napi_ok;
+}
+
 void initAddonData(Napi::Env env, Napi::Object exports) {
-  env.SetInstanceData(new AddonData());
+  auto* data = new AddonData();
+  env.SetInstanceData(data);
+  // Runs when the environment tears down (worker exit/terminate, process exit), before
+  // N-API frees the environment's references. Holds EnvLife, not AddonData (freed with
+  // the instance data).
+  std::shared_ptr<EnvLife> life = data->life;
+  env.AddCleanupHook([life]() { life->shutdown(); });
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
+  exports.Set("getLimits", Napi::Function::New(env, GetLimits, "getLimits"));
+  exports.Set("setLimits", Napi::Function::New(env, SetLimits, "setLimits"));
 }
 
 Napi::Object objArg(const Napi::CallbackInfo& info, size_t i) {
@@ -81,15 +157,27 @@ TensorView tensorView(const Napi::Value& value, const std::string& argName) {
     Napi::Value d = dims.Get(i);
     const double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1;
     if (!(v >= 0) || std::floor(v) != v) throwError(env, code::kInvalidArgument, argName + ": shape must hold non-negative integers");
+    if (v > 9.007199254740992e15 || __builtin_mul_overflow(elements, static_cast<int64_t>(v), &elements))
+      throwError(env, code::kInvalidArgument, argName + ": shape holds more elements than any data array can");
     view.shape.push_back(static_cast<int64_t>(v));
-    elements *= static_cast<int64_t>(v);
   }
   if (static_cast<size_t>(elements) != array.ElementLength())
     throwError(env, code::kInvalidArgument, argName + ": shape holds " + std::to_string(elements) +
                                                 " elements but data has " + std::to_string(array.ElementLength()));
+  rethrowNative(env, [&] { checkTensorElements(elements, argName); });
+  // The data pointer straight from the TypedArray: this also serves views over a
+  // SharedArrayBuffer (whose ArrayBuffer() N-API refuses). Shared memory is copied at the
+  // call like any other input, so later writes by any thread do not reach the job.
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* base = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(env, array, &type, &length, &base, &buffer, &offset) != napi_ok)
+    throwError(env, code::kInvalidArgument, argName + ": its data array cannot be read");
   view.byteLength = array.ByteLength();
-  // Copied, not borrowed: see TensorView (napi_util.h).
-  const auto* source = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  // Copied, not borrowed: see TensorView (napi_util.h). `base` already points at the
+  // first element (napi_get_typedarray_info adjusts it by the view's byte offset).
+  const auto* source = static_cast<const uint8_t*>(base);
   auto copy = std::make_shared<std::vector<uint8_t>>(source, source + view.byteLength);
   view.data = copy->data();
   view.owner = std::move(copy);
@@ -139,9 +227,13 @@ std::string optString(const Napi::Object& o, const char* key, const std::string&
 
 // ---------------------------------------------------------------------------
 
-Job::Job(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+Job::Job(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {
+  auto* data = env.GetInstanceData<AddonData>();
+  life_ = data ? data->life : std::make_shared<EnvLife>();
+  life_->add(cancel_);
+}
 
-Job::~Job() = default;
+Job::~Job() { life_->remove(cancel_.get()); }
 
 void Job::keepAlive(const Napi::Value& value) { keptAlive_.push_back(Napi::Persistent(value)); }
 
@@ -192,21 +284,22 @@ void Job::Execute() {
     run();
   } catch (const Error& e) {
     errorCode_ = e.code();
-    SetError(e.what());
+    errorMessage_ = e.what();
   } catch (const std::bad_alloc&) {
     errorCode_ = code::kInternal;
-    SetError("Out of memory");
+    errorMessage_ = "Out of memory";
   } catch (const std::exception& e) {
     // libtorch/OpenCV messages carry backtraces after the first line.
     std::string message = e.what();
     const auto cut = message.find("\nException raised from");
     if (cut != std::string::npos) message.resize(cut);
     errorCode_ = isDeviceOutOfMemory(message) ? code::kOutOfMemory : code::kInternal;
-    SetError(message);
+    errorMessage_ = message;
   } catch (...) {
     errorCode_ = code::kInternal;
-    SetError("Unknown native error");
+    errorMessage_ = "Unknown native error";
   }
+  failed_ = !errorCode_.empty();
 }
 
 void Job::settle() {
@@ -217,9 +310,27 @@ void Job::settle() {
   keptAlive_.clear();
 }
 
-void Job::OnOK() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
+// Replaces AsyncWorker's completion (OnOK/OnError through WrapCallback), which lets a
+// Napi::Error escape into Node when the environment is tearing down: fatal there.
+void Job::OnWorkComplete(Napi::Env env, napi_status status) {
+  life_->remove(cancel_.get());
+  try {
+    Napi::HandleScope scope(env);
+    if (status == napi_cancelled || life_->gone.load() || !envCanRunJs(env)) {
+      settle();  // the environment is going away: nobody is waiting for this promise
+    } else if (failed_) {
+      settleError(env);
+    } else {
+      settleOK(env);
+    }
+  } catch (...) {
+    // Only reachable while the environment dies under us: nothing left to report to.
+    try { settle(); } catch (...) {}
+  }
+  Destroy();
+}
+
+void Job::settleOK(Napi::Env env) {
   try {
     Napi::Value result = resolve(env);
     settle();
@@ -233,11 +344,9 @@ void Job::OnOK() {
   }
 }
 
-void Job::OnError(const Napi::Error& e) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
+void Job::settleError(Napi::Env env) {
   settle();
-  deferred_.Reject(makeError(env, errorCode_.empty() ? code::kInternal : errorCode_, e.Message()).Value());
+  deferred_.Reject(makeError(env, errorCode_, errorMessage_).Value());
 }
 
 }  // namespace anomalyncd::binding

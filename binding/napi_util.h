@@ -4,9 +4,11 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,12 +18,33 @@
 
 namespace anomalyncd::binding {
 
+// The lifetime of one environment as jobs see it. Shared (shared_ptr) by the
+// AddonData, the environment's cleanup hook and every job, so it outlives all of them.
+// `gone` is set when the environment tears down (a worker thread that exits or is
+// terminated): from then on a job settles nothing (no N-API call reaches JS) and the
+// jobs still registered are cancelled.
+struct EnvLife {
+  std::atomic<bool> gone{false};
+  std::mutex mutex;
+  std::vector<CancelTokenPtr> running;  // tokens of the jobs queued or running in this environment
+
+  void add(const CancelTokenPtr& token);
+  void remove(const CancelToken* token);
+  // The cleanup hook's work: marks the environment gone and cancels every registered job.
+  size_t shutdown();
+};
+
 // Per-environment state of an addon (each .node keeps its own: a worker thread
 // or a second context loads it afresh).
 struct AddonData {
   Napi::FunctionReference errorClass;     // (code, message) => AnomalyNCDError, from ts/core/errors.ts
   Napi::FunctionReference backboneClass;  // the model addon's Backbone class (empty elsewhere)
+  std::shared_ptr<EnvLife> life = std::make_shared<EnvLife>();
 };
+
+// napi_adjust_external_memory that never throws (finalizers and destructors run while an
+// environment tears down, where a throwing N-API wrapper would terminate the process).
+void adjustExternalMemory(napi_env env, int64_t delta) noexcept;
 
 // What every addon's Init does first: its AddonData and `setErrorClass`.
 void initAddonData(Napi::Env env, Napi::Object exports);
@@ -32,6 +55,16 @@ Napi::Error makeError(Napi::Env env, const std::string& code, const std::string&
 
 // True for a device out-of-memory failure's message (mapped to ERR_OUT_OF_MEMORY).
 bool isDeviceOutOfMemory(const std::string& message);
+
+// Runs `f` on the main thread, turning an anomalyncd::Error it throws into the TS error.
+template <typename F>
+void rethrowNative(Napi::Env env, F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    throwError(env, e.code(), e.what());
+  }
+}
 
 // A view of a TS Tensor ({dtype, shape, data: TypedArray}) over a copy of its
 // bytes taken on the calling thread. Not the JS memory itself: a reference to a
@@ -59,9 +92,9 @@ Napi::ArrayBuffer externalBufferOf(Napi::Env env, std::vector<T>&& values) {
   auto* holder = new Holder{std::move(values)};
   const size_t length = holder->v.size() * sizeof(T);
   if (length == 0) { delete holder; return Napi::ArrayBuffer::New(env, 0); }
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(length));
+  adjustExternalMemory(env, static_cast<int64_t>(length));
   return Napi::ArrayBuffer::New(env, holder->v.data(), length, [length](Napi::Env e, void*, Holder* h) {
-    Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(length));
+    adjustExternalMemory(e, -static_cast<int64_t>(length));
     delete h;
   }, holder);
 }
@@ -78,6 +111,14 @@ Napi::Object objArg(const Napi::CallbackInfo& info, size_t i);
 // Base of every Promise-returning native call. Derived classes copy their
 // inputs into plain members in the constructor (main thread), do the work in
 // run() (worker thread, no N-API), and build the JS result in resolve().
+//
+// Environment teardown (worker.terminate() or exit while a job runs): Node waits for
+// every queued/running async work of the environment before it runs cleanup hooks, so
+// the job's inputs (kept referenced) stay valid until run() returns. Completion then
+// finds the environment unable to run JS: the job settles nothing, catches whatever
+// an N-API wrapper throws (nothing escapes into Node, which would abort the process),
+// drops its result and deletes itself. The environment's cleanup hook marks EnvLife
+// gone and cancels jobs still registered.
 class Job : public Napi::AsyncWorker {
  public:
   Job(Napi::Env env, const char* name);
@@ -102,10 +143,12 @@ class Job : public Napi::AsyncWorker {
 
  private:
   void Execute() override;
-  void OnOK() override;
-  void OnError(const Napi::Error& e) override;
+  void OnWorkComplete(Napi::Env env, napi_status status) override;
+  void settleOK(Napi::Env env);
+  void settleError(Napi::Env env);
   void settle();
 
+  std::shared_ptr<EnvLife> life_;
   Napi::Promise::Deferred deferred_;
   CancelTokenPtr cancel_ = std::make_shared<CancelToken>();
   Napi::ThreadSafeFunction progress_;
@@ -114,7 +157,12 @@ class Job : public Napi::AsyncWorker {
   std::vector<std::shared_ptr<const void>> keptStorage_;
   std::vector<std::string> warnings_;
   std::string errorCode_;
+  std::string errorMessage_;
+  bool failed_ = false;
 };
+
+// Whether `env` can still run JavaScript (false while it tears down).
+bool envCanRunJs(Napi::Env env) noexcept;
 
 // Queues a new J(args...) and returns its {promise, cancel}; the queued
 // AsyncWorker deletes itself when it settles.

@@ -91,10 +91,10 @@ class ExtractRegionsJob : public Job {
     if (m.empty()) return Napi::ArrayBuffer::New(env, 0);
     auto* owner = new cv::Mat(m);
     const size_t bytes = owner->total() * owner->elemSize();
-    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
+    adjustExternalMemory(env, static_cast<int64_t>(bytes));
     m.release();
     return Napi::ArrayBuffer::New(env, owner->data, bytes, [bytes](Napi::Env e, void*, cv::Mat* held) {
-      Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(bytes));
+      adjustExternalMemory(e, -static_cast<int64_t>(bytes));
       delete held;
     }, owner);
   }

@@ -17,6 +17,7 @@
 #include "io/image_io.h"
 #include "model/device.h"
 #include "model/heads.h"
+#include "common/limits.h"
 #include "napi_util.h"
 #include "train/bundle.h"
 #include "train/trainer.h"
@@ -158,6 +159,11 @@ class FitJob : public Job {
     else if (!backbone.IsNull()) req_.backbone = backboneFromJs(backbone);
     Napi::Value un = field(dataset, "unlabelled");
     if (!un.IsArray()) bad(env, "dataset.unlabelled must be an array of crops");
+    {
+      Napi::Value labs = field(dataset, "labelled");
+      const int64_t total = int64_t(un.As<Napi::Array>().Length()) + (labs.IsArray() ? int64_t(labs.As<Napi::Array>().Length()) : 0);
+      rethrowNative(env, [&] { checkCrops(total, "fit() dataset"); });
+    }
     for (uint32_t i = 0; i < un.As<Napi::Array>().Length(); ++i) {
       train::TrainSample s = cropArg(*this, un.As<Napi::Array>().Get(i), "dataset.unlabelled[" + std::to_string(i) + "]");
       s.label = -1;
@@ -370,6 +376,7 @@ Napi::Value Predict(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto m = modelArg(info[0]);
   if (!info[1].IsArray()) bad(env, "predict() needs an array of crops");
+  rethrowNative(env, [&] { checkCrops(info[1].As<Napi::Array>().Length(), "predict()"); });
   return startJob<PredictJob>(info[3], env, m, info[1].As<Napi::Array>(), objArg(info, 2));
 }
 
@@ -387,6 +394,7 @@ Napi::Value ReadCrops(const Napi::CallbackInfo& info) {
   auto images = stringArray(info[0], "images");
   auto masks = stringArray(info[1], "masks");
   if (images.size() != masks.size()) bad(env, "readCrops(): one mask per image is needed");
+  rethrowNative(env, [&] { checkCrops(static_cast<int64_t>(images.size()), "readCrops()"); });
   int threads = 0;
   FieldReader(objArg(info, 2), "readCrops() options")("threads", threads);
   return startJob<ReadCropsJob>(info[3], env, std::move(images), std::move(masks), threads);

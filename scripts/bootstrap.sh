@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(cmake g++ make libtorch-dev libopencv-dev libpng-dev)
-# Test oracles only (Debian's builds of the reference's Python stack).
-APT_TEST_PACKAGES=(python3-numpy python3-opencv python3-pil python3-sklearn python3-torch chromium)
+# Test oracles (Debian's builds of the reference's Python stack); clang for the fuzz smoke.
+APT_TEST_PACKAGES=(python3-numpy python3-opencv python3-pil python3-sklearn python3-torch chromium clang-14 libclang-rt-14-dev)
 
 missing=()
 want=("${APT_PACKAGES[@]}")

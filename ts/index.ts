@@ -19,8 +19,10 @@ export {
   DeviceError,
   OutOfMemoryError,
   NativeLoadError,
+  LimitError,
   type ErrorCode,
 } from './core/errors.js';
+export { getLimits, setLimits, DEFAULT_LIMITS, type Limits } from './core/limits.js';
 export { Tensor, type DType, type DTypeOf, type DataOf, type TensorData } from './core/tensor.js';
 export { readNpy, writeNpy, parseNpy, formatNpy } from './io/npy.js';
 export { binarize, type BinarizeOptions, type BinarizeResult, type MebinMap, type MebinOptions, type MapInput } from './stages/mebin.js';

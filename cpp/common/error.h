@@ -16,6 +16,7 @@ inline constexpr const char* kAborted = "ERR_ABORTED";                    // can
 inline constexpr const char* kInternal = "ERR_INTERNAL";                  // a bug or libtorch failure
 inline constexpr const char* kDevice = "ERR_DEVICE";                      // CUDA asked for but not available
 inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";          // device memory exhausted
+inline constexpr const char* kLimit = "ERR_LIMIT";                        // over a size limit (common/limits.h)
 }  // namespace code
 
 class Error : public std::runtime_error {

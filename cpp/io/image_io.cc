@@ -14,6 +14,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "common/error.h"
+#include "common/limits.h"
 #include "io/png_codec.h"
 
 namespace anomalyncd::io {
@@ -87,12 +88,21 @@ ImdecodeFn imdecodeFn() {
   return fn;
 }
 
+// The size the header declares, against maxPixels, before anything is decoded (a tiny
+// file may declare 100k x 100k); formats whose header we do not read are checked after
+// OpenCV's decode (which refuses more than 2^30 pixels itself).
+void checkDeclaredSize(const std::string& path, const std::vector<uint8_t>& bytes) {
+  int64_t w = 0, h = 0;
+  if (imageHeaderSize(bytes.data(), bytes.size(), &w, &h)) checkPixels(w, h, "'" + path + "'");
+}
+
 cv::Mat decode(const std::string& path, const std::vector<uint8_t>& bytes, int flags) {
   cv::Mat decoded;
   std::string error;
   if (imdecodeFn()(bytes.data(), bytes.size(), flags, &decoded, &error) < 0)
     throw Error(code::kBadInput, "Cannot decode '" + path + "': " + error);
   if (decoded.empty()) throw Error(code::kBadInput, "Cannot decode '" + path + "': not an image OpenCV can read");
+  checkPixels(decoded.cols, decoded.rows, "'" + path + "'");
   return decoded;
 }
 
@@ -112,6 +122,7 @@ void checkImageFile(const std::string& path) { checkComplete(path, readAll(path)
 cv::Mat readMapU8(const std::string& path) {
   const auto bytes = readAll(path);
   checkComplete(path, bytes);
+  checkDeclaredSize(path, bytes);
   cv::Mat map;
   if (!decodeGrayPng(bytes, map)) map = decode(path, bytes, cv::IMREAD_UNCHANGED);
   if (map.depth() != CV_8U)
@@ -126,6 +137,7 @@ cv::Mat readMapU8(const std::string& path) {
 cv::Mat readImageRGB(const std::string& path) {
   const auto bytes = readAll(path);
   checkComplete(path, bytes);
+  checkDeclaredSize(path, bytes);
   cv::Mat bgr = decode(path, bytes, cv::IMREAD_COLOR);
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);

@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/limits.h"
 #include "common/untrusted.h"
 #include "model/checkpoint_detail.h"
 
@@ -77,6 +78,7 @@ StateDict readSafetensorsStream(const CheckpointError& err, std::ifstream& f, ui
     int64_t numel = 0;
     if (!checkedNumel(dims, static_cast<int64_t>(dataSize / es) + 1, &numel))
       err.fail(where + "shape " + shapeStr(dims) + " does not fit in the file");
+    checkTensorElements(numel, "checkpoint '" + err.path() + "': " + where + "shape " + shapeStr(dims));
     if (b > e || e > dataSize)
       err.fail(where + "data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
                "] outside the data section (" + std::to_string(dataSize) + " bytes; truncated file?)");

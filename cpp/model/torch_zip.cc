@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/limits.h"
 #include "common/untrusted.h"
 #include "model/checkpoint_detail.h"
 
@@ -434,6 +435,7 @@ class Unpickler {
     if (offset < 0) fail("negative storage offset");
     int64_t numel = 0;
     if (!checkedNumel(size, int64_t(1) << 32, &numel)) fail("bad tensor size " + shapeStr(size));
+    checkTensorElements(numel, "checkpoint '" + err_.path() + "': tensor of shape " + shapeStr(size));
     // stride-0 (expanded) views are legal, but a tiny storage must not become a huge tensor
     if (numel > 1024 * std::max<int64_t>(storageNumel, 1) + 1024)
       fail("tensor of " + std::to_string(numel) + " elements over a storage of " + std::to_string(storageNumel));
@@ -554,6 +556,7 @@ StateDict readTorchZip(const CheckpointError& err, const std::string& path, uint
     const size_t es = c10::elementSize(st);
     if (static_cast<uint64_t>(numel) > fileSize / es)
       err.fail("storage '" + key + "' claims " + std::to_string(numel) + " elements, more than the file holds");
+    checkTensorElements(numel, "checkpoint '" + path + "': storage '" + key + "'");
     auto [ptr, sz] = record("data/" + key);
     const size_t bytes = static_cast<size_t>(numel) * es;
     if (sz < bytes)

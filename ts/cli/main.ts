@@ -60,7 +60,7 @@ Commands:
 
 'anomalyncd <command> --help' lists the command's flags. --device D: cpu, cuda, cuda:N or auto (default: the
 GPU when the build has CUDA and one is present, else the CPU).
-Exit codes: 0 ok, 2 usage/invalid argument, 3 bad input or file error, 4 bad checkpoint, 5 device unavailable,
+Exit codes: 0 ok, 2 usage/invalid argument, 3 bad input, file error or over a limit, 4 bad checkpoint, 5 device unavailable,
 6 out of (device) memory, 130 aborted, 1 internal error.
 `;
 
@@ -69,6 +69,7 @@ export function exitCodeFor(error: unknown): number {
   switch (error.code) {
     case 'ERR_INVALID_ARGUMENT': return 2;
     case 'ERR_BAD_INPUT':
+    case 'ERR_LIMIT':
     case 'ERR_IO': return 3;
     case 'ERR_CHECKPOINT': return 4;
     case 'ERR_DEVICE': return 5;

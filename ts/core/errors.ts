@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'ERR_IO'
   | 'ERR_CHECKPOINT'
   | 'ERR_ABORTED'
+  | 'ERR_LIMIT'
   | 'ERR_INTERNAL'
   | 'ERR_DEVICE'
   | 'ERR_OUT_OF_MEMORY'
@@ -63,6 +64,17 @@ export class AbortError extends AnomalyNCDError {
   }
 }
 
+/**
+ * An input is over one of the size limits ({@link Limits}: pixels per image or map, crops
+ * per call, tensor elements), found before memory is allocated for it; the message names
+ * the limit. Raise it with {@link setLimits} when the input is genuine.
+ */
+export class LimitError extends AnomalyNCDError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_LIMIT', message, options);
+  }
+}
+
 /** A bug, or a failure inside libtorch/OpenCV that is not the caller's fault. */
 export class InternalError extends AnomalyNCDError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -100,6 +112,7 @@ const byCode: Record<ErrorCode, new (message: string) => AnomalyNCDError> = {
   ERR_IO: IoError,
   ERR_CHECKPOINT: CheckpointError,
   ERR_ABORTED: AbortError,
+  ERR_LIMIT: LimitError,
   ERR_INTERNAL: InternalError,
   ERR_DEVICE: DeviceError,
   ERR_OUT_OF_MEMORY: OutOfMemoryError,

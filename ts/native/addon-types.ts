@@ -150,8 +150,11 @@ export interface RawBackbone {
 }
 
 /** Exports every addon has. */
-interface AddonBase {
+export interface AddonBase {
   setErrorClass(factory: (code: string, message: string) => Error): void;
+  /** Process-wide size limits (cpp/common/limits.h); each addon has its own copy. */
+  getLimits(): { maxPixels: number; maxCrops: number; maxTensorElements: number };
+  setLimits(limits: { maxPixels: number; maxCrops: number; maxTensorElements: number }): void;
 }
 
 /** anomalyncd_core.node: the OpenCV stages (never loads libtorch). */

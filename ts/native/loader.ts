@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorFromCode, NativeLoadError } from '../core/errors.js';
-import type { CoreAddon, ModelAddon, TestingAddon } from './addon-types.js';
+import type { AddonBase, CoreAddon, ModelAddon, TestingAddon } from './addon-types.js';
 import { explainLoadError, variantsFor, type LoadFailure, type PlatformManifest } from './platforms.js';
 
 /** The package root (holds package.json, prebuilds/ and build/). */
@@ -200,7 +200,12 @@ export function noBinaryMessage(name: AddonName, tried: readonly Rejection[]): s
   return lines.join('\n');
 }
 
-function load<T extends { setErrorClass(factory: (code: string, message: string) => Error): void }>(name: AddonName): T {
+/** @internal Every addon loaded so far (each holds its own copy of the process-wide limits). */
+export function loadedAddons(): AddonBase[] {
+  return [...loaded.values()] as AddonBase[];
+}
+
+function load<T extends AddonBase>(name: AddonName): T {
   const hit = loaded.get(name);
   if (hit) return hit.addon as T;
   // Before ANY addon: OpenCV's core links OpenBLAS too (Debian's LAPACK), and
@@ -231,6 +236,8 @@ function load<T extends { setErrorClass(factory: (code: string, message: string)
       continue;
     }
     addon.setErrorClass(errorFromCode);
+    // Limits are process-wide; the core addon holds the values a later addon starts from.
+    if (name !== 'anomalyncd_core') addon.setLimits(coreAddon().getLimits());
     loaded.set(name, { addon, source, file });
     chosen ??= source;
     return addon;
