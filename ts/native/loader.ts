@@ -202,7 +202,7 @@ export function noBinaryMessage(name: AddonName, tried: readonly Rejection[]): s
 
 /** @internal Every addon loaded so far (each holds its own copy of the process-wide limits). */
 export function loadedAddons(): AddonBase[] {
-  return [...loaded.values()] as AddonBase[];
+  return [...loaded.values()].map((l) => l.addon as AddonBase);
 }
 
 function load<T extends AddonBase>(name: AddonName): T {
