@@ -8,6 +8,7 @@
  * @internal
  * @module
  */
+import { jacobiEigen } from './pca.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { mulberry32 } from '../core/random.js';
 import { DEFAULT_TOL, kmeansCore } from './kmeans.js';
@@ -141,48 +142,6 @@ export function stabilityCore(
   return { k, curve };
 }
 
-/** Eigen-decomposition of a small symmetric matrix (cyclic Jacobi); eigenvalues ascending with their vectors (columns). */
-export function symmetricEigen(a: Float64Array, m: number): { values: Float64Array; vectors: Float64Array } {
-  const A = Float64Array.from(a);
-  const V = new Float64Array(m * m);
-  for (let i = 0; i < m; i++) V[i * m + i] = 1;
-  for (let sweep = 0; sweep < 100; sweep++) {
-    let off = 0;
-    for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) off += A[i * m + j]! ** 2;
-    if (off < 1e-30) break;
-    for (let p = 0; p < m; p++)
-      for (let q = p + 1; q < m; q++) {
-        const apq = A[p * m + q]!;
-        if (Math.abs(apq) < 1e-300) continue;
-        const theta = (A[q * m + q]! - A[p * m + p]!) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
-        for (let k = 0; k < m; k++) {
-          const akp = A[k * m + p]!, akq = A[k * m + q]!;
-          A[k * m + p] = c * akp - s * akq;
-          A[k * m + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < m; k++) {
-          const apk = A[p * m + k]!, aqk = A[q * m + k]!;
-          A[p * m + k] = c * apk - s * aqk;
-          A[q * m + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < m; k++) {
-          const vkp = V[k * m + p]!, vkq = V[k * m + q]!;
-          V[k * m + p] = c * vkp - s * vkq;
-          V[k * m + q] = s * vkp + c * vkq;
-        }
-      }
-  }
-  const order = Array.from({ length: m }, (_, i) => i).sort((i, j) => A[i * m + i]! - A[j * m + j]!);
-  const values = Float64Array.from(order, (i) => A[i * m + i]!);
-  const vectors = new Float64Array(m * m);
-  order.forEach((src, dst) => {
-    for (let r = 0; r < m; r++) vectors[r * m + dst] = V[r * m + src]!;
-  });
-  return { values, vectors };
-}
-
 /**
  * The smallest `count` eigenvalues of the symmetric normalised Laplacian
  * `L = I - D^-1/2 W D^-1/2` of a sparse symmetric affinity (CSR), by subspace
@@ -248,7 +207,7 @@ function smallestLaplacianEigenvalues(
           H[a * m + b] = s;
           H[b * m + a] = s;
         }
-      const eig = symmetricEigen(H, m);
+      const eig = jacobiEigen(H, m);
       values = eig.values;
       let delta = 0;
       for (let j = 0; j < m; j++) delta = Math.max(delta, Math.abs(values[j]! - prev[j]!));

@@ -32,8 +32,8 @@ function orthonormalize(Q: Float64Array, m: number, b: number, rand: () => numbe
   }
 }
 
-/** Eigen-decomposition of a small symmetric matrix (row-major, n×n) by cyclic Jacobi; eigenvalues descending, vectors as columns of V. */
-function jacobiEigen(A: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+/** Eigen-decomposition of a small symmetric matrix (row-major, n×n) by cyclic Jacobi; eigenvalues descending, vectors as columns of V. @internal */
+export function jacobiEigen(A: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
   const a = Float64Array.from(A);
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++) v[i * n + i] = 1;
