@@ -323,7 +323,7 @@ test.serial('SIGKILL during discover: the output folder keeps the previous run, 
   const rerun = await cliUntil(['demo', '--out', out, '--per-type', '2', '--epochs', '1', '--threads', '1', '--json'], undefined, () => false);
   t.is(rerun.code, 0, rerun.stderr);
   t.deepEqual(siblings(out), [], 'stale staging cleaned');
-  t.deepEqual(readdirSync(out).sort(), ['metrics.json', 'notes.txt', 'predictions.json', 'report.html', 'timings.json']);
+  t.deepEqual(readdirSync(out).sort(), ['metrics.json', 'model.safetensors', 'notes.txt', 'predictions.json', 'report.html', 'timings.json']);
   t.not(readFileSync(join(out, 'predictions.json'), 'utf8'), '{"previous": true}\n');
 });
 
