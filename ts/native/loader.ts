@@ -236,10 +236,11 @@ function load<T extends AddonBase>(name: AddonName): T {
       continue;
     }
     addon.setErrorClass(errorFromCode);
-    // Limits are process-wide; the core addon holds the values a later addon starts from.
-    if (name !== 'anomalyncd_core') addon.setLimits(coreAddon().getLimits());
     loaded.set(name, { addon, source, file });
     chosen ??= source;
+    // Limits are process-wide; the core addon holds the values a later addon starts from
+    // (looked for where this one loaded: `chosen` is set first).
+    if (name !== 'anomalyncd_core') addon.setLimits(coreAddon().getLimits());
     return addon;
   }
   throw new NativeLoadError(noBinaryMessage(name, tried));
