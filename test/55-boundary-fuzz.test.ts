@@ -30,3 +30,22 @@ test.serial('input buffers transferred away (structuredClone / postMessage) and 
     t.is(d.mismatches, 0, `${d.job} ${d.how}: results changed after the input was detached`);
   }
 });
+
+// The five untyped errors the 10^4-call bench run found after the merge (bench/RESULTS.md,
+// Reliability): each is now a typed InvalidArgumentError.
+test.serial('regressions of the 10^4-call run: null options, a hostile shape entry, a non-object discover item', async (t) => {
+  const { binarize, discover, extractRegions, fit, InvalidArgumentError, Tensor } = await import('anomalyncd');
+  const map = () => new Tensor('uint8', [32, 32]);
+  const image = () => new Tensor('uint8', [32, 32, 3]);
+  await t.throwsAsync(binarize([map()], null as never), { instanceOf: InvalidArgumentError, message: /options must be an object/ });
+  await t.throwsAsync(extractRegions([image()], [map()], null as never), { instanceOf: InvalidArgumentError, message: /options must be an object/ });
+  t.throws(() => new Tensor('uint8', [Object.create(null) as number, 4], new Uint8Array(4)), { instanceOf: InvalidArgumentError, message: /must hold non-negative integers/ });
+  await t.throwsAsync(discover([undefined, 0] as never, { k: 2 }), { instanceOf: InvalidArgumentError, message: /items\[0\] must be an object/ });
+  const crops = [{ image: image(), mask: new Tensor('uint8', [32, 32]) }];
+  const model = await fit({ unlabelled: [...crops, ...crops] }, { k: 2, arch: { patchSize: 16, embedDim: 16, depth: 1, numHeads: 1, maskLayers: 1 }, epochs: 1, batchSize: 2, threads: 1, projHidden: 16, projOut: 8, nHead: 1 });
+  try {
+    await t.throwsAsync(model.predict(crops, null as never), { instanceOf: InvalidArgumentError, message: /options must be an object/ });
+  } finally {
+    model.dispose();
+  }
+});

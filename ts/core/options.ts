@@ -187,6 +187,15 @@ export const precisionField = oneOf(['fp32', 'bf16'] as const, {
 export const threadsField = int({ min: 1, max: 1024, default: () => availableParallelism(), doc: 'Worker threads (default: all available cores).' });
 
 /**
+ * The caller's options argument when it is an object; a typed error naming the call
+ * otherwise (`null` or a primitive where options go). @internal
+ */
+export function optionsObject<T>(options: T, call: string): T {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`${call}: options must be an object`);
+  return options;
+}
+
+/**
  * Validates `input` against `schema` and returns a new plain object with every
  * defaulted field filled. Each property of `input` is read exactly once.
  * Properties not in the schema are ignored (callers pass `signal`, callbacks, ...).

@@ -55,14 +55,14 @@ export class Tensor<D extends DType = DType> {
     if (typeof dtype !== 'string' || !Object.hasOwn(constructors, dtype))
       throw new InvalidArgumentError(`Unknown dtype '${shown(dtype)}'; expected one of ${Object.keys(constructors).join(', ')}`);
     for (const d of shape)
-      if (!Number.isInteger(d) || d < 0) throw new InvalidArgumentError(`Tensor shape [${shape.join(', ')}] must hold non-negative integers`);
+      if (!Number.isInteger(d) || d < 0) throw new InvalidArgumentError(`Tensor shape ${shapeText(shape)} must hold non-negative integers`);
     const n = numel(shape);
     const Ctor = constructors[dtype] as unknown as new (n: number) => DataOf[D];
     if (!Ctor) throw new InvalidArgumentError(`Unknown dtype '${shown(dtype)}'; expected one of ${Object.keys(constructors).join(', ')}`);
     const array = data ?? new Ctor(n);
     if (dtypeOf(array) !== dtype) throw new InvalidArgumentError(`Tensor data is not a ${dtype} array`);
     if (array.length !== n)
-      throw new InvalidArgumentError(`Tensor shape [${shape.join(', ')}] needs ${n} elements but data has ${array.length}`);
+      throw new InvalidArgumentError(`Tensor shape ${shapeText(shape)} needs ${n} elements but data has ${array.length}`);
     this.dtype = dtype;
     this.shape = Object.freeze([...shape]);
     this.data = array;
@@ -98,4 +98,10 @@ export function isTensorLike(value: unknown): value is Tensor {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Partial<Tensor>;
   return typeof v.dtype === 'string' && Array.isArray(v.shape) && ArrayBuffer.isView(v.data);
+}
+
+/** A shape for a message: its first entries, each shown safely (a hostile entry cannot throw). */
+function shapeText(shape: readonly unknown[]): string {
+  const head = shape.slice(0, 8).map((d) => shown(d));
+  return `[${head.join(', ')}${shape.length > 8 ? `, … (${shape.length} entries)` : ''}]`;
 }

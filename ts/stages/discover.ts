@@ -6,7 +6,7 @@
  */
 import { kmeans, type KScore } from '../analysis/cluster.js';
 import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod } from '../analysis/estimate-k-async.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, shown } from '../core/errors.js';
 import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
@@ -334,6 +334,9 @@ const NO_CALIBRATION = { masksAsMaps: false, maskLevel: 128, noveltyScore: DEFAU
 /** Runs AnomalyNCD end to end over a set of images and anomaly maps. */
 export async function discover(items: readonly DiscoverItem[], options: DiscoverOptions): Promise<DiscoverResult> {
   if (!Array.isArray(items) || items.length === 0) throw new InvalidArgumentError('discover() needs a non-empty array of {image, map}');
+  items.forEach((item, i) => {
+    if (typeof item !== 'object' || item === null) throw new InvalidArgumentError(`discover(): items[${i}] must be an object {image, map} (got ${shown(item)})`);
+  });
   const o = resolveOptions(DISCOVER_FIELDS, options);
   const { k, threads, tauAlpha, seed } = o;
   // Checked before any work: nothing (no loaded backbone) needs freeing yet.

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, deviceField, int, intRange, resolveOptions, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, optionsObject, resolveOptions, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBinarizeOptions, RawTensor } from '../native/addon-types.js';
@@ -126,7 +126,7 @@ export async function binarize(maps: readonly MapInput[], options: BinarizeOptio
     names: [],
     device: o.device,
   };
-  const binaryDir: unknown = options.binaryDir;
+  const binaryDir: unknown = optionsObject(options, 'binarize(maps, options)').binaryDir;
   if (binaryDir !== undefined) {
     const given: unknown = options.binaryNames;
     const names: unknown[] | undefined = Array.isArray(given) ? [...(given as unknown[])] : undefined;

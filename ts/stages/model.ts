@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, shown } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, deviceField, int, num, oneOf, precisionField, resolveOptions, threadsField, type DeviceRequest, type Precision, type SchemaFor } from '../core/options.js';
+import { bool, deviceField, int, num, oneOf, optionsObject, precisionField, resolveOptions, threadsField, type DeviceRequest, type Precision, type SchemaFor } from '../core/options.js';
 import { modelAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBackbone, RawVitConfig } from '../native/addon-types.js';
@@ -218,7 +218,7 @@ export class Backbone {
    * in [0, 1], or omitted for an unguided DINO forward.
    */
   async embed(images: Tensor, masks?: Tensor, options: EmbedOptions = {}): Promise<Tensor<'float32'>> {
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('embed(images, masks, options): options must be an object');
+    optionsObject(options, 'embed(images, masks, options)');
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     checkFloat4d(images, 'images', 3);
     if (masks !== undefined) checkFloat4d(masks, 'masks', 1);
@@ -234,7 +234,7 @@ export class Backbone {
    * [n, embedDim] come back. The same bits as `embed` over `preprocess` of the crops.
    */
   async embedCrops(crops: readonly EmbedCrop[], options: EmbedOptions = {}): Promise<Tensor<'float32'>> {
-    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('embedCrops(crops, options): options must be an object');
+    optionsObject(options, 'embedCrops(crops, options)');
     if (this.#native.disposed) throw new InvalidArgumentError('This backbone has been disposed');
     if (!Array.isArray(crops) || crops.length === 0) throw new InvalidArgumentError('embedCrops() needs a non-empty array of {image, mask}');
     const list = crops.map((c: EmbedCrop, i) => {
@@ -272,7 +272,7 @@ function checkFloat4d(t: unknown, name: string, channels: number): void {
  */
 export async function loadBackbone(path: string | null, options: LoadBackboneOptions = {}): Promise<Backbone> {
   if (path !== null && (typeof path !== 'string' || path.length === 0)) throw new InvalidArgumentError('loadBackbone(path): path must be a file path or null');
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('loadBackbone(path, options): options must be an object');
+  optionsObject(options, 'loadBackbone(path, options)');
   const { arch, ...rest } = options;
   const raw = { arch: arch === undefined ? null : resolveArch(arch), ...resolveOptions(LOAD_FIELDS, rest) };
   const native = modelAddon();

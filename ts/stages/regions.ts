@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, deviceField, int, num, resolveOptions, str, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, int, num, optionsObject, resolveOptions, str, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -163,7 +163,7 @@ export async function extractRegions(
   if (images.length === 0) throw new InvalidArgumentError('extractRegions() needs at least one image');
   if (images.length !== maps.length)
     throw new InvalidArgumentError(`extractRegions(): ${images.length} images cannot be paired with ${maps.length} maps`);
-  const given: unknown = options.names;
+  const given: unknown = optionsObject(options, 'extractRegions(images, maps, options)').names;
   const names: unknown[] | undefined = Array.isArray(given) ? [...(given as unknown[])] : undefined;
   if (given !== undefined && (!names || names.length !== images.length || !names.every((n) => typeof n === 'string' && /^[^/\\]+$/.test(n))))
     throw new InvalidArgumentError("Option 'names' must hold one file stem (no '/') per image");

@@ -22,7 +22,7 @@ import { readManifest } from '../io/files.js';
 import { extractRegions } from './regions.js';
 import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
 import { runJob, type Progress } from '../core/jobs.js';
-import { bool, defaulted, deviceField, int, intRange, num, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision, type Resolved } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, num, optionsObject, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision, type Resolved } from '../core/options.js';
 import { modelAddon, testingAddon } from '../native/loader.js';
 import { Backbone, rawBackbone, resolveArch, type ArchSpec, type VitConfig } from './model.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -546,6 +546,7 @@ export class TrainedModel {
   /** Novel-class probabilities of crops (test-time transform, METHOD.md §5.1 / §7 step 1). */
   async predict(crops: readonly TrainCrop[], options: PredictOptions = {}): Promise<Prediction> {
     if (!Array.isArray(crops)) throw new InvalidArgumentError('predict() needs an array of crops');
+    optionsObject(options, 'predict(crops, options)');
     const opts = resolveOptions(predictTable(this.config.nHead), options);
     const raw = crops.map((c, i) => rawCrop(c, `crops[${i}]`));
     const handle = this.#live();
@@ -654,7 +655,7 @@ export async function loadTrainedModel(
   options: { backbone?: string; device?: DeviceRequest; signal?: AbortSignal } = {},
 ): Promise<TrainedModel> {
   if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('loadTrainedModel() needs a file path');
-  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('loadTrainedModel(path, options): options must be an object');
+  optionsObject(options, 'loadTrainedModel(path, options)');
   const o = resolveOptions(loadTable, options);
   const t = trainAddon();
   const raw = await runJob((p) => t.loadTrainedModel(path, { backbone: o.backbone ?? null, device: o.device }, p), options.signal ? { signal: options.signal } : {});
