@@ -80,16 +80,22 @@ test.serial('the event loop stays responsive while heavy jobs run', async (t) =>
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
   const t0 = performance.now();
-  await Promise.all([
-    extractRegions(big.map((s) => s.image), big.map((s) => s.map), { threads: 2 }),
-    ...Array.from({ length: 8 }, (_, i) => runJobOf(w, 'embed', i)),
-    ...Array.from({ length: 8 }, (_, i) => runJobOf(w, 'predict', i)),
-  ]);
+  // Rounds of heavy jobs until at least 300 ms of them have run: a quiet machine finishes one
+  // round in well under 200 ms, a loaded one takes seconds; the measurement needs both long enough.
+  let rounds = 0;
+  while (performance.now() - t0 < 300 && rounds < 40) {
+    await Promise.all([
+      extractRegions(big.map((s) => s.image), big.map((s) => s.map), { threads: 2 }),
+      ...Array.from({ length: 8 }, (_, i) => runJobOf(w, 'embed', i)),
+      ...Array.from({ length: 8 }, (_, i) => runJobOf(w, 'predict', i)),
+    ]);
+    rounds++;
+  }
   const ms = performance.now() - t0;
   h.disable();
   const p50 = h.percentile(50) / 1e6;
   const p99 = h.percentile(99) / 1e6;
-  t.log(`heavy jobs ${ms.toFixed(0)} ms; event-loop delay p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`);
+  t.log(`heavy jobs ${ms.toFixed(0)} ms in ${rounds} round(s); event-loop delay p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${(h.max / 1e6).toFixed(1)} ms`);
   t.true(ms > 200, 'the jobs ran long enough to measure');
   // Generous bounds (a shared 2-core machine): the work is off the main thread, so the loop keeps turning.
   t.true(p50 < 50, `p50 ${p50} ms`);
