@@ -5,7 +5,7 @@
  * @module
  */
 import type { BackboneInfo, VitConfig } from '../stages/model.js';
-import type { TrainConfig } from '../stages/train.js';
+import type { InferenceRecord, TrainConfig } from '../stages/train.js';
 
 /** A tensor as the addon reads it. */
 export interface RawTensor {
@@ -309,18 +309,8 @@ export interface RawTrainedModel {
   warnings: string[];
 }
 
-/** cpp/train/inference_record.h: masks as maps and the novelty calibration. */
-export interface RawInferenceRecord {
-  masksAsMaps: boolean;
-  maskLevel: number;
-  noveltyScore: string;
-  noveltyThreshold: number;
-  falseAlarmRate: number;
-  calibrationImages: number;
-  tauAlpha: number;
-  featureMean: number[];
-  prototypes: number[];
-}
+/** cpp/train/inference_record.h: masks as maps and the novelty calibration (the public record is the raw one). */
+export type RawInferenceRecord = InferenceRecord;
 
 export interface RawPrediction {
   count: number;
