@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "gpu/hd.h"
+#include "common/hd.h"
 
 namespace anomalyncd::gpu::attention {
 

@@ -1,14 +1,13 @@
 // Host emulation of CUDA launches (issue 8, item 6): a launch is a loop over
-// its blocks and threads calling the same ANCD_HD per-thread body the
-// __global__ kernel calls. Valid for kernels without block barriers (those are
-// split into launch phases) whose result does not depend on the schedule, such
-// as atomic union-find labelling: a seeded shuffle of the block order and of
-// the thread order inside each block exercises other schedules.
+// its blocks and threads calling the same ANCD_HD code the __global__ kernel
+// calls. A block barrier is a phase boundary: every thread finishes the phase
+// before any starts the next. Valid for kernels whose result does not depend on
+// the schedule, such as atomic union-find labelling: a seeded shuffle of the
+// block order and of the thread order inside each phase exercises other schedules.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -17,91 +16,66 @@
 
 namespace anomalyncd::gpu::emulate {
 
-struct Dim3 {
-  unsigned x = 1, y = 1, z = 1;
+// The Exec of kernels::sweepBlock on the host: a phase runs every thread of the
+// block (seed != 0: in a seeded stride permutation) before the next one starts,
+// which is what the device's barrier guarantees.
+class BlockExec {
+ public:
+  BlockExec(int threads, std::mt19937_64* rng) : threads_(threads), rng_(rng) {}
+  int threads() const { return threads_; }
+  template <class F>
+  void phase(F&& f) {
+    uint64_t stride = 1, offset = 0;
+    const uint64_t n = static_cast<uint64_t>(threads_);
+    if (rng_ && n > 1) {
+      offset = (*rng_)() % n;
+      do stride = (*rng_)() % n; while (std::gcd(stride, n) != 1);
+    }
+    for (uint64_t t = 0; t < n; ++t) f(static_cast<int>((t * stride + offset) % n));
+  }
+  void add(int v, int32_t* target) { *target += v; }
+  int claim(int32_t* counters, int key) { return key < 0 ? -1 : counters[key]++; }
+
+ private:
+  int threads_;
+  std::mt19937_64* rng_;
 };
 
-// Runs f(blockIdx, threadIdx) for every thread of grid x block. seed == 0:
-// blocks and threads in order; otherwise blocks in a shuffled order and each
-// block's threads in a seeded stride permutation.
-template <class F>
-void launch(Dim3 grid, Dim3 block, F&& f, unsigned seed = 0) {
-  const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
-  const uint64_t threads = uint64_t{block.x} * block.y * block.z;
-  std::vector<uint64_t> order(blocks);
-  std::iota(order.begin(), order.end(), uint64_t{0});
-  std::mt19937_64 rng(seed);
-  if (seed) std::shuffle(order.begin(), order.end(), rng);
-  for (uint64_t k : order) {
-    const Dim3 bi{static_cast<unsigned>(k % grid.x), static_cast<unsigned>(k / grid.x % grid.y),
-                  static_cast<unsigned>(k / (uint64_t{grid.x} * grid.y))};
-    // thread order t -> (t * stride + offset) mod threads, stride coprime with threads
-    uint64_t stride = 1, offset = 0;
-    if (seed && threads > 1) {
-      offset = rng() % threads;
-      do stride = rng() % threads; while (std::gcd(stride, threads) != 1);
-    }
-    for (uint64_t t = 0; t < threads; ++t) {
-      const uint64_t u = (t * stride + offset) % threads;
-      const Dim3 ti{static_cast<unsigned>(u % block.x), static_cast<unsigned>(u / block.x % block.y),
-                    static_cast<unsigned>(u / (uint64_t{block.x} * block.y))};
-      f(bi, ti);
-    }
-  }
-}
-
-// The mebin_batch.h Backend on host memory.
+// The mebin_batch.h Backend on host memory: the sweep runs the blocks (maps) one
+// after another, in a shuffled order when seeded (blocks touch disjoint memory).
 class MebinBackend {
  public:
-  explicit MebinBackend(unsigned seed) : seed_(seed) {}
+  explicit MebinBackend(unsigned seed) : seed_(seed), rng_(seed) {}
 
-  template <class T>
-  T* alloc(size_t n) {
-    buffers_.emplace_back(new unsigned char[std::max<size_t>(n * sizeof(T), 1)]);
-    return reinterpret_cast<T*>(buffers_.back().get());
+  struct Memory {
+    uint8_t* device;
+    uint8_t* host;
+  };
+  Memory reserve(int slot, size_t deviceBytes, size_t hostBytes) {
+    device_[slot].assign(std::max<size_t>(deviceBytes, 1), 0xA5);  // garbage, as cudaMalloc gives
+    host_[slot].assign(std::max<size_t>(hostBytes, 1), 0x5A);
+    return {device_[slot].data(), host_[slot].data()};
   }
   void upload(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-  void zero(void* p, size_t bytes) { std::memset(p, 0, bytes); }
-
-  void columnMin(const kernels::Batch& b, kernels::Geometry g) {
-    pixels(b, g, [&](int m, int64_t p) { return kernels::columnMinBody(b, m, p), 0; });
+  void sweep(const kernels::Batch& b) {
+    std::vector<int> blocks(static_cast<size_t>(b.mapCount));
+    std::iota(blocks.begin(), blocks.end(), 0);
+    if (seed_) std::shuffle(blocks.begin(), blocks.end(), rng_);
+    for (int m : blocks) {
+      kernels::SweepShared shared;
+      std::memset(&shared, 0xCD, sizeof shared);  // uninitialised, as on the device
+      BlockExec exec(b.threads, seed_ ? &rng_ : nullptr);
+      kernels::sweepBlock(b, shared, m, exec);
+    }
   }
-  void rowMin(const kernels::Batch& b, kernels::Geometry g) {
-    pixels(b, g, [&](int m, int64_t p) { return kernels::rowMinBody(b, m, p), 0; });
-  }
-  void initParent(const kernels::Batch& b, kernels::Geometry g) {
-    pixels(b, g, [&](int m, int64_t p) { return kernels::initParentBody(b, m, p), 0; });
-  }
-  void level(const kernels::Batch& b, kernels::Geometry g, int level) {
-    // the device kernel sums a warp's contributions before one atomicAdd; the sum is the same
-    pixels(b, g, [&](int m, int64_t p) { return kernels::levelBody(b, m, p, level); },
-           [&](int m, int v) { b.delta[static_cast<int64_t>(m) * b.levels + level] += v; });
-  }
-  void binary(const kernels::Batch& b, kernels::Geometry g) {
-    pixels(b, g, [&](int m, int64_t p) { return kernels::binaryBody(b, m, p); },
-           [&](int m, int v) { b.foreground[m] += static_cast<unsigned long long>(v); });
-  }
-  void sync() {}
+  void record(int) {}
+  void wait(int) {}
 
  private:
-  template <class Body, class Add>
-  void pixels(const kernels::Batch& b, kernels::Geometry g, Body body, Add add) {
-    launch(Dim3{g.blocksX, g.mapCount, 1}, Dim3{kernels::kBlock, 1, 1},
-           [&](Dim3 bi, Dim3 ti) {
-             const int v = kernels::forPixel(b, bi.x, bi.y, ti.x, body);
-             if (v) add(static_cast<int>(bi.y), v);
-           },
-           seed_ ? seed_ + launches_++ : 0);
-  }
-  template <class Body>
-  void pixels(const kernels::Batch& b, kernels::Geometry g, Body body) {
-    pixels(b, g, body, [](int, int) {});
-  }
-
   unsigned seed_;
-  unsigned launches_ = 0;
-  std::vector<std::unique_ptr<unsigned char[]>> buffers_;
+  std::mt19937_64 rng_;
+  std::vector<uint8_t> device_[2], host_[2];
 };
 
 }  // namespace anomalyncd::gpu::emulate

@@ -70,9 +70,11 @@ std::vector<mebin::Result> binarizeBatch(const std::vector<mebin::MapView>& maps
 std::vector<mebin::Result> binarizeBatchEmulated(const std::vector<mebin::MapView>& maps,
                                                  const mebin::Range& range,
                                                  const mebin::Options& options,
-                                                 unsigned shuffleSeed) {
-  return binarizeBatchWith([&] { return emulate::MebinBackend(shuffleSeed); }, maps, range,
-                           options);
+                                                 unsigned shuffleSeed,
+                                                 int64_t maxChunkPixels) {
+  emulate::MebinBackend backend(shuffleSeed);
+  return binarizeBatchWith(backend, maps, range, options,
+                           maxChunkPixels > 0 ? maxChunkPixels : kMaxChunkPixels);
 }
 
 }  // namespace anomalyncd::gpu

@@ -6,6 +6,7 @@
 // The CUDA runtime is linked statically, so a CUDA build loads and runs on a
 // machine without a driver or a GPU: deviceCount() is then 0.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,10 +42,13 @@ std::vector<mebin::Result> binarizeBatch(const std::vector<mebin::MapView>& maps
 // emulation (cpp/gpu/emulate.h): every kernel body, the launch geometry and the
 // host orchestration are the ones binarizeBatch runs. `shuffleSeed` != 0 runs
 // the threads of each launch in a seeded random order (the union-find result
-// must not depend on the schedule). For tests; available in every build.
+// must not depend on the schedule). `maxChunkPixels` > 0 splits the batch into
+// smaller chunks than the CUDA path does (to exercise the double-buffered
+// chunk sequence on small maps). For tests; available in every build.
 std::vector<mebin::Result> binarizeBatchEmulated(const std::vector<mebin::MapView>& maps,
                                                  const mebin::Range& range,
                                                  const mebin::Options& options,
-                                                 unsigned shuffleSeed = 0);
+                                                 unsigned shuffleSeed = 0,
+                                                 int64_t maxChunkPixels = 0);
 
 }  // namespace anomalyncd::gpu

@@ -4,6 +4,8 @@
 // with ANOMALYNCD_CUDA_KERNELS (cmake/cuda.cmake); the runtime is static.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -26,92 +28,163 @@ inline void ok(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail(e, what);
 }
 
-// A warp's sum, added once (all 32 lanes of the warp take part: no early exits).
-__device__ __forceinline__ void warpAdd(int v, int* target) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(target, v);
+// The Exec of kernels::sweepBlock on the device: one block, blockDim.x threads.
+struct DeviceExec {
+  __device__ int threads() const { return static_cast<int>(blockDim.x); }
+  template <class F>
+  __device__ void phase(F&& f) {
+    f(static_cast<int>(threadIdx.x));
+    __syncthreads();
+  }
+  // A warp's sum, added once (every lane calls: the loops have uniform trip counts).
+  __device__ void add(int v, int32_t* target) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if ((threadIdx.x & 31) == 0 && v != 0) atomicAdd(target, v);
+  }
+  // Warp-aggregated: lanes with the same key share one atomicAdd.
+  __device__ int claim(int32_t* counters, int key) {
+    const unsigned lane = threadIdx.x & 31;
+    const unsigned peers = __match_any_sync(0xffffffffu, key);
+    const int leader = __ffs(peers) - 1;
+    int base = 0;
+    if (key >= 0 && static_cast<int>(lane) == leader) base = atomicAdd(counters + key, __popc(peers));
+    base = __shfl_sync(0xffffffffu, base, leader);
+    return key < 0 ? -1 : base + __popc(peers & ((1u << lane) - 1u));
+  }
+};
+
+__global__ void __launch_bounds__(kernels::kSweepThreadsLarge) sweepKernel(kernels::Batch b) {
+  __shared__ kernels::SweepShared shared;
+  DeviceExec exec;
+  kernels::sweepBlock(b, shared, static_cast<int>(blockIdx.x), exec);
 }
 
-__global__ void columnMinKernel(kernels::Batch b) {
-  kernels::forPixel(b, blockIdx.x, blockIdx.y, threadIdx.x,
-                    [&](int m, int64_t p) { return kernels::columnMinBody(b, m, p), 0; });
-}
-__global__ void rowMinKernel(kernels::Batch b) {
-  kernels::forPixel(b, blockIdx.x, blockIdx.y, threadIdx.x,
-                    [&](int m, int64_t p) { return kernels::rowMinBody(b, m, p), 0; });
-}
-__global__ void initParentKernel(kernels::Batch b) {
-  kernels::forPixel(b, blockIdx.x, blockIdx.y, threadIdx.x,
-                    [&](int m, int64_t p) { return kernels::initParentBody(b, m, p), 0; });
-}
-__global__ void levelKernel(kernels::Batch b, int level) {
-  const int v = kernels::forPixel(b, blockIdx.x, blockIdx.y, threadIdx.x, [&](int m, int64_t p) {
-    return kernels::levelBody(b, m, p, level);
-  });
-  warpAdd(v, b.delta + static_cast<int64_t>(blockIdx.y) * b.levels + level);
-}
-__global__ void binaryKernel(kernels::Batch b) {
-  int v = kernels::forPixel(b, blockIdx.x, blockIdx.y, threadIdx.x,
-                            [&](int m, int64_t p) { return kernels::binaryBody(b, m, p); });
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  if ((threadIdx.x & 31) == 0 && v != 0)
-    atomicAdd(b.foreground + blockIdx.y, static_cast<unsigned long long>(v));
-}
+// Per slot, a device buffer and pinned host staging, grown on demand and kept for
+// the next call on this thread (worker threads are reused), with the thread's
+// stream and an event per slot. With chunks of at most kMaxChunkPixels that is
+// about 0.9 GB of device and 130 MB of pinned host memory at most; a larger single
+// map's buffers are freed after the call.
+class Workspace {
+ public:
+  static constexpr size_t kKeepBytes = size_t{1} << 30;
+  ~Workspace() { release(); }
+
+  void select(int device) {
+    if (device_ == device) return;
+    release();
+    ok(cudaSetDevice(device), "cudaSetDevice");
+    device_ = device;
+    ok(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    for (Slot& s : slots_) ok(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate");
+  }
+  cudaStream_t stream() const { return stream_; }
+  cudaEvent_t done(int slot) const { return slots_[slot].done; }
+  uint8_t* deviceBuffer(int slot, size_t bytes) {
+    Slot& s = slots_[slot];
+    if (bytes > s.deviceBytes) {
+      if (s.device) cudaFree(s.device);
+      s.device = nullptr;
+      s.deviceBytes = 0;
+      ok(cudaMalloc(&s.device, bytes), "cudaMalloc");
+      s.deviceBytes = bytes;
+    }
+    return static_cast<uint8_t*>(s.device);
+  }
+  uint8_t* hostBuffer(int slot, size_t bytes) {
+    Slot& s = slots_[slot];
+    if (bytes > s.hostBytes) {
+      if (s.host) cudaFreeHost(s.host);
+      s.host = nullptr;
+      s.hostBytes = 0;
+      ok(cudaMallocHost(&s.host, bytes), "cudaMallocHost");
+      s.hostBytes = bytes;
+    }
+    return static_cast<uint8_t*>(s.host);
+  }
+  void trim() {
+    size_t held = 0;
+    for (const Slot& s : slots_) held += s.deviceBytes + s.hostBytes;
+    if (held > kKeepBytes) release();
+  }
+  void release() {
+    // errors ignored: at process exit the runtime may already be gone
+    for (Slot& s : slots_) {
+      if (s.device) cudaFree(s.device);
+      if (s.host) cudaFreeHost(s.host);
+      if (s.done) cudaEventDestroy(s.done);
+      s = Slot{};
+    }
+    if (stream_) cudaStreamDestroy(stream_);
+    stream_ = nullptr;
+    device_ = -1;
+  }
+
+ private:
+  struct Slot {
+    void* device = nullptr;
+    size_t deviceBytes = 0;
+    void* host = nullptr;
+    size_t hostBytes = 0;
+    cudaEvent_t done = nullptr;
+  };
+  int device_ = -1;
+  cudaStream_t stream_ = nullptr;
+  Slot slots_[2];
+};
+
+thread_local Workspace workspace;
 
 class CudaBackend {
  public:
-  explicit CudaBackend(cudaStream_t stream) : stream_(stream) {}
-  CudaBackend(const CudaBackend&) = delete;
-  CudaBackend(CudaBackend&& o) noexcept : stream_(o.stream_), buffers_(std::move(o.buffers_)) {
-    o.buffers_.clear();
-  }
-  ~CudaBackend() {
-    for (void* p : buffers_) cudaFree(p);
-  }
-
-  template <class T>
-  T* alloc(size_t n) {
-    void* p = nullptr;
-    ok(cudaMalloc(&p, std::max<size_t>(n * sizeof(T), 1)), "cudaMalloc");
-    buffers_.push_back(p);
-    return static_cast<T*>(p);
+  explicit CudaBackend(Workspace& ws) : ws_(ws) {}
+  struct Memory {
+    uint8_t* device;
+    uint8_t* host;
+  };
+  Memory reserve(int slot, size_t deviceBytes, size_t hostBytes) {
+    return {ws_.deviceBuffer(slot, std::max<size_t>(deviceBytes, 1)),
+            ws_.hostBuffer(slot, std::max<size_t>(hostBytes, 1))};
   }
   void upload(void* dst, const void* src, size_t bytes) {
-    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ws_.stream()), "upload");
   }
   void download(void* dst, const void* src, size_t bytes) {
-    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
-    sync();
+    ok(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ws_.stream()), "download");
   }
-  void zero(void* p, size_t bytes) { ok(cudaMemsetAsync(p, 0, bytes, stream_), "memset"); }
-  void columnMin(const kernels::Batch& b, kernels::Geometry g) {
-    columnMinKernel<<<grid(g), kernels::kBlock, 0, stream_>>>(b);
-    check("columnMin");
+  void sweep(const kernels::Batch& b) {
+    sweepKernel<<<static_cast<unsigned>(b.mapCount), static_cast<unsigned>(b.threads), 0, ws_.stream()>>>(b);
+    ok(cudaGetLastError(), "MEBin sweep launch");
   }
-  void rowMin(const kernels::Batch& b, kernels::Geometry g) {
-    rowMinKernel<<<grid(g), kernels::kBlock, 0, stream_>>>(b);
-    check("rowMin");
-  }
-  void initParent(const kernels::Batch& b, kernels::Geometry g) {
-    initParentKernel<<<grid(g), kernels::kBlock, 0, stream_>>>(b);
-    check("initParent");
-  }
-  void level(const kernels::Batch& b, kernels::Geometry g, int level) {
-    levelKernel<<<grid(g), kernels::kBlock, 0, stream_>>>(b, level);
-    check("level");
-  }
-  void binary(const kernels::Batch& b, kernels::Geometry g) {
-    binaryKernel<<<grid(g), kernels::kBlock, 0, stream_>>>(b);
-    check("binary");
-  }
-  void sync() { ok(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+  void record(int slot) { ok(cudaEventRecord(ws_.done(slot), ws_.stream()), "cudaEventRecord"); }
+  void wait(int slot) { ok(cudaEventSynchronize(ws_.done(slot)), "cudaEventSynchronize"); }
+  void sync() { ok(cudaStreamSynchronize(ws_.stream()), "cudaStreamSynchronize"); }
 
  private:
-  static dim3 grid(kernels::Geometry g) { return dim3(g.blocksX, g.mapCount, 1); }
-  static void check(const char* what) { ok(cudaGetLastError(), what); }
-  cudaStream_t stream_;
-  std::vector<void*> buffers_;
+  Workspace& ws_;
 };
+
+// Runs f(backend) on `device` with this thread's workspace; restores the
+// thread's current device; a failure drops the workspace (its stream may be broken).
+template <class F>
+auto withDevice(int device, F f) {
+  int previous = 0;
+  ok(cudaGetDevice(&previous), "cudaGetDevice");
+  struct Restore {
+    int device;
+    ~Restore() { cudaSetDevice(device); }
+  } restore{previous};
+  try {
+    workspace.select(device);
+    ok(cudaSetDevice(device), "cudaSetDevice");
+    CudaBackend backend(workspace);
+    auto result = f(backend);
+    workspace.trim();
+    return result;
+  } catch (...) {
+    workspace.release();
+    throw;
+  }
+}
 
 }  // namespace
 
@@ -135,20 +208,45 @@ std::string deviceName(int index) {
 std::vector<mebin::Result> binarizeBatch(const std::vector<mebin::MapView>& maps,
                                          const mebin::Range& range,
                                          const mebin::Options& options, int device) {
-  int previous = 0;
-  ok(cudaGetDevice(&previous), "cudaGetDevice");
-  ok(cudaSetDevice(device), "cudaSetDevice");
-  cudaStream_t stream = nullptr;
-  ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  struct Restore {
-    int device;
-    cudaStream_t stream;
-    ~Restore() {
-      cudaStreamDestroy(stream);
-      cudaSetDevice(device);
+  return withDevice(device, [&](CudaBackend& be) {
+    return binarizeBatchWith(be, maps, range, options);
+  });
+}
+
+SweepTiming timeSweep(const std::vector<mebin::MapView>& maps, const mebin::Range& range,
+                      const mebin::Options& options, int device, int repeats) {
+  mebin::validateRange(range);
+  mebin::validateOptions(options);
+  for (const mebin::MapView& v : maps) mebin::validateMap(v);
+  int64_t pixels = 0;
+  for (const mebin::MapView& v : maps) pixels += static_cast<int64_t>(v.height) * v.width;
+  // one launch over every map (the int32 union-find indices are map-local)
+  if (maps.empty() || maps.size() > kMaxChunkMaps || pixels > (int64_t{1} << 28))
+    throw Error(code::kInvalidArgument, "timeSweep: 1..65535 maps, at most 2^28 pixels");
+  const std::array<uint8_t, 256> levelOf = mebin::sweepLevels(range, options);
+  const int levels = static_cast<int>(mebin::sweepThresholds(options).size());
+  return withDevice(device, [&](CudaBackend& be) {
+    const StagedChunk c = stageChunk(be, 0, maps, 0, maps.size(), range, options, levelOf, levels);
+    be.sweep(c.batch);  // warm-up
+    be.sync();
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ok(cudaEventCreate(&start), "cudaEventCreate");
+    ok(cudaEventCreate(&stop), "cudaEventCreate");
+    std::vector<float> ms;
+    for (int r = 0; r < repeats; ++r) {
+      ok(cudaEventRecord(start, workspace.stream()), "cudaEventRecord");
+      be.sweep(c.batch);
+      ok(cudaEventRecord(stop, workspace.stream()), "cudaEventRecord");
+      ok(cudaEventSynchronize(stop), "cudaEventSynchronize");
+      float t = 0;
+      ok(cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
+      ms.push_back(t);
     }
-  } restore{previous, stream};
-  return binarizeBatchWith([&] { return CudaBackend(stream); }, maps, range, options);
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    std::sort(ms.begin(), ms.end());
+    return SweepTiming{ms[ms.size() / 2], ms.front()};
+  });
 }
 
 }  // namespace cuda

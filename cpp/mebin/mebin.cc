@@ -12,6 +12,7 @@
 #endif
 
 #include "common/error.h"
+#include "mebin/select.h"
 
 namespace anomalyncd::mebin {
 namespace {
@@ -478,43 +479,16 @@ Selection selectThreshold(const std::vector<int>& counts, const Range& range,
     invalid("count sequence has " + std::to_string(counts.size()) + " entries, expected " +
             std::to_string(expected) + " for sampleRate " + std::to_string(options.sampleRate));
 
-  // One entry per count value, in the order it first produced a qualifying run.
-  struct Candidate {
-    int value;
-    int bestSpan;  // max(e - s) over its qualifying runs
-    int bestEnd;   // end of the last run with that span
-  };
-  std::vector<Candidate> candidates;
-  const int n = static_cast<int>(counts.size());
-  for (int s = 0; s < n;) {
-    if (counts[s] < 0) invalid("component counts must be >= 0");
-    int e = s;
-    while (e + 1 < n && counts[e + 1] == counts[s]) ++e;
-    if (counts[s] != 0 && e - s + 1 >= options.minIntervalLen) {
-      auto it = std::find_if(candidates.begin(), candidates.end(),
-                             [&](const Candidate& c) { return c.value == counts[s]; });
-      if (it == candidates.end()) {
-        candidates.push_back({counts[s], e - s, e});
-      } else if (e - s >= it->bestSpan) {  // ties go to the later run
-        it->bestSpan = e - s;
-        it->bestEnd = e;
-      }
-    }
-    s = e + 1;
-  }
-
+  for (int c : counts)
+    if (c < 0) invalid("component counts must be >= 0");
+  static_assert(std::is_same_v<int, int32_t>);
+  const StableRun run =
+      longestStableRun(counts.data(), static_cast<int>(counts.size()), options.minIntervalLen);
   Selection selection;  // fallback: threshold 255, est 0
-  if (candidates.empty()) return selection;
-  const Candidate* best = &candidates.front();
-  for (const Candidate& c : candidates)
-    if (c.bestSpan > best->bestSpan) best = &c;  // ties keep the earliest
-  const int normalizedThreshold = 255 - options.sampleRate * best->bestEnd;
-  const int64_t d = range.maxTh - range.minTh;
-  // Official: int(t * (max - min) / 255 + min) with an int64 product (T1, T3).
-  const double raw = static_cast<double>(normalizedThreshold * d) / 255.0 + range.minTh;
-  selection.est = best->value;
-  selection.threshold = static_cast<int>(raw);  // truncation toward zero
-  selection.endIndex = best->bestEnd;
+  if (run.end < 0) return selection;
+  selection.est = run.value;
+  selection.threshold = rawThreshold(options.sampleRate, run.end, range.minTh, range.maxTh);
+  selection.endIndex = run.end;
   selection.fallback = false;
   return selection;
 }

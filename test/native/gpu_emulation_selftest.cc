@@ -73,11 +73,14 @@ bool same(const mebin::Result& a, const mebin::Result& b) {
 }
 
 // Compares one batch; returns the number of mismatching maps.
+// chunkPixels > 0: small chunks, so the batch runs as several double-buffered chunks.
 int compareBatch(const std::vector<Map>& maps, const mebin::Range& range,
-                 const mebin::Options& options, unsigned seed, const std::string& what) {
+                 const mebin::Options& options, unsigned seed, const std::string& what,
+                 int64_t chunkPixels = 0) {
   std::vector<mebin::MapView> views;
   for (const Map& m : maps) views.push_back(m.view());
-  const std::vector<mebin::Result> got = gpu::binarizeBatchEmulated(views, range, options, seed);
+  const std::vector<mebin::Result> got =
+      gpu::binarizeBatchEmulated(views, range, options, seed, chunkPixels);
   int bad = 0;
   check(got.size() == maps.size(), what + ": result count");
   for (size_t i = 0; i < maps.size() && i < got.size(); ++i) {
@@ -187,10 +190,26 @@ void testRandom(int target) {
       range = mebin::searchRange(views);
     }
     const unsigned seed = batches % 3 == 0 ? 0u : 1000u + batches;
-    bad += compareBatch(batch, range, options, seed, "random batch " + std::to_string(batches));
+    const int64_t chunkPixels = batches % 4 == 1 ? u(1, 3000) : 0;  // 1: every map its own chunk
+    bad += compareBatch(batch, range, options, seed, "random batch " + std::to_string(batches),
+                        chunkPixels);
     for (const Map& m : batch)
       nonFallback += mebin::binarize(m.view(), range, options).count > 0;
     maps += n;
+    ++batches;
+  }
+  for (int k = 0; k < 2; ++k) {  // a map of kLargeMapPixels or more: blocks of 1024 threads
+    Map big(530, 520, uint8_t(u(0, 30)));
+    for (int r = 0; r < 60; ++r) {
+      const int y = u(0, 529), x = u(0, 519);
+      big.rect(y, y + u(0, 40), x, x + u(0, 40), uint8_t(u(40, 255)));
+    }
+    std::vector<Map> batch{big, Map(7, 9, 200), big};
+    std::vector<mebin::MapView> views;
+    for (const Map& m : batch) views.push_back(m.view());
+    bad += compareBatch(batch, mebin::searchRange(views), mebin::Options{}, 4242u + k,
+                        "large-map batch " + std::to_string(k), k ? 1 : 0);
+    maps += 3;
     ++batches;
   }
   std::printf("random emulated vs cpu: %d maps in %d batches, %d mismatches (%d non-fallback)\n",

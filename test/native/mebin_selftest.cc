@@ -72,6 +72,68 @@ void testSelectionTable() {
   std::printf("selection table: done\n");
 }
 
+// ---- 1a'. selectThreshold (the shared three-scan longestStableRun of select.h)
+// against a direct transcription of the reference's dictionary of runs, on random
+// sequences with few distinct values (many ties between runs and between values).
+struct ReferenceChoice {
+  int value = 0, end = -1;
+};
+ReferenceChoice referenceChoice(const std::vector<int>& counts, int minIntervalLen) {
+  struct Candidate {
+    int value, bestSpan, bestEnd;
+  };
+  std::vector<Candidate> candidates;  // in the order each value first qualified
+  const int n = static_cast<int>(counts.size());
+  for (int s = 0; s < n;) {
+    int e = s;
+    while (e + 1 < n && counts[e + 1] == counts[s]) ++e;
+    if (counts[s] != 0 && e - s + 1 >= minIntervalLen) {
+      auto it = std::find_if(candidates.begin(), candidates.end(),
+                             [&](const Candidate& c) { return c.value == counts[s]; });
+      if (it == candidates.end()) candidates.push_back({counts[s], e - s, e});
+      else if (e - s >= it->bestSpan) *it = {counts[s], e - s, e};  // ties: the later run
+    }
+    s = e + 1;
+  }
+  ReferenceChoice choice;
+  const Candidate* best = nullptr;
+  for (const Candidate& c : candidates)
+    if (!best || c.bestSpan > best->bestSpan) best = &c;  // ties: the earliest value
+  if (best) choice = {best->value, best->bestEnd};
+  return choice;
+}
+
+void testSelectionAgainstReference(int cases) {
+  std::mt19937 rng(2718);
+  int bad = 0;
+  for (int k = 0; k < cases; ++k) {
+    Options options;
+    options.sampleRate = std::uniform_int_distribution<int>(1, 64)(rng);
+    options.minIntervalLen = std::uniform_int_distribution<int>(1, 6)(rng);
+    const size_t n = sweepThresholds(options).size();
+    const int values = std::uniform_int_distribution<int>(1, 4)(rng);
+    std::vector<int> counts(n);
+    int v = 0;
+    for (size_t i = 0; i < n; ++i) {  // runs of random lengths
+      if (i == 0 || rng() % 3 == 0) v = std::uniform_int_distribution<int>(0, values)(rng);
+      counts[i] = v;
+    }
+    const Range range{static_cast<int>(rng() % 100), 155 + static_cast<int>(rng() % 101)};
+    const Selection got = selectThreshold(counts, range, options);
+    const ReferenceChoice want = referenceChoice(counts, options.minIntervalLen);
+    const bool same = want.end < 0
+                          ? got.fallback && got.est == 0 && got.threshold == 255 && got.endIndex == -1
+                          : !got.fallback && got.est == want.value && got.endIndex == want.end;
+    if (!same && ++bad <= 5)
+      check(false, "selection vs reference dictionary of runs, sequence " + seqToString(counts),
+            "got est " + std::to_string(got.est) + " end " + std::to_string(got.endIndex) +
+                ", want est " + std::to_string(want.value) + " end " + std::to_string(want.end));
+  }
+  check(bad == 0, "selectThreshold == reference dictionary of runs on " + std::to_string(cases) +
+                      " random sequences");
+  std::printf("selection vs reference: %d sequences, %d mismatches\n", cases, bad);
+}
+
 // ---- 1b. METHOD.md §2.7 end-to-end mini example ------------------------------------
 struct Map {
   int h, w;
@@ -446,6 +508,7 @@ int main(int argc, char** argv) {
     return profile(std::atoi(argv[2]), argc > 3 ? std::atoi(argv[3]) : 200);
   const int cases = argc > 1 ? std::atoi(argv[1]) : 3000;
   testSelectionTable();
+  testSelectionAgainstReference(200000);
   testMiniExample();
   testRawThresholdEquivalence();
   testValidation();
