@@ -54,11 +54,11 @@ for a in 75 80 86 89 90; do
 done
 grep -q "compute_90" <<<"$flags" || { echo "cuda-check: no compute_90 PTX" >&2; exit 1; }
 kernels=$(nm -C build/libanomalyncd_gpu_kernels.a)  # (no `nm | grep -q`: SIGPIPE under pipefail)
-grep -q "levelKernel" <<<"$kernels" || { echo "cuda-check: no MEBin kernels were compiled" >&2; exit 1; }
+grep -q "sweepKernel" <<<"$kernels" || { echo "cuda-check: no MEBin kernels were compiled" >&2; exit 1; }
 # once the binding calls cpp/gpu (device selection), the addon carries the kernels
 symbols=$(nm -C "$core")
 if grep -q "anomalyncd::gpu::" <<<"$symbols"; then
-  grep -q "levelKernel" <<<"$symbols" || { echo "cuda-check: $core calls cpp/gpu but has no kernels" >&2; exit 1; }
+  grep -q "sweepKernel" <<<"$symbols" || { echo "cuda-check: $core calls cpp/gpu but has no kernels" >&2; exit 1; }
 fi
 if grep -q "libcudart" <<<"$(readelf -d "$core")"; then echo "cuda-check: $core needs libcudart.so" >&2; exit 1; fi
 node -e "
