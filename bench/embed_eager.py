@@ -170,6 +170,20 @@ def randomise(model, g):
                 p.copy_(0.03 * torch.randn(p.shape, generator=g))
 
 
+def dino_init(model, g):
+    """The weights a randomly initialised DINO ViT starts from (timm/DINO init: linear and
+    patch-embedding weights and the [CLS]/position embeddings ~ N(0, 0.02) truncated at 2
+    sigma, biases 0, layer norms 1/0): what `randomInit` backbones in the library hold."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name.endswith(".bias"):
+                p.zero_()
+            else:
+                p.copy_((0.02 * torch.randn(p.shape, generator=g)).clamp_(-0.04, 0.04))
+
+
 def blob_masks(n, g):
     """Soft blob masks with ~30 % anomalous area: a sum of three random Gaussian bumps
     (one of them elongated), thresholded at the 70th percentile, with a soft 3-px edge."""
@@ -200,6 +214,8 @@ def prepare(d):
         path = os.path.join(d, f"{arch}.pth")
         torch.save(m.state_dict(), path)
         info["weights"][arch] = {"path": path, "params": sum(p.numel() for p in m.parameters())}
+        dino_init(m, g)
+        torch.save(m.state_dict(), os.path.join(d, f"{arch}-init.pth"))
     images = torch.randn(MAX_BATCH, 3, IMG, IMG, generator=g, dtype=torch.float32)
     masks = blob_masks(MAX_BATCH, g)
     images.numpy().tofile(os.path.join(d, "images.f32"))
@@ -237,9 +253,9 @@ def serve(threads, d, archs):
     masks = torch.from_numpy(np.fromfile(os.path.join(d, "masks.f32"), dtype="float32")).reshape(MAX_BATCH, 1, IMG, IMG)
     models = {}
 
-    def load(arch):
+    def load(arch, weights=""):
         m = build(arch)
-        m.load_state_dict(torch.load(os.path.join(d, f"{arch}.pth")))
+        m.load_state_dict(torch.load(os.path.join(d, f"{arch}{'-' + weights if weights else ''}.pth")))
         models[arch] = m
 
     for arch in archs:
@@ -252,7 +268,7 @@ def serve(threads, d, archs):
         try:
             if cmd.get("cmd") == "load":
                 w0 = time.perf_counter()
-                load(cmd["arch"])
+                load(cmd["arch"], cmd.get("weights", ""))
                 print(json.dumps({"loadMs": (time.perf_counter() - w0) * 1e3}), flush=True)
                 continue
             arch, batch = cmd["arch"], cmd["batch"]
@@ -261,10 +277,11 @@ def serve(threads, d, archs):
             if cmd.get("cmd") == "profile":
                 print(json.dumps(profile(models[arch], x, mk, arch, batch, threads)), flush=True)
                 continue
-            with torch.no_grad():
+            # "bf16": PyTorch's own CPU autocast (bfloat16), for comparison with ours
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cmd.get("bf16"))):
                 f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 w0, c0 = time.perf_counter(), time.process_time()
-                out = models[arch](x, mk)
+                out = models[arch](x, mk).float()
                 w1, c1 = time.perf_counter(), time.process_time()
                 f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             if cmd.get("out"):
