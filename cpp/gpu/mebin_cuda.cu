@@ -80,37 +80,23 @@ class Workspace {
   cudaStream_t stream() const { return stream_; }
   cudaEvent_t done(int slot) const { return slots_[slot].done; }
   uint8_t* deviceBuffer(int slot, size_t bytes) {
-    Slot& s = slots_[slot];
-    if (bytes > s.deviceBytes) {
-      if (s.device) cudaFree(s.device);
-      s.device = nullptr;
-      s.deviceBytes = 0;
-      ok(cudaMalloc(&s.device, bytes), "cudaMalloc");
-      s.deviceBytes = bytes;
-    }
-    return static_cast<uint8_t*>(s.device);
+    return slots_[slot].device.reserve(
+        bytes, [](void** p, size_t n) { return cudaMalloc(p, n); }, cudaFree, "cudaMalloc");
   }
   uint8_t* hostBuffer(int slot, size_t bytes) {
-    Slot& s = slots_[slot];
-    if (bytes > s.hostBytes) {
-      if (s.host) cudaFreeHost(s.host);
-      s.host = nullptr;
-      s.hostBytes = 0;
-      ok(cudaMallocHost(&s.host, bytes), "cudaMallocHost");
-      s.hostBytes = bytes;
-    }
-    return static_cast<uint8_t*>(s.host);
+    return slots_[slot].host.reserve(
+        bytes, [](void** p, size_t n) { return cudaMallocHost(p, n); }, cudaFreeHost, "cudaMallocHost");
   }
   void trim() {
     size_t held = 0;
-    for (const Slot& s : slots_) held += s.deviceBytes + s.hostBytes;
+    for (const Slot& s : slots_) held += s.device.bytes + s.host.bytes;
     if (held > kKeepBytes) release();
   }
   void release() {
     // errors ignored: at process exit the runtime may already be gone
     for (Slot& s : slots_) {
-      if (s.device) cudaFree(s.device);
-      if (s.host) cudaFreeHost(s.host);
+      if (s.device.data) cudaFree(s.device.data);
+      if (s.host.data) cudaFreeHost(s.host.data);
       if (s.done) cudaEventDestroy(s.done);
       s = Slot{};
     }
@@ -120,11 +106,24 @@ class Workspace {
   }
 
  private:
+  // Grown on demand; the contents are not kept when it grows.
+  struct Buffer {
+    void* data = nullptr;
+    size_t bytes = 0;
+    template <class Alloc, class Free>
+    uint8_t* reserve(size_t n, Alloc alloc, Free free, const char* what) {
+      if (n > bytes) {
+        if (data) free(data);
+        data = nullptr;
+        bytes = 0;
+        ok(alloc(&data, n), what);
+        bytes = n;
+      }
+      return static_cast<uint8_t*>(data);
+    }
+  };
   struct Slot {
-    void* device = nullptr;
-    size_t deviceBytes = 0;
-    void* host = nullptr;
-    size_t hostBytes = 0;
+    Buffer device, host;
     cudaEvent_t done = nullptr;
   };
   int device_ = -1;
