@@ -4,7 +4,7 @@
 // weights and inputs, in the same run; medians, ratios and the bf16 error, written to
 // bench/RESULTS.md between the bf16-bench markers.
 //
-//   npx tsc -p tsconfig.json && node dist/bench/bf16.bench.js [--write] [--reps-s N] [--reps-b N] [--archs dino_vits16,dino_vitb8]
+//   npx tsc -p tsconfig.json && node dist/bench/bf16.bench.js [--write] [--reps-s N] [--reps-b N] [--threads N] [--archs dino_vits16,dino_vitb8]
 //
 // The variants are interleaved (each rep runs the three in a rotating order), so background
 // load (other agents share the 2 cores) hits them alike; the load average is recorded before
@@ -36,7 +36,7 @@ const PY_SCRIPT = join(repoRoot, 'bench', 'embed_eager.py');
 const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
 const START = '<!-- bf16-bench:start -->';
 const END = '<!-- bf16-bench:end -->';
-const THREADS = 2;
+const THREADS = arg('--threads', 2);
 const BATCH = 8;
 const IMG = 224;
 type Arch = 'dino_vits16' | 'dino_vitb8';
