@@ -14,6 +14,10 @@
  *   `cosine` (the default) = 1 - max_j l_j, the cosine distance to the nearest head
  *   prototype, and `energy` = -T log sum_j exp(l_j / T) over the novel-class logits, T = the
  *   student temperature 0.1 (§7) (the free energy of Liu et al. 2020).
+ * * `descriptor`: no backbone at all: the mean Euclidean distance of the crop's
+ *   standardised region descriptor (shape and appearance of its mask and pixels,
+ *   analysis/descriptors) to its 5 nearest fit crops' descriptors (z-score statistics and
+ *   the bank recorded in the bundle).
  *
  * The MTD open-set evaluation (bench/RESULTS.md, "Open-set novelty") chose the default; on
  * a synthetic, clearly novel type the head scores instead ranked novel crops as *more*
@@ -29,7 +33,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { regionWeights } from './merge.js';
 
 /** The per-crop novelty scores. */
-export const NOVELTY_SCORES = ['prototype', 'energy', 'cosine'] as const;
+export const NOVELTY_SCORES = ['prototype', 'energy', 'cosine', 'descriptor'] as const;
 export type NoveltyScore = (typeof NOVELTY_SCORES)[number];
 
 /**
