@@ -156,7 +156,7 @@ test('discover: holdout 0 trains on every image and calibrates nothing; too few 
     t.is(none.calibration, null);
     t.true(none.images.every((i) => !i.heldOut && i.unknown === null));
     t.is(none.model.inference?.calibrationImages, 0);
-    t.is(none.model.inference?.noveltyScore, 'cosine'); // the default
+    t.is(none.model.inference?.noveltyScore, 'descriptor'); // the default (bench/RESULTS.md, open-set)
   } finally {
     none.model.dispose();
   }

@@ -76,7 +76,7 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
   holdout?: number;
   /** False-alarm rate the novelty threshold is calibrated to (default 0.05). */
   falseAlarmRate?: number;
-  /** Per-crop novelty score (default 'cosine'; 'prototype' for far-off novelties; see analysis/novelty). */
+  /** Per-crop novelty score (default 'descriptor'; of the backbone scores, 'prototype' for far-off novelties; see analysis/novelty). */
   noveltyScore?: NoveltyScore;
   /** Where MEBin, the backbone, training and prediction run (default `'auto'`; see `loadBackbone`). */
   device?: DeviceRequest;
