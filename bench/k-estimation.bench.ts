@@ -37,7 +37,7 @@ import {
   type LabelledCrop,
 } from 'anomalyncd';
 import { regionWeights } from '../ts/analysis/merge.js';
-import { joinStandardised, regionDescriptor, type FeatureBlock, type KFeatures } from '../ts/analysis/descriptors.js';
+import { DESCRIPTOR_DIM, joinStandardised, regionDescriptor, type FeatureBlock, type KFeatures } from '../ts/analysis/descriptors.js';
 import * as regionsModule from '../ts/stages/regions.js';
 import { mulberry32 } from '../ts/core/random.js';
 
@@ -133,7 +133,7 @@ function imageFeatures(r: DiscoverResult, tauAlpha: number): { data: Float32Arra
 function imageDescriptors(r: DiscoverResult, tauAlpha: number): FeatureBlock {
   const rows = r.regions.items.map((item) => {
     const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
-    const out = new Float64Array(17);
+    const out = new Float64Array(DESCRIPTOR_DIM);
     item.crops.forEach((c, j) => regionDescriptor(c.image!, c.mask!).forEach((v, d) => (out[d]! += w[j]! * v)));
     return out;
   });
