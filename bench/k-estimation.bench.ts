@@ -17,6 +17,9 @@
 // Reduced (default): node dist/bench/k-estimation.bench.js --reduced   (1 epoch, tiny ViT, fewer images)
 // Options: --configs mtd6,mtd5,syn3,syn5,syn8,gcd  --seeds N  --epochs E  --arch JSON  --threads T
 //          --budget-min M (stop starting runs after M minutes; the table says what ran)  --write
+//          --k-features backbone,descriptors,both (what the feature methods and gcd see; rows of the
+//          non-backbone spaces are named "method [descriptors]" / "method [both]"; with a list other
+//          than "backbone" the section is written between k-estimation-desc markers)
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +37,7 @@ import {
   type LabelledCrop,
 } from 'anomalyncd';
 import { regionWeights } from '../ts/analysis/merge.js';
+import { DESCRIPTOR_DIM, joinStandardised, regionDescriptor, type FeatureBlock, type KFeatures } from '../ts/analysis/descriptors.js';
 import * as regionsModule from '../ts/stages/regions.js';
 import { mulberry32 } from '../ts/core/random.js';
 
@@ -56,6 +60,8 @@ const mtdPerType = Number(flag('mtd-per-type') ?? (reduced ? 24 : Infinity));
 const synPerType = Number(flag('syn-per-type') ?? (reduced ? 12 : 20));
 const kRange: [number, number] = [2, 10];
 const FEATURE_METHODS: FeatureKMethod[] = ['silhouette', 'stability', 'eigengap'];
+const kFeatureList = (flag('k-features') ?? 'backbone').split(',') as KFeatures[];
+const descMode = kFeatureList.some((f) => f !== 'backbone');
 const hasMasksAsMaps = 'MASK_MAP_FIELDS' in regionsModule;
 const outDir = join(root, '.bench-out');
 mkdirSync(outDir, { recursive: true });
@@ -123,10 +129,22 @@ function imageFeatures(r: DiscoverResult, tauAlpha: number): { data: Float32Arra
   return { data: out, dim };
 }
 
+/** Each image's region descriptor (crops' descriptors merged with the region weights), as discover does. */
+function imageDescriptors(r: DiscoverResult, tauAlpha: number): FeatureBlock {
+  const rows = r.regions.items.map((item) => {
+    const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
+    const out = new Float64Array(DESCRIPTOR_DIM);
+    item.crops.forEach((c, j) => regionDescriptor(c.image!, c.mask!).forEach((v, d) => (out[d]! += w[j]! * v)));
+    return out;
+  });
+  const dim = rows[0]!.length;
+  return { data: Float64Array.from(rows.flatMap((x) => Array.from(x))), dim };
+}
+
 interface Row {
   config: string;
   seed: number;
-  method: KMethod;
+  method: string;
   trueK: number;
   k: number;
   ms: number;
@@ -163,28 +181,37 @@ async function runOne(name: string, seed: number): Promise<void> {
     const common = { ...cfg.mapOptions, arch, epochs, seed: 3407 + seed, threads, tauAlpha, kRange, ...(cfg.labelled ? { labelled: cfg.labelled } : {}) };
     const trained = new Map<number, { nmi: number; ari: number; f1: number }>();
     const pick = (r: DiscoverResult) => ({ nmi: r.metrics!.anomalyncd.nmi, ari: r.metrics!.anomalyncd.ari, f1: r.metrics!.anomalyncd.f1 });
-    const found: { method: KMethod; k: number; ms: number }[] = [];
+    const found: { method: string; k: number; ms: number }[] = [];
     let features: { data: Float32Array; dim: number } | undefined;
+    let descriptors: FeatureBlock | undefined;
     const t0 = performance.now();
     if (cfg.methods.includes('mass')) {
       const r = await discover(cfg.items, { ...common, k: 'auto', kMethod: 'mass' });
       found.push({ method: 'mass', k: r.k, ms: r.kChoice.ms! });
       trained.set(r.k, pick(r));
       features = imageFeatures(r, tauAlpha);
+      descriptors = imageDescriptors(r, tauAlpha);
       r.model.dispose();
     }
     if (features === undefined) {
       // Frozen features without training: the same path discover takes (k given, 1 epoch is
-      // not needed: only features); run the feature methods through discover itself for gcd.
-      const r = await discover(cfg.items, { ...common, k: 'auto', kMethod: cfg.methods[0]! });
-      found.push({ method: cfg.methods[0]!, k: r.k, ms: r.kChoice.ms! });
-      trained.set(r.k, pick(r));
-      r.model.dispose();
+      // not needed: only features); run the feature methods through discover itself for gcd,
+      // once per feature space.
+      for (const kf of kFeatureList) {
+        const r = await discover(cfg.items, { ...common, k: 'auto', kMethod: cfg.methods[0]!, kFeatures: kf });
+        found.push({ method: kf === 'backbone' ? cfg.methods[0]! : `${cfg.methods[0]!} [${kf}]`, k: r.k, ms: r.kChoice.ms! });
+        trained.set(r.k, pick(r));
+        r.model.dispose();
+      }
     }
     for (const m of cfg.methods) {
-      if (m === 'mass' || found.some((f) => f.method === m)) continue;
-      const est = await estimateKAsync(features!.data, cfg.items.length, features!.dim, { method: m as FeatureKMethod, kMin: kRange[0], kMax: Math.min(kRange[1], cfg.items.length - 1), seed: 3407 + seed });
-      found.push({ method: m, k: est.k, ms: est.ms });
+      if (m === 'mass' || features === undefined || found.some((f) => f.method === m)) continue;
+      for (const kf of kFeatureList) {
+        const blocks = kf === 'backbone' ? [features!] : kf === 'descriptors' ? [descriptors!] : [descriptors!, features!];
+        const x = kf === 'backbone' ? { fit: features!.data, dim: features!.dim } : joinStandardised(blocks, cfg.items.length);
+        const est = await estimateKAsync(x.fit, cfg.items.length, x.dim, { method: m as FeatureKMethod, kMin: kRange[0], kMax: Math.min(kRange[1], cfg.items.length - 1), seed: 3407 + seed });
+        found.push({ method: kf === 'backbone' ? m : `${m} [${kf}]`, k: est.k, ms: est.ms });
+      }
     }
     for (const f of found) {
       if (!trained.has(f.k)) {
@@ -194,7 +221,7 @@ async function runOne(name: string, seed: number): Promise<void> {
       }
       const row: Row = { config: cfg.name, seed, method: f.method, trueK: cfg.trueK, k: f.k, ms: f.ms, ...trained.get(f.k)!, images: cfg.items.length };
       rows.push(row);
-      appendFileSync(log, JSON.stringify({ ...row, epochs, arch, reduced, hasMasksAsMaps, at: new Date().toISOString() }) + '\n');
+      appendFileSync(log, JSON.stringify({ ...row, epochs, arch, reduced, hasMasksAsMaps, kFeatures: kFeatureList, at: new Date().toISOString() }) + '\n');
       process.stderr.write(`${cfg.name} seed ${seed} ${f.method}: K̂ ${f.k} (K ${cfg.trueK}), ${f.ms.toFixed(0)} ms, NMI ${trained.get(f.k)!.nmi.toFixed(3)}\n`);
     }
     process.stderr.write(`${cfg.name} seed ${seed}: ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
@@ -216,11 +243,12 @@ const summary = [...byMethod].map(([m, g]) => {
   return `| ${m} | ${g.length} | ${f3(mean(err))} | ${f3(mean(err.map((e) => (e === 0 ? 1 : 0))))} | ${f3(mean(err.map((e) => (e <= 1 ? 1 : 0))))} | ${f3(mean(g.map((r) => r.nmi)))} | ${mean(g.map((r) => r.ms)).toFixed(0)} |`;
 });
 const versions = nativeVersions();
-const section = `<!-- k-estimation:start -->
-## K estimation (\`bench/k-estimation.bench.ts\`)
+const marker = descMode ? 'k-estimation-desc' : 'k-estimation';
+const section = `<!-- ${marker}:start -->
+${descMode ? `### K estimation with region descriptors (\`bench/k-estimation.bench.ts --k-features ${kFeatureList.join(',')}\`)` : '## K estimation (`bench/k-estimation.bench.ts`)'}
 
 - Machine: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores shared with other jobs, ${threads} threads; Node ${process.version}; libtorch ${versions.libtorch}; ${new Date().toISOString().slice(0, 16)} UTC; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; ${((performance.now() - started) / 60000).toFixed(1)} min in all.
-- **${reduced ? 'REDUCED protocol' : 'Full protocol'}**: ${seeds} seed(s), ${epochs} epoch(s), **randomly initialised** ViT ${JSON.stringify(arch)} (no pretrained weights can be obtained here), K searched in ${kRange.join('..')}; MTD ${Number.isFinite(mtdPerType) ? `subsampled to at most ${mtdPerType} images per type (stratified, per seed)` : 'test split, all images'}; synthetic ${synPerType} images per type (128 px); MTD maps: GT masks ${hasMasksAsMaps ? 'as maps (masksAsMaps, level 128)' : 'through MEBin with the range fixed to [0, 255] (this build has no masksAsMaps)'}.
+- **${reduced || epochs < 10 || Number.isFinite(mtdPerType) || synPerType < 20 || arch.embedDim < 192 ? 'REDUCED protocol' : 'Full protocol'}**: ${seeds} seed(s), ${epochs} epoch(s), **randomly initialised** ViT ${JSON.stringify(arch)} (no pretrained weights can be obtained here), K searched in ${kRange.join('..')}; MTD ${Number.isFinite(mtdPerType) ? `subsampled to at most ${mtdPerType} images per type (stratified, per seed)` : 'test split, all images'}; synthetic ${synPerType} images per type (128 px); MTD maps: GT masks ${hasMasksAsMaps ? 'as maps (masksAsMaps, level 128)' : 'through MEBin with the range fixed to [0, 255] (this build has no masksAsMaps)'}.
 - Configurations run: ${[...new Set(rows.map((r) => r.config))].join('; ') || 'none'}.${failures.length ? ` Failed runs: ${failures.join('; ')}.` : ''}
 - NMI/ARI/F1: AnomalyNCD's image clusters when the run goes on with the method's K̂ (trained once per distinct K̂). ms: the estimator's own cost (mass: including its K_max training run).
 
@@ -233,11 +261,11 @@ Per method, over every configuration it ran on:
 | method | runs | mean abs. error | exact | within ±1 | mean NMI | mean ms |
 |---|---|---|---|---|---|---|
 ${summary.join('\n')}
-<!-- k-estimation:end -->`;
+<!-- ${marker}:end -->`;
 process.stdout.write(section + '\n');
 if (args.includes('--write')) {
   const path = join(root, 'bench', 'RESULTS.md');
   const text = readFileSync(path, 'utf8');
-  const re = /<!-- k-estimation:start -->[\s\S]*<!-- k-estimation:end -->/;
+  const re = new RegExp(`<!-- ${marker}:start -->[\\s\\S]*<!-- ${marker}:end -->`);
   writeFileSync(path, re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`);
 }

@@ -102,7 +102,8 @@ test('discover calibrates on held-out images; a clearly novel type scores higher
       t.true(Number.isFinite(img.novelty));
       for (const r of img.regions) t.true(Number.isFinite(r.novelty));
     }
-    const { featureMean, prototypes, ...rest } = result.model.inference!;
+    const { featureMean, prototypes, descriptorMean, descriptorScale, descriptorBank, ...rest } = result.model.inference!;
+    t.true(descriptorMean.length > 0 && descriptorScale.length === descriptorMean.length && descriptorBank.length % descriptorMean.length === 0);
     t.deepEqual(rest, { masksAsMaps: true, maskLevel: 128, noveltyScore: 'prototype', noveltyThreshold: cal.threshold, falseAlarmRate: 0.1, calibrationImages: held.length, tauAlpha: 50 });
     t.is(featureMean.length, TINY_ARCH.embedDim);
     t.true(prototypes.length > 0 && prototypes.length % TINY_ARCH.embedDim === 0 && prototypes.length <= 6 * TINY_ARCH.embedDim);
@@ -155,7 +156,7 @@ test('discover: holdout 0 trains on every image and calibrates nothing; too few 
     t.is(none.calibration, null);
     t.true(none.images.every((i) => !i.heldOut && i.unknown === null));
     t.is(none.model.inference?.calibrationImages, 0);
-    t.is(none.model.inference?.noveltyScore, 'cosine'); // the default
+    t.is(none.model.inference?.noveltyScore, 'descriptor'); // the default (bench/RESULTS.md, open-set)
   } finally {
     none.model.dispose();
   }

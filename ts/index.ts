@@ -108,6 +108,7 @@ export {
   type DiscoveredImage,
   type DiscoveredRegion,
 } from './stages/discover.js';
+export { regionDescriptor, descriptorNovelty, fitScaler, standardise, joinStandardised, DESCRIPTOR_NAMES, DESCRIPTOR_DIM, K_FEATURES, DEFAULT_K_FEATURES, type KFeatures, type DescriptorScaler, type FeatureBlock } from './analysis/descriptors.js';
 export { auroc, calibrateThreshold, cropNovelty, featurePrototypes, imageNovelty, prototypeNovelty, NOVELTY_SCORES, DEFAULT_NOVELTY_SCORE, type NoveltyScore, type FeaturePrototypes } from './analysis/novelty.js';
 export type { InferenceRecord } from './stages/train.js';
 export type { MaskMapOptions } from './stages/regions.js';

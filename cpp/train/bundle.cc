@@ -207,14 +207,23 @@ BundleContents readBundleContents(const std::string& path) {
   if (range.type == Json::Arr && range.arr.size() == 2 && range.arr[0].type == Json::Num && range.arr[1].type == Json::Num)
     m->searchRange = std::make_pair(static_cast<int>(range.arr[0].num), static_cast<int>(range.arr[1].num));
   if (meta.count("anomalyncd.inference")) {  // optional (older bundles have none)
-    const Json inf = parseMeta(path, meta, "anomalyncd.inference");
+    Json inf = parseMeta(path, meta, "anomalyncd.inference");
     if (inf.type != Json::Obj) corrupt(path, "metadata inference is not an object");
+    // Fields added later (the descriptor score's) are empty in older bundles.
+    for (const char* key : {"descriptorMean", "descriptorScale", "descriptorBank"})
+      if (!inf.get(key)) {
+        Json empty;
+        empty.type = Json::Arr;
+        inf.obj.emplace_back(key, std::move(empty));
+      }
     InferenceRecord r;
     json::FieldReader reader(inf, "Cannot load training bundle '" + path + "': ", "inference", nullptr, /*nullDoubles=*/true);
     visitFields(r, reader);
     if (r.maskLevel < 1 || r.maskLevel > 255 || !(r.falseAlarmRate > 0 && r.falseAlarmRate < 1) || r.calibrationImages < 0 ||
         !(r.tauAlpha > 0) || (r.featureMean.empty() != r.prototypes.empty()) ||
-        (!r.featureMean.empty() && r.prototypes.size() % r.featureMean.size() != 0))
+        (!r.featureMean.empty() && r.prototypes.size() % r.featureMean.size() != 0) ||
+        r.descriptorMean.size() != r.descriptorScale.size() || (r.descriptorMean.empty() != r.descriptorBank.empty()) ||
+        (!r.descriptorMean.empty() && r.descriptorBank.size() % r.descriptorMean.size() != 0))
       corrupt(path, "metadata inference is invalid");
     m->inference = r;
   }

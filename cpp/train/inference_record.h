@@ -29,6 +29,14 @@ struct InferenceRecord {
   // row-major). Empty when not recorded.
   std::vector<double> featureMean;
   std::vector<double> prototypes;
+  // Score "descriptor" (region descriptors, ts/analysis/descriptors.ts): the z-score
+  // statistics of the fit crops' descriptors (`descriptorMean`, `descriptorScale`, Q values
+  // each) and the fit crops' standardised descriptors (`descriptorBank`, N x Q row-major),
+  // whose nearest neighbours score a new crop. Empty when not recorded (and in bundles
+  // written before these fields existed, which load with them empty).
+  std::vector<double> descriptorMean;
+  std::vector<double> descriptorScale;
+  std::vector<double> descriptorBank;
 };
 
 template <class R, class V>
@@ -42,6 +50,9 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<R>, InferenceRecord>> visitF
   v("tauAlpha", r.tauAlpha);
   v("featureMean", r.featureMean);
   v("prototypes", r.prototypes);
+  v("descriptorMean", r.descriptorMean);
+  v("descriptorScale", r.descriptorScale);
+  v("descriptorBank", r.descriptorBank);
 }
 
 }  // namespace anomalyncd::train

@@ -380,7 +380,8 @@ function kDetailOf(choice: DiscoverResult['kChoice']): string {
   };
   const method = choice.method ?? 'silhouette';
   const cost = choice.ms !== undefined ? `; ${choice.ms < 1000 ? `${choice.ms.toFixed(0)} ms` : `${(choice.ms / 1000).toFixed(1)} s`}` : '';
-  return `${method}: ${what[method] ?? method}${cost}`;
+  const on = choice.features === 'descriptors' ? ' (on the region descriptors, not the backbone features)' : choice.features === 'both' ? ' (on the backbone features joined with the region descriptors)' : '';
+  return `${method}: ${what[method] ?? method}${on}${cost}`;
 }
 
 /**

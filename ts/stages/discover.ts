@@ -9,12 +9,13 @@ import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod }
 import { InvalidArgumentError, shown } from '../core/errors.js';
 import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
-import { evaluate, type EvaluationResult } from '../analysis/metrics.js';
+import { evaluate, type ClassLabel, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, MASK_MAP_FIELDS, type Box, type ImageInput, type MaskMapOptions, type RegionsResult } from './regions.js';
 import { fit, SEED_FIELD, type FitOptions, type LabelledCrop, type Prediction, TrainedModel, type TrainEvent } from './train.js';
 import { MEBIN_FIELDS, type MapInput, type MebinOptions } from './mebin.js';
 import type { Progress } from '../core/jobs.js';
+import { DEFAULT_K_FEATURES, descriptorModel, descriptorNovelty, joinStandardised, K_FEATURES, regionDescriptor, standardise, type DescriptorModel, type KFeatures } from '../analysis/descriptors.js';
 import { calibrateThreshold, cropNovelty, DEFAULT_NOVELTY_SCORE, featurePrototypes, imageNovelty, NOVELTY_SCORES, prototypeNovelty, type FeaturePrototypes, type NoveltyScore } from '../analysis/novelty.js';
 import { mulberry32 } from '../core/random.js';
 
@@ -40,6 +41,14 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
    * See `estimateKAsync` and README "Choosing K".
    */
   kMethod?: KMethod;
+  /**
+   * What the feature methods (silhouette, stability, eigengap, gcd) estimate K from:
+   * `'backbone'` (default: the frozen [CLS] image features), `'descriptors'` (the images'
+   * region descriptors: shape and appearance of their masks and pixels, standardised;
+   * analysis/descriptors) or `'both'` (the two joined, each block z-scored and weighted
+   * equally). `mass` ignores it.
+   */
+  kFeatures?: KFeatures;
   /** `kMethod: 'mass'`: share of the images a cluster needs (default `1 / (2 kRange[1])`). */
   massThreshold?: number;
   /** Range searched by `k: 'auto'` (default [2, min(10, images - 1)]). */
@@ -67,7 +76,7 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
   holdout?: number;
   /** False-alarm rate the novelty threshold is calibrated to (default 0.05). */
   falseAlarmRate?: number;
-  /** Per-crop novelty score (default 'cosine'; 'prototype' for far-off novelties; see analysis/novelty). */
+  /** Per-crop novelty score (default 'descriptor'; of the backbone scores, 'prototype' for far-off novelties; see analysis/novelty). */
   noveltyScore?: NoveltyScore;
   /** Where MEBin, the backbone, training and prediction run (default `'auto'`; see `loadBackbone`). */
   device?: DeviceRequest;
@@ -120,7 +129,7 @@ export interface DiscoverResult {
    * How K was chosen; for `'auto'`: the method, its curve (`scoreName` says what the score
    * is) and its cost in ms (for `mass`, including its training run).
    */
-  kChoice: { mode: 'given' | 'auto'; method?: KMethod; curve?: KScore[]; scoreName?: string; ms?: number };
+  kChoice: { mode: 'given' | 'auto'; method?: KMethod; curve?: KScore[]; scoreName?: string; ms?: number; /** What a feature method estimated K from (`kFeatures`). */ features?: KFeatures };
   /** The novelty calibration (also in `model.inference`): null when none was made. */
   calibration: { score: NoveltyScore; threshold: number; falseAlarmRate: number; images: number } | null;
   /** With labels: AnomalyNCD and the k-means baseline against the truth. */
@@ -171,10 +180,11 @@ function mergeImages(
   });
 }
 
-/** How a model scores novelty: its recorded score (prototype needs recorded prototypes, else energy) and calibration. */
+/** How a model scores novelty: its recorded score (prototype / descriptor need their recorded data, else cosine, uncalibrated) and calibration. */
 interface Scoring {
   score: NoveltyScore;
   prototypes: FeaturePrototypes | null;
+  descriptors: DescriptorModel | null;
   tauAlpha: number;
   threshold: number | null;
 }
@@ -188,22 +198,32 @@ function prototypesOf(r: { featureMean: readonly number[]; prototypes: readonly 
   };
 }
 
+function descriptorModelOf(r: { descriptorMean?: readonly number[]; descriptorScale?: readonly number[]; descriptorBank?: readonly number[] }): DescriptorModel | null {
+  if (!r.descriptorMean || r.descriptorMean.length === 0 || !r.descriptorScale || !r.descriptorBank) return null;
+  return { scaler: { mean: Float64Array.from(r.descriptorMean), scale: Float64Array.from(r.descriptorScale) }, bank: Float64Array.from(r.descriptorBank) };
+}
+
 function scoringOf(model: TrainedModel): Scoring {
   const r = model.inference;
   let score = r && (NOVELTY_SCORES as readonly string[]).includes(r.noveltyScore) ? (r.noveltyScore as NoveltyScore) : DEFAULT_NOVELTY_SCORE;
   const prototypes = r ? prototypesOf(r) : null;
   let calibrated = !!r && r.calibrationImages > 0;
-  if (score === 'prototype' && !prototypes) {
-    score = 'cosine'; // no prototypes recorded: the head's cosine distance, uncalibrated
+  const descriptors = r ? descriptorModelOf(r) : null;
+  if ((score === 'prototype' && !prototypes) || (score === 'descriptor' && !descriptors)) {
+    score = 'cosine'; // nothing recorded for the score: the head's cosine distance, uncalibrated
     calibrated = false;
   }
-  return { score, prototypes, tauAlpha: r?.tauAlpha ?? 50, threshold: calibrated ? r!.noveltyThreshold : null };
+  return { score, prototypes, descriptors, tauAlpha: r?.tauAlpha ?? 50, threshold: calibrated ? r!.noveltyThreshold : null };
 }
 
-/** Per-crop novelty of a prediction (with logits, and embeddings for `prototype`). */
-function cropScores(prediction: Prediction, scoring: Pick<Scoring, 'score' | 'prototypes'>): number[] {
-  const { score, prototypes } = scoring;
+/** Per-crop novelty of a prediction (with logits, embeddings for `prototype`, the crops' raw region descriptors for `descriptor`). */
+function cropScores(prediction: Prediction, scoring: Pick<Scoring, 'score' | 'prototypes' | 'descriptors'>, cropDescriptors: () => Float64Array[]): number[] {
+  const { score, prototypes, descriptors } = scoring;
   if (score === 'prototype') return prediction.embeddings!.map((e) => prototypeNovelty(e, prototypes!));
+  if (score === 'descriptor') {
+    const D = descriptors!.scaler.mean.length;
+    return cropDescriptors().map((d) => descriptorNovelty(standardise(d, descriptors!.scaler), descriptors!.bank, D));
+  }
   return prediction.logits!.map((l) => cropNovelty(l, score));
 }
 
@@ -244,6 +264,7 @@ const DISCOVER_FIELDS = {
   ...MASK_MAP_FIELDS,
   k: K_FIELD,
   kMethod: defaulted(oneOf(K_METHODS, { default: DEFAULT_K_METHOD })),
+  kFeatures: defaulted(oneOf(K_FEATURES, { default: DEFAULT_K_FEATURES })),
   massThreshold: num({ min: 0, max: 1, gt: true }),
   kRange: intRange({ lo: 2, hi: 1000, allowEqual: true }),
   backbone: str(),
@@ -302,7 +323,8 @@ export async function predict(model: TrainedModel, images: readonly ImageInput[]
   const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
   const scoring = scoringOf(model);
   const prediction = await model.predict(crops, { threads, precision, logits: true, embeddings: scoring.score === 'prototype', ...(signal ? { signal } : {}) });
-  return mergeImages(regions, prediction.probabilities, cropScores(prediction, scoring), tauAlpha, scoring);
+  const descriptorsOf = () => crops.map((c) => regionDescriptor(c.image, c.mask));
+  return mergeImages(regions, prediction.probabilities, cropScores(prediction, scoring, descriptorsOf), tauAlpha, scoring);
 }
 
 function l2normalised(v: Float32Array): Float32Array {
@@ -310,6 +332,19 @@ function l2normalised(v: Float32Array): Float32Array {
   for (const x of v) s += x * x;
   const n = Math.sqrt(s) || 1;
   return v.map((x) => x / n);
+}
+
+/** Each image's region descriptor: its crops' descriptors merged with the region weights (crops in image order). */
+function imageDescriptors(regions: RegionsResult, cropDescriptors: readonly Float64Array[], tauAlpha: number): { data: Float64Array; dim: number } {
+  const dim = cropDescriptors[0]!.length;
+  const out = new Float64Array(regions.items.length * dim);
+  let first = 0;
+  regions.items.forEach((item, i) => {
+    const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
+    item.crops.forEach((_, r) => cropDescriptors[first + r]!.forEach((v, d) => (out[i * dim + d]! += w[r]! * v)));
+    first += item.crops.length;
+  });
+  return { data: out, dim };
 }
 
 /** Fewer held-out images than this: no calibration. */
@@ -329,7 +364,10 @@ function chooseHoldout(n: number, fraction: number, seed: number): Set<number> {
 }
 
 /** An inference record with no novelty calibration. */
-const NO_CALIBRATION = { masksAsMaps: false, maskLevel: 128, noveltyScore: DEFAULT_NOVELTY_SCORE as string, noveltyThreshold: 0, falseAlarmRate: 0.05, calibrationImages: 0, tauAlpha: 50, featureMean: [] as number[], prototypes: [] as number[] };
+const NO_CALIBRATION = {
+  masksAsMaps: false, maskLevel: 128, noveltyScore: DEFAULT_NOVELTY_SCORE as string, noveltyThreshold: 0, falseAlarmRate: 0.05, calibrationImages: 0, tauAlpha: 50,
+  featureMean: [] as number[], prototypes: [] as number[], descriptorMean: [] as number[], descriptorScale: [] as number[], descriptorBank: [] as number[],
+};
 
 /** Runs AnomalyNCD end to end over a set of images and anomaly maps. */
 export async function discover(items: readonly DiscoverItem[], options: DiscoverOptions): Promise<DiscoverResult> {
@@ -381,6 +419,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   if (o.holdout > 0 && heldOut.size === 0)
     warnings.push(`holdout ${o.holdout} of ${items.length} images leaves fewer than ${MIN_CALIBRATION_IMAGES} images to calibrate the novelty threshold: every image trains, 'unknown' is not calibrated`);
   const fitCrops = heldOut.size ? trainCrops.filter((_, j) => !heldOut.has(crops[j]!.image)) : trainCrops;
+  // Region descriptors of every crop (the descriptor novelty score and kFeatures use them).
+  const cropDescriptors = await time('descriptors', async () => trainCrops.map((c) => regionDescriptor(c.image, c.mask)));
   let backboneFacts: DiscoverResult['backbone'] | undefined;
 
   // 2. Frozen features → image features (region-merge weights) → K and the k-means baseline.
@@ -484,21 +524,35 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     const est = await freeing(() =>
       time('estimateK', async () => {
         if (method === 'mass') return estimateByMass(kMax);
-        let gcdLabelled;
+        let gcdLabelled: { data: Float32Array | Float64Array; n: number; labels: ClassLabel[]; descriptors: { data: Float64Array; dim: number } } | undefined;
         if (method === 'gcd') {
           // D^l through the same frozen backbone, one feature per labelled crop.
           const y = await loaded!.embedCrops(labelled!.map((c) => ({ image: c.image, mask: c.mask })), common);
           const d = y.shape[1]!;
           const data = new Float32Array(labelled!.length * d);
           for (let i = 0; i < labelled!.length; i++) data.set(l2normalised(y.data.slice(i * d, (i + 1) * d)), i * d);
-          gcdLabelled = { data, n: labelled!.length, labels: labelled!.map((c) => c.label) };
+          const ld = labelled!.map((c) => regionDescriptor(c.image, c.mask));
+          const descriptors = { data: Float64Array.from(ld.flatMap((r) => Array.from(r))), dim: ld[0]!.length };
+          gcdLabelled = { data: data as Float32Array | Float64Array, n: labelled!.length, labels: labelled!.map((c) => c.label), descriptors };
         }
-        return estimateKAsync(imageFeatures, items.length, dim, {
+        // The image rows the estimator sees (kFeatures): backbone features, region descriptors, or both.
+        let kData: Float32Array | Float64Array = imageFeatures;
+        let kDim = dim;
+        if (o.kFeatures !== 'backbone') {
+          const desc = imageDescriptors(regions, cropDescriptors, tauAlpha);
+          const blocks = o.kFeatures === 'descriptors' ? [desc] : [desc, { data: imageFeatures, dim }];
+          const otherBlocks = gcdLabelled ? (o.kFeatures === 'descriptors' ? [gcdLabelled.descriptors] : [gcdLabelled.descriptors, { data: gcdLabelled.data, dim }]) : undefined;
+          const joined = joinStandardised(blocks, items.length, otherBlocks ? { blocks: otherBlocks, n: gcdLabelled!.n } : undefined);
+          kData = joined.fit;
+          kDim = joined.dim;
+          if (gcdLabelled) gcdLabelled.data = joined.other!;
+        }
+        return estimateKAsync(kData, items.length, kDim, {
           method,
           kMin,
           kMax: Math.min(kMax, items.length - 1),
           seed,
-          ...(gcdLabelled ? { labelled: gcdLabelled } : {}),
+          ...(gcdLabelled ? { labelled: { data: gcdLabelled.data, n: gcdLabelled.n, labels: gcdLabelled.labels } } : {}),
           ...(signal ? { signal } : {}),
         });
       }),
@@ -506,7 +560,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     // mass may count fewer clusters than kMin (or, never, more than kMax): K stays in the range.
     K = Math.min(kMax, Math.max(kMin, est.k));
     if (K !== est.k) warnings.push(`kMethod '${method}' found ${est.k} clusters; K is kept within kRange [${kMin}, ${kMax}]: ${K}`);
-    Object.assign(kChoice, { method, curve: est.curve, scoreName: est.scoreName, ms: est.ms });
+    Object.assign(kChoice, { method, curve: est.curve, scoreName: est.scoreName, ms: est.ms, ...(method !== 'mass' ? { features: o.kFeatures } : {}) });
   } else K = k;
   const baseline = await freeing(() => time('kmeansBaseline', async () => kmeans(imageFeatures, items.length, dim, Math.min(K, items.length), { seed })));
 
@@ -544,8 +598,17 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   // Novelty prototypes from the fit crops only (their trained features and clusters).
   const fitIndex = crops.map((c, j) => (heldOut.has(c.image) ? -1 : j)).filter((j) => j >= 0);
   const prototypes = featurePrototypes(fitIndex.map((j) => prediction.embeddings![j]!), fitIndex.map((j) => argmax(prediction.probabilities[j]!)), K);
-  model.inference = { ...model.inference!, featureMean: Array.from(prototypes.mean), prototypes: prototypes.rows.flatMap((r) => Array.from(r)) };
-  let predicted = mergeImages(regions, prediction.probabilities, cropScores(prediction, { score: o.noveltyScore, prototypes }), tauAlpha, { tauAlpha, threshold: null });
+  // The descriptor score's statistics and bank from the fit crops only.
+  const descriptors = descriptorModel(fitIndex.map((j) => cropDescriptors[j]!), mulberry32((seed ^ 0x64657363) >>> 0));
+  model.inference = {
+    ...model.inference!,
+    featureMean: Array.from(prototypes.mean),
+    prototypes: prototypes.rows.flatMap((r) => Array.from(r)),
+    descriptorMean: Array.from(descriptors.scaler.mean),
+    descriptorScale: Array.from(descriptors.scaler.scale),
+    descriptorBank: Array.from(descriptors.bank),
+  };
+  let predicted = mergeImages(regions, prediction.probabilities, cropScores(prediction, { score: o.noveltyScore, prototypes, descriptors }, () => cropDescriptors), tauAlpha, { tauAlpha, threshold: null });
   let calibration: DiscoverResult['calibration'] = null;
   if (heldOut.size) {
     // Calibrated on the held-out images only (never on the crops the model trained on).

@@ -472,6 +472,12 @@ export interface InferenceRecord {
   featureMean: number[];
   /** Score `prototype`: the cluster prototypes, P x D row-major (centred space). */
   prototypes: number[];
+  /** Score `descriptor`: mean of the fit crops' region descriptors (Q values; empty: none recorded; analysis/descriptors). */
+  descriptorMean: number[];
+  /** Score `descriptor`: their standard deviations (Q values; the z-score scale). */
+  descriptorScale: number[];
+  /** Score `descriptor`: the fit crops' standardised descriptors, N x Q row-major (the kNN bank). */
+  descriptorBank: number[];
 }
 
 /** A trained NCD model: backbone + heads in native memory. Call {@link dispose} when done. */
@@ -518,7 +524,7 @@ export class TrainedModel {
     this.backbone = { ...raw.backbone };
     if (raw.searchRange) this.searchRange = [raw.searchRange[0], raw.searchRange[1]];
     this.warnings = Object.freeze([...raw.warnings]);
-    if (raw.inference) this.inference = { ...raw.inference, featureMean: [...raw.inference.featureMean], prototypes: [...raw.inference.prototypes] };
+    if (raw.inference) this.inference = { ...raw.inference, featureMean: [...raw.inference.featureMean], prototypes: [...raw.inference.prototypes], descriptorMean: [...raw.inference.descriptorMean], descriptorScale: [...raw.inference.descriptorScale], descriptorBank: [...raw.inference.descriptorBank] };
     this.device = raw.device;
   }
 
@@ -538,7 +544,7 @@ export class TrainedModel {
     const handle = this.#live();
     const t = trainAddon();
     const inference: RawInferenceRecord | undefined = this.inference
-      ? { ...this.inference, featureMean: [...this.inference.featureMean], prototypes: [...this.inference.prototypes] }
+      ? { ...this.inference, featureMean: [...this.inference.featureMean], prototypes: [...this.inference.prototypes], descriptorMean: [...this.inference.descriptorMean], descriptorScale: [...this.inference.descriptorScale], descriptorBank: [...this.inference.descriptorBank] }
       : undefined;
     await runJob(() => t.saveTrainedModel(handle, path, { ...raw, ...(inference ? { inference } : {}) }), options.signal ? { signal: options.signal } : {});
   }

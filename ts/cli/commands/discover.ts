@@ -14,6 +14,8 @@ import { buildReportData, writeReport } from '../../report/index.js';
 import { generateSynthetic } from '../../io/synthetic.js';
 import { loadLabelled } from '../../stages/train.js';
 import { DEFAULT_K_METHOD, K_METHODS } from '../../analysis/estimate-k-async.js';
+import { DEFAULT_K_FEATURES, K_FEATURES } from '../../analysis/descriptors.js';
+import { DEFAULT_NOVELTY_SCORE, NOVELTY_SCORES } from '../../analysis/novelty.js';
 import type { Progress } from '../../core/jobs.js';
 import { choice, count, custom, deviceFlag, flagHelp, MASK_MAP_FLAGS, maskMapOptions, parseFlags, positive, precisionFlag, text, toggle, withDefaults, type ParsedFlags } from '../flags.js';
 import { progressBar, timingTable, warn, type Command } from '../output.js';
@@ -34,6 +36,8 @@ const FLAGS = {
     { required: '--k K|auto is required', placeholder: 'K|auto', help: 'Number of defect types, or estimate it.' },
   ),
   'k-method': choice(K_METHODS, { help: `How --k auto estimates K (default ${DEFAULT_K_METHOD}; see README "Choosing K").` }),
+  'k-features': choice(K_FEATURES, { help: `What --k auto's feature methods work on: backbone features, region descriptors, or both (default ${DEFAULT_K_FEATURES}).` }),
+  'novelty-score': choice(NOVELTY_SCORES, { help: `Per-region novelty score (default ${DEFAULT_NOVELTY_SCORE}; see README "Is this a new type?").` }),
   out: text({ required: '--out DIR is required', placeholder: 'DIR', help: 'Output folder.' }),
   backbone: text({ placeholder: 'FILE', help: 'Pretrained DINO checkpoint (absent: random init).' }),
   arch: text({ placeholder: 'PRESET|JSON', help: 'Architecture.' }),
@@ -110,6 +114,7 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
   const loadMs = performance.now() - t0;
   const labelled = flags.labeled !== undefined ? await loadLabelled(resolve(flags.labeled), { signal }) : undefined;
   if (flags.kMethod !== undefined && flags.k !== 'auto') throw new InvalidArgumentError('--k-method needs --k auto');
+  if (flags.kFeatures !== undefined && flags.k !== 'auto') throw new InvalidArgumentError('--k-features needs --k auto');
   const outDir = resolve(flags.out);
   const staging = await stagingDir(outDir, signal);
   let result: DiscoverResult | undefined;
@@ -117,6 +122,8 @@ export async function runDiscover(flags: DiscoverFlags, signal: AbortSignal, onP
     result = await discover(items, {
       k: flags.k,
       ...(flags.kMethod !== undefined ? { kMethod: flags.kMethod } : {}),
+      ...(flags.kFeatures !== undefined ? { kFeatures: flags.kFeatures } : {}),
+      ...(flags.noveltyScore !== undefined ? { noveltyScore: flags.noveltyScore } : {}),
       ...maskMapOptions(flags),
       ...(flags.holdout !== undefined ? { holdout: flags.holdout } : {}),
       ...(flags.falseAlarmRate !== undefined ? { falseAlarmRate: flags.falseAlarmRate } : {}),
