@@ -11,6 +11,8 @@ namespace anomalyncd::model {
 // restores both on destruction. fit() and predict() run inside one, so calls that run the
 // network are queued one at a time per process and a seeded run's bits depend only on
 // its own thread count. n <= 0: the counts are left as they are (still exclusive).
+// While it lives, glibc's malloc keeps freed memory instead of returning it to the
+// kernel after every forward (thread_scope.cc); the destructor gives it back.
 class ThreadScope {
  public:
   explicit ThreadScope(int n, const CancelToken* cancel = nullptr);

@@ -7,6 +7,7 @@
 #include <torch/utils.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "common/error.h"
@@ -225,9 +226,10 @@ at::Tensor VitAttention::forward(const at::Tensor& x, const at::Tensor& blocked,
   at::Tensor q = qkvOut[0], k = qkvOut[1], v = qkvOut[2];
   if (q.device().is_cpu() && q.scalar_type() == at::kBFloat16) {
     // bf16 autocast on the CPU: the projections ran in bf16 (oneDNN), but libtorch's CPU
-    // bf16 bmm has no fast kernel (ViT-B/8's 785-token attention became slower than
-    // fp32), so the attention core runs in float32, autocast off (the fused routine when
-    // no gradient is needed). proj then autocasts its input back to bf16.
+    // bf16 bmm has no fast kernel (ViT-B/8, 785 tokens, batch 4: 11-12.7 s with the
+    // attention core in bf16, 5.0-5.7 s with it in fp32; for ViT-S/16's 197 tokens bf16
+    // would win, 377 vs 555 ms at batch 8), so the attention core and proj run in
+    // float32, autocast off (the fused routine when no gradient is needed).
     CpuAutocastOff off;
     return proj->forward(maskedAttention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), scale, blocked, impl));
   }
