@@ -20,6 +20,8 @@
 //          --k-features backbone,descriptors,both (what the feature methods and gcd see; rows of the
 //          non-backbone spaces are named "method [descriptors]" / "method [both]"; with a list other
 //          than "backbone" the section is written between k-estimation-desc markers)
+//          --mtd-per-type N / --syn-per-type N (images per type)  --no-downstream (K̂ only)
+//          --marker NAME (write between NAME markers instead)
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +57,9 @@ const arch = JSON.parse(flag('arch') ?? (reduced ? '{"patchSize":16,"embedDim":4
 const threads = Number(flag('threads') ?? cpus().length);
 const budgetMs = Number(flag('budget-min') ?? Infinity) * 60000;
 const configs = (flag('configs') ?? 'syn3,syn5,syn8,mtd5,gcd,mtd6').split(',');
+// --no-downstream: K̂ only (no training per distinct K̂; NMI/ARI/F1 only where the mass run
+// trained anyway), for runs on whole datasets within the time budget.
+const downstream = !args.includes('--no-downstream');
 // Reduced: MTD images subsampled per type (stratified, at most this many per type); synthetic images per type.
 const mtdPerType = Number(flag('mtd-per-type') ?? (reduced ? 24 : Infinity));
 const synPerType = Number(flag('syn-per-type') ?? (reduced ? 12 : 20));
@@ -213,22 +218,23 @@ async function runOne(name: string, seed: number): Promise<void> {
         found.push({ method: kf === 'backbone' ? m : `${m} [${kf}]`, k: est.k, ms: est.ms });
       }
     }
+    const none = { nmi: NaN, ari: NaN, f1: NaN };
     for (const f of found) {
-      if (!trained.has(f.k)) {
+      if (downstream && !trained.has(f.k)) {
         const r = await discover(cfg.items, { ...common, k: f.k });
         trained.set(f.k, pick(r));
         r.model.dispose();
       }
-      const row: Row = { config: cfg.name, seed, method: f.method, trueK: cfg.trueK, k: f.k, ms: f.ms, ...trained.get(f.k)!, images: cfg.items.length };
+      const row: Row = { config: cfg.name, seed, method: f.method, trueK: cfg.trueK, k: f.k, ms: f.ms, ...(trained.get(f.k) ?? none), images: cfg.items.length };
       rows.push(row);
       appendFileSync(log, JSON.stringify({ ...row, epochs, arch, reduced, hasMasksAsMaps, kFeatures: kFeatureList, at: new Date().toISOString() }) + '\n');
-      process.stderr.write(`${cfg.name} seed ${seed} ${f.method}: K̂ ${f.k} (K ${cfg.trueK}), ${f.ms.toFixed(0)} ms, NMI ${trained.get(f.k)!.nmi.toFixed(3)}\n`);
+      process.stderr.write(`${cfg.name} seed ${seed} ${f.method}: K̂ ${f.k} (K ${cfg.trueK}), ${f.ms.toFixed(0)} ms, NMI ${(trained.get(f.k) ?? none).nmi.toFixed(3)}\n`);
     }
     process.stderr.write(`${cfg.name} seed ${seed}: ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
   }
 }
 
-const f3 = (x: number) => x.toFixed(3);
+const f3 = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(3));
 const groups = new Map<string, Row[]>();
 for (const r of rows) groups.set(`${r.config}|${r.method}`, [...(groups.get(`${r.config}|${r.method}`) ?? []), r]);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -243,14 +249,14 @@ const summary = [...byMethod].map(([m, g]) => {
   return `| ${m} | ${g.length} | ${f3(mean(err))} | ${f3(mean(err.map((e) => (e === 0 ? 1 : 0))))} | ${f3(mean(err.map((e) => (e <= 1 ? 1 : 0))))} | ${f3(mean(g.map((r) => r.nmi)))} | ${mean(g.map((r) => r.ms)).toFixed(0)} |`;
 });
 const versions = nativeVersions();
-const marker = descMode ? 'k-estimation-desc' : 'k-estimation';
+const marker = flag('marker') ?? (descMode ? 'k-estimation-desc' : 'k-estimation');
 const section = `<!-- ${marker}:start -->
-${descMode ? `### K estimation with region descriptors (\`bench/k-estimation.bench.ts --k-features ${kFeatureList.join(',')}\`)` : '## K estimation (`bench/k-estimation.bench.ts`)'}
+${descMode ? `### K estimation with region descriptors (\`bench/k-estimation.bench.ts ${args.filter((a) => a !== '--write').join(' ')}\`)` : '## K estimation (`bench/k-estimation.bench.ts`)'}
 
 - Machine: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores shared with other jobs, ${threads} threads; Node ${process.version}; libtorch ${versions.libtorch}; ${new Date().toISOString().slice(0, 16)} UTC; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; ${((performance.now() - started) / 60000).toFixed(1)} min in all.
 - **${reduced || epochs < 10 || Number.isFinite(mtdPerType) || synPerType < 20 || arch.embedDim < 192 ? 'REDUCED protocol' : 'Full protocol'}**: ${seeds} seed(s), ${epochs} epoch(s), **randomly initialised** ViT ${JSON.stringify(arch)} (no pretrained weights can be obtained here), K searched in ${kRange.join('..')}; MTD ${Number.isFinite(mtdPerType) ? `subsampled to at most ${mtdPerType} images per type (stratified, per seed)` : 'test split, all images'}; synthetic ${synPerType} images per type (128 px); MTD maps: GT masks ${hasMasksAsMaps ? 'as maps (masksAsMaps, level 128)' : 'through MEBin with the range fixed to [0, 255] (this build has no masksAsMaps)'}.
 - Configurations run: ${[...new Set(rows.map((r) => r.config))].join('; ') || 'none'}.${failures.length ? ` Failed runs: ${failures.join('; ')}.` : ''}
-- NMI/ARI/F1: AnomalyNCD's image clusters when the run goes on with the method's K̂ (trained once per distinct K̂). ms: the estimator's own cost (mass: including its K_max training run).
+- NMI/ARI/F1: AnomalyNCD's image clusters when the run goes on with the method's K̂ (trained once per distinct K̂${downstream ? '' : '; **not run here** (`--no-downstream`): only where the mass run trained anyway, else –'}). ms: the estimator's own cost (mass: including its K_max training run).
 
 | configuration | method | K | K̂ per seed | mean abs. error | exact | within ±1 | NMI | ARI | F1 | ms |
 |---|---|---|---|---|---|---|---|---|---|---|
