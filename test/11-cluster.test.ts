@@ -5,7 +5,7 @@ import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadInputError, estimateK, evaluate, InvalidArgumentError, kmeans, silhouette } from 'anomalyncd';
-import { prng, python, repoRoot, tempDir } from './helpers.js';
+import { blobs, python, repoRoot, tempDir } from './helpers.js';
 
 interface SilhouetteCase {
   name: string;
@@ -19,27 +19,6 @@ interface SilhouetteCase {
 const fixtures = JSON.parse(readFileSync(join(repoRoot, 'test', 'fixtures', 'metrics_fixtures.json'), 'utf8')) as {
   silhouette: SilhouetteCase[];
 };
-
-function gaussian(rnd: () => number): number {
-  const u = Math.max(rnd(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd());
-}
-
-/** `k` well-separated isotropic blobs of `per` points each in `dim` dimensions (labels in blob order). */
-function blobs(k: number, per: number, dim: number, seed: number, spread = 1, separation = 20): { data: Float32Array; truth: number[]; n: number } {
-  const rnd = prng(seed);
-  const centres = Array.from({ length: k }, () => Array.from({ length: dim }, () => (rnd() - 0.5) * 2 * separation));
-  const n = k * per;
-  const data = new Float32Array(n * dim);
-  const truth: number[] = [];
-  // interleave blobs so that sample order says nothing about the class
-  for (let i = 0; i < n; i++) {
-    const c = i % k;
-    truth.push(c);
-    for (let t = 0; t < dim; t++) data[i * dim + t] = centres[c]![t]! + spread * gaussian(rnd);
-  }
-  return { data, truth, n };
-}
 
 test('k-means recovers well-separated Gaussian blobs (ARI 1)', (t) => {
   for (const [k, dim, seed] of [[3, 2, 1], [4, 16, 2], [6, 50, 3], [10, 32, 4]] as const) {

@@ -17,26 +17,10 @@ import {
   K_METHODS,
   kmeans,
 } from 'anomalyncd';
-import { prng } from './helpers.js';
+import { blobs as sharedBlobs } from './helpers.js';
 
-function gaussian(rnd: () => number): number {
-  const u = Math.max(rnd(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd());
-}
-
-/** `k` well-separated blobs of `per` points in `dim` dimensions, interleaved (labels = i % k). */
-function blobs(k: number, per: number, dim: number, seed: number, separation = 12): { data: Float32Array; truth: number[]; n: number } {
-  const rnd = prng(seed);
-  const centres = Array.from({ length: k }, () => Array.from({ length: dim }, () => (rnd() - 0.5) * 2 * separation));
-  const n = k * per;
-  const data = new Float32Array(n * dim);
-  const truth: number[] = [];
-  for (let i = 0; i < n; i++) {
-    truth.push(i % k);
-    for (let t = 0; t < dim; t++) data[i * dim + t] = centres[i % k]![t]! + gaussian(rnd);
-  }
-  return { data, truth, n };
-}
+/** The shared blobs with this file's separation (12). */
+const blobs = (k: number, per: number, dim: number, seed: number) => sharedBlobs(k, per, dim, seed, 1, 12);
 
 test('the method list and its default', (t) => {
   t.deepEqual([...K_METHODS], ['silhouette', 'mass', 'stability', 'gcd', 'eigengap']);

@@ -95,3 +95,27 @@ export function cli(args: string[], options: { cwd?: string } = {}): { status: n
 
 /** A seeded PRNG for reproducible random tests (the library's mulberry32). */
 export const prng = mulberry32;
+
+/** A standard normal draw (Box–Muller) from a uniform source. */
+export function gaussian(rnd: () => number): number {
+  const u = Math.max(rnd(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rnd());
+}
+
+/**
+ * `k` isotropic Gaussian blobs of `per` points each in `dim` dimensions, centres uniform in
+ * ±separation per axis; interleaved (labels = i % k) so that sample order says nothing about the class.
+ */
+export function blobs(k: number, per: number, dim: number, seed: number, spread = 1, separation = 20): { data: Float32Array; truth: number[]; n: number } {
+  const rnd = prng(seed);
+  const centres = Array.from({ length: k }, () => Array.from({ length: dim }, () => (rnd() - 0.5) * 2 * separation));
+  const n = k * per;
+  const data = new Float32Array(n * dim);
+  const truth: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = i % k;
+    truth.push(c);
+    for (let t = 0; t < dim; t++) data[i * dim + t] = centres[c]![t]! + spread * gaussian(rnd);
+  }
+  return { data, truth, n };
+}
