@@ -182,16 +182,28 @@ void forEachChunk(const std::vector<mebin::MapView>& maps, int64_t maxChunkPixel
   }
 }
 
+// The arguments checked as mebin::binarize checks them, and the sweep's level table.
+struct SweepSetup {
+  std::array<uint8_t, 256> levelOf;
+  int levels;
+};
+inline SweepSetup sweepSetup(const std::vector<mebin::MapView>& maps, const mebin::Range& range,
+                             const mebin::Options& options) {
+  mebin::validateRange(range);
+  mebin::validateOptions(options);
+  for (const mebin::MapView& v : maps) mebin::validateMap(v);
+  return {mebin::sweepLevels(range, options),
+          static_cast<int>(mebin::sweepThresholds(options).size())};
+}
+
 template <class Backend>
 std::vector<mebin::Result> binarizeBatchWith(Backend& be, const std::vector<mebin::MapView>& maps,
                                              const mebin::Range& range,
                                              const mebin::Options& options,
                                              int64_t maxChunkPixels = kMaxChunkPixels) {
-  mebin::validateRange(range);
-  mebin::validateOptions(options);
-  for (const mebin::MapView& v : maps) mebin::validateMap(v);
-  const std::array<uint8_t, 256> levelOf = mebin::sweepLevels(range, options);
-  const int levels = static_cast<int>(mebin::sweepThresholds(options).size());
+  const SweepSetup setup = sweepSetup(maps, range, options);
+  const std::array<uint8_t, 256>& levelOf = setup.levelOf;
+  const int levels = setup.levels;
   std::vector<mebin::Result> results(maps.size());
   StagedChunk pending;
   size_t pendingFirst = 0;

@@ -69,10 +69,10 @@ class Workspace {
   static constexpr size_t kKeepBytes = size_t{1} << 30;
   ~Workspace() { release(); }
 
+  // `device` is the current device (withDevice sets it first).
   void select(int device) {
     if (device_ == device) return;
     release();
-    ok(cudaSetDevice(device), "cudaSetDevice");
     device_ = device;
     ok(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     for (Slot& s : slots_) ok(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate");
@@ -173,8 +173,8 @@ auto withDevice(int device, F f) {
     ~Restore() { cudaSetDevice(device); }
   } restore{previous};
   try {
-    workspace.select(device);
     ok(cudaSetDevice(device), "cudaSetDevice");
+    workspace.select(device);
     CudaBackend backend(workspace);
     auto result = f(backend);
     workspace.trim();
@@ -214,18 +214,15 @@ std::vector<mebin::Result> binarizeBatch(const std::vector<mebin::MapView>& maps
 
 SweepTiming timeSweep(const std::vector<mebin::MapView>& maps, const mebin::Range& range,
                       const mebin::Options& options, int device, int repeats) {
-  mebin::validateRange(range);
-  mebin::validateOptions(options);
-  for (const mebin::MapView& v : maps) mebin::validateMap(v);
+  const SweepSetup setup = sweepSetup(maps, range, options);
   int64_t pixels = 0;
   for (const mebin::MapView& v : maps) pixels += static_cast<int64_t>(v.height) * v.width;
   // one launch over every map (the int32 union-find indices are map-local)
   if (maps.empty() || maps.size() > kMaxChunkMaps || pixels > (int64_t{1} << 28))
     throw Error(code::kInvalidArgument, "timeSweep: 1..65535 maps, at most 2^28 pixels");
-  const std::array<uint8_t, 256> levelOf = mebin::sweepLevels(range, options);
-  const int levels = static_cast<int>(mebin::sweepThresholds(options).size());
   return withDevice(device, [&](CudaBackend& be) {
-    const StagedChunk c = stageChunk(be, 0, maps, 0, maps.size(), range, options, levelOf, levels);
+    const StagedChunk c =
+        stageChunk(be, 0, maps, 0, maps.size(), range, options, setup.levelOf, setup.levels);
     be.sweep(c.batch);  // warm-up
     be.sync();
     cudaEvent_t start = nullptr, stop = nullptr;
