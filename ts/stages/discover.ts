@@ -43,7 +43,7 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
   kMethod?: KMethod;
   /**
    * What the feature methods (silhouette, stability, eigengap, gcd) estimate K from:
-   * `'backbone'` (default: the frozen [CLS] image features), `'descriptors'` (the images'
+   * `'backbone'` (the frozen [CLS] image features), `'descriptors'` (default: the images'
    * region descriptors: shape and appearance of their masks and pixels, standardised;
    * analysis/descriptors) or `'both'` (the two joined, each block z-scored and weighted
    * equally). `mass` ignores it.
