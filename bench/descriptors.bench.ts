@@ -19,14 +19,8 @@ import { evaluate } from '../ts/analysis/metrics.js';
 import { estimateKAsync } from '../ts/analysis/estimate-k-async.js';
 import { auroc, imageNovelty } from '../ts/analysis/novelty.js';
 import { mulberry32 } from '../ts/core/random.js';
+import { flag, mtdRoot, repoRoot as root } from './cli-args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const root = new URL('../../', import.meta.url).pathname;
-const mtdRoot = process.env.MTD_ROOT ?? join(root, '..', 'shared', 'data', 'mtd');
 const perType = Number(flag('per-type') ?? 12);
 const subsamples = Number(flag('subsamples') ?? 10);
 const threads = Number(flag('threads') ?? 1);

@@ -8,14 +8,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { discover, loadDataset, nativeVersions } from 'anomalyncd';
+import { args, flag, mtdRoot as mtd, repoRoot as root } from './cli-args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const root = new URL('../../', import.meta.url).pathname;
-const mtd = process.env.MTD_ROOT ?? join(root, '..', 'shared', 'data', 'mtd');
 const epochs = Number(flag('epochs') ?? 10);
 const arch = JSON.parse(flag('arch') ?? '{"patchSize":16,"embedDim":192,"depth":6,"numHeads":3,"maskLayers":3}');
 const backbone = flag('backbone');

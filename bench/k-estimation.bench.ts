@@ -42,15 +42,9 @@ import { regionWeights } from '../ts/analysis/merge.js';
 import { DESCRIPTOR_DIM, joinStandardised, regionDescriptor, type FeatureBlock, type KFeatures } from '../ts/analysis/descriptors.js';
 import * as regionsModule from '../ts/stages/regions.js';
 import { mulberry32 } from '../ts/core/random.js';
+import { args, flag, mtdRoot, repoRoot as root } from './cli-args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const reduced = args.includes('--reduced');
-const root = new URL('../../', import.meta.url).pathname;
-const mtdRoot = process.env.MTD_ROOT ?? join(root, '..', 'shared', 'data', 'mtd');
 const seeds = Number(flag('seeds') ?? 3);
 const epochs = Number(flag('epochs') ?? (reduced ? 1 : 10));
 const arch = JSON.parse(flag('arch') ?? (reduced ? '{"patchSize":16,"embedDim":48,"depth":2,"numHeads":2,"maskLayers":1}' : '{"patchSize":16,"embedDim":192,"depth":6,"numHeads":3,"maskLayers":3}'));

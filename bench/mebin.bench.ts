@@ -18,10 +18,10 @@
 //  3. extractRegions() over the MTD .jpg images with their 256² maps, 1 and 2 threads.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { binarize, extractRegions, nativeVersions, type BinarizeResult, type Tensor } from 'anomalyncd';
 import { detectorMap, exportUint8, selectSamples, type Sample } from './mtd-maps.js';
+import { mtdRoot, repoRoot } from './cli-args.js';
 
 // ---------------------------------------------------------------------------------------
 // Configuration
@@ -59,16 +59,7 @@ const PER_MAP_REPS = QUICK ? 3 : 7;
 const PER_MAP_ORACLE_REPS = QUICK ? 1 : 3;
 const CROP_THREADS = [1, 2];
 
-const repoRoot = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root (package.json)');
-    dir = up;
-  }
-  return dir;
-})();
-const MTD = process.env['MTD_ROOT'] ?? join(repoRoot, '..', 'shared', 'data', 'mtd');
+const MTD = mtdRoot;
 const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
 const START = '<!-- mebin-bench:start -->';
 const END = '<!-- mebin-bench:end -->';

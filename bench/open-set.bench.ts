@@ -19,14 +19,8 @@ import type { TrainedModel } from '../ts/stages/train.js';
 import { auroc, calibrateThreshold, NOVELTY_SCORES, type NoveltyScore } from '../ts/analysis/novelty.js';
 import { mulberry32 } from '../ts/core/random.js';
 import { nativeVersions } from '../ts/native/versions.js';
+import { args, flag, mtdRoot as mtd, repoRoot as root } from './cli-args.js';
 
-const args = process.argv.slice(2);
-const flag = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const root = new URL('../../', import.meta.url).pathname;
-const mtd = process.env.MTD_ROOT ?? join(root, '..', 'shared', 'data', 'mtd');
 const perClass = Number(flag('per-class') ?? 1000);
 const epochs = Number(flag('epochs') ?? 10);
 const arch = JSON.parse(flag('arch') ?? '{"patchSize":16,"embedDim":96,"depth":4,"numHeads":4,"maskLayers":2}');

@@ -19,11 +19,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { binarize, nativeVersions } from 'anomalyncd';
 import { encodeTensorPng } from '../ts/io/png.js';
 import { benchMaps, selectSamples } from './mtd-maps.js';
+import { mtdRoot, repoRoot } from './cli-args.js';
 
 const argv = process.argv.slice(2);
 const WRITE = argv.includes('--write');
@@ -41,12 +41,7 @@ const STARTUP_REPS = QUICK ? 5 : 21;
 const CLI_REPS = QUICK ? 3 : 9;
 const BENCH_REPS = QUICK ? 5 : 25;
 
-const repoRoot = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-})();
-const MTD = process.env['MTD_ROOT'] ?? join(repoRoot, '..', 'shared', 'data', 'mtd');
+const MTD = mtdRoot;
 const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
 const START = '<!-- startup-bench:start -->';
 const END = '<!-- startup-bench:end -->';

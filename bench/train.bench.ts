@@ -12,17 +12,17 @@
 // extractRegions with their ground-truth masks (>= 128) as maps.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { extractRegions, fit, nativeVersions, readCropFiles, Tensor, type FitOptions, type TrainCrop, type TrainEvent } from 'anomalyncd';
+import { mtdRoot, repoRoot } from './cli-args.js';
 
 const args = new Set(process.argv.slice(2));
 const WRITE = args.has('--write');
 const QUICK = args.has('--quick');
 for (const a of args) if (a !== '--write' && a !== '--quick') throw new Error(`Unknown argument ${a} (expected --write, --quick)`);
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const mtd = process.env['MTD_ROOT'] ?? join(root, '..', 'shared', 'data', 'mtd');
+const root = repoRoot;
+const mtd = mtdRoot;
 if (!existsSync(mtd)) throw new Error(`MTD not found at ${mtd} (set MTD_ROOT)`);
 const CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Free', 'MT_Uneven'];
 const THREADS = availableParallelism();
