@@ -2,7 +2,7 @@
 // goes on with the estimated K (issue 11, item 2). Per configuration and seed:
 //   1. discover({k: 'auto', kMethod: 'mass'}) — the over-provisioned head (one training with
 //      K_max clusters), then training with its K; its frozen image features are kept;
-//   2. silhouette / stability / eigengap on those frozen image features (estimateKAsync),
+//   2. silhouette / stability / eigengap / bic on those frozen image features (estimateKAsync),
 //      gcd on them plus the frozen features of the labelled set (gcd configuration only);
 //   3. for every distinct K found (not yet trained), discover({k: K}) with the same options
 //      (the same seed: the same random-init backbone, crops and features) for NMI/ARI/F1.
@@ -10,7 +10,8 @@
 //
 // Configurations (issue 11): MTD test split, GT masks as maps (masksAsMaps when the library has
 // it, else the masks through MEBin with the range fixed to [0, 255]), K = 6 (MT_Free as a type)
-// and K = 5 (defect types only); synthetic K = 3, 5, 8; gcd: MTD K = 5 with two types' crops
+// and K = 5 (defect types only); synthetic K = 3, 5, 8 (MEBin's range set with 10 good images
+// as well, as the reference sets it over the whole category); gcd: MTD K = 5 with two types' crops
 // (half of their images) as the labelled set D^l.
 //
 // Full protocol:    node dist/bench/k-estimation.bench.js --seeds 3 --epochs 10
@@ -58,7 +59,9 @@ const downstream = !args.includes('--no-downstream');
 const mtdPerType = Number(flag('mtd-per-type') ?? (reduced ? 24 : Infinity));
 const synPerType = Number(flag('syn-per-type') ?? (reduced ? 12 : 20));
 const kRange: [number, number] = [2, 10];
-const FEATURE_METHODS: FeatureKMethod[] = ['silhouette', 'stability', 'eigengap'];
+const FEATURE_METHODS: FeatureKMethod[] = ['silhouette', 'stability', 'eigengap', 'bic'];
+/** Good images per synthetic set: they only set MEBin's search range. */
+const SYN_GOOD = 10;
 const kFeatureList = (flag('k-features') ?? 'backbone').split(',') as KFeatures[];
 const descMode = kFeatureList.some((f) => f !== 'backbone');
 const hasMasksAsMaps = 'MASK_MAP_FIELDS' in regionsModule;
@@ -93,8 +96,14 @@ function subsample<T extends { label?: string }>(items: T[], perType: number, se
 async function makeConfig(name: string, seed: number): Promise<Config> {
   if (name.startsWith('syn')) {
     const k = Number(name.slice(3));
-    const samples = generateSynthetic({ types: k, perType: synPerType, good: 0, size: 128, mapSize: 64, seed: 1000 + seed });
-    return { name: `synthetic K=${k}`, trueK: k, items: samples.map((s) => ({ image: s.image, map: s.map, label: s.label, name: s.name })), mapOptions: {}, methods: ['mass', ...FEATURE_METHODS] };
+    // MEBin's search range comes from the category's maps *including good ones* (METHOD.md
+    // §2.1): without them min_th is the weakest defect's maximum (~240 here) and MEBin finds
+    // no region in most maps (every crop the whole image). So good images set the range,
+    // as they would in a factory, and only the defective ones are clustered.
+    const all = generateSynthetic({ types: k, perType: synPerType, good: SYN_GOOD, size: 128, mapSize: 64, seed: 1000 + seed });
+    const range = (await extractRegions(all.map((s) => s.image), all.map((s) => s.map), { threads, returnPixels: false })).searchRange;
+    const samples = all.filter((s) => s.label !== 'good');
+    return { name: `synthetic K=${k}`, trueK: k, items: samples.map((s) => ({ image: s.image, map: s.map, label: s.label, name: s.name })), mapOptions: { range }, methods: ['mass', ...FEATURE_METHODS] };
   }
   const data = await loadDataset({ kind: 'mtd', root: mtdRoot, groundTruthAsMaps: true });
   let items: DiscoverItem[] = data.items.map((i) => ({ image: i.image, map: i.map, name: i.name, label: i.label! }));
@@ -248,7 +257,7 @@ const section = `<!-- ${marker}:start -->
 ${descMode ? `### K estimation with region descriptors (\`bench/k-estimation.bench.ts ${args.filter((a) => a !== '--write').join(' ')}\`)` : '## K estimation (`bench/k-estimation.bench.ts`)'}
 
 - Machine: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} cores shared with other jobs, ${threads} threads; Node ${process.version}; libtorch ${versions.libtorch}; ${new Date().toISOString().slice(0, 16)} UTC; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0]!.toFixed(2)} after; ${((performance.now() - started) / 60000).toFixed(1)} min in all.
-- **${reduced || epochs < 10 || Number.isFinite(mtdPerType) || synPerType < 20 || arch.embedDim < 192 ? 'REDUCED protocol' : 'Full protocol'}**: ${seeds} seed(s), ${epochs} epoch(s), **randomly initialised** ViT ${JSON.stringify(arch)} (no pretrained weights can be obtained here), K searched in ${kRange.join('..')}; MTD ${Number.isFinite(mtdPerType) ? `subsampled to at most ${mtdPerType} images per type (stratified, per seed)` : 'test split, all images'}; synthetic ${synPerType} images per type (128 px); MTD maps: GT masks ${hasMasksAsMaps ? 'as maps (masksAsMaps, level 128)' : 'through MEBin with the range fixed to [0, 255] (this build has no masksAsMaps)'}.
+- **${reduced || epochs < 10 || Number.isFinite(mtdPerType) || synPerType < 20 || arch.embedDim < 192 ? 'REDUCED protocol' : 'Full protocol'}**: ${seeds} seed(s), ${epochs} epoch(s), **randomly initialised** ViT ${JSON.stringify(arch)} (no pretrained weights can be obtained here), K searched in ${kRange.join('..')}; MTD ${Number.isFinite(mtdPerType) ? `subsampled to at most ${mtdPerType} images per type (stratified, per seed)` : 'test split, all images'}; synthetic ${synPerType} images per type (128 px; MEBin's search range from them and ${SYN_GOOD} good images); MTD maps: GT masks ${hasMasksAsMaps ? 'as maps (masksAsMaps, level 128)' : 'through MEBin with the range fixed to [0, 255] (this build has no masksAsMaps)'}.
 - Configurations run: ${[...new Set(rows.map((r) => r.config))].join('; ') || 'none'}.${failures.length ? ` Failed runs: ${failures.join('; ')}.` : ''}
 - NMI/ARI/F1: AnomalyNCD's image clusters when the run goes on with the method's K̂ (trained once per distinct K̂${downstream ? '' : '; **not run here** (`--no-downstream`): only where the mass run trained anyway, else –'}). ms: the estimator's own cost (mass: including its K_max training run).
 

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { extractRegions, InvalidArgumentError, Tensor } from 'anomalyncd';
+import { extractRegions, generateSynthetic, InvalidArgumentError, Tensor } from 'anomalyncd';
 import { testingAddon } from '../ts/native/loader.js';
 import { mtdDir, python, repoRoot } from './helpers.js';
 
@@ -136,4 +136,19 @@ test('names and cropDir options are validated', async (t) => {
   const map = new Tensor('uint8', [8, 8]);
   await t.throwsAsync(extractRegions([img], [map], { names: ['a/b'] }), { instanceOf: InvalidArgumentError, message: /names/ });
   await t.throwsAsync(extractRegions([img], [map], { padding: -1 }), { instanceOf: InvalidArgumentError, message: /padding/ });
+});
+
+test('a warning when MEBin finds no region in most maps (a range without defect-free maps), none with the category range', async (t) => {
+  const all = generateSynthetic({ types: 3, perType: 4, good: 4, size: 64, mapSize: 32, seed: 5 });
+  const defects = all.filter((s) => s.label !== 'good');
+  const alone = await extractRegions(defects.map((s) => s.image), defects.map((s) => s.map), { threads: 1, returnPixels: false });
+  const fellBack = alone.items.filter((it) => it.crops.every((c) => c.maskArea === 0)).length;
+  t.true(fellBack * 2 > defects.length, `${fellBack} of ${defects.length} fell back`);
+  t.true(alone.warnings.some((w) => w.includes(`no anomaly region in ${fellBack} of ${defects.length} maps`) && /good images/.test(w)), alone.warnings.join('\n'));
+  // The category's range (good images included): regions are found and nothing is said.
+  const { searchRange } = await extractRegions(all.map((s) => s.image), all.map((s) => s.map), { threads: 1, returnPixels: false });
+  t.true(searchRange[0] < alone.searchRange[0]);
+  const withRange = await extractRegions(defects.map((s) => s.image), defects.map((s) => s.map), { threads: 1, returnPixels: false, range: searchRange });
+  t.true(withRange.items.filter((it) => it.crops.every((c) => c.maskArea === 0)).length * 2 <= defects.length);
+  t.false(withRange.warnings.some((w) => /no anomaly region/.test(w)));
 });

@@ -17,21 +17,30 @@ import {
   K_METHODS,
   kmeans,
 } from 'anomalyncd';
-import { blobs as sharedBlobs } from './helpers.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fitGmm, gmmBic } from '../ts/analysis/gmm.js';
+import { GMM_REG, GMM_TOL } from '../ts/analysis/k-methods.js';
+import { prepare } from '../ts/analysis/samples.js';
+import { blobs as sharedBlobs, python, tempDir } from './helpers.js';
 
 /** The shared blobs with this file's separation (12). */
 const blobs = (k: number, per: number, dim: number, seed: number) => sharedBlobs(k, per, dim, seed, 1, 12);
 
 test('the method list and its default', (t) => {
-  t.deepEqual([...K_METHODS], ['silhouette', 'mass', 'stability', 'gcd', 'eigengap']);
+  t.deepEqual([...K_METHODS], ['silhouette', 'mass', 'stability', 'gcd', 'eigengap', 'bic']);
   t.true((K_METHODS as readonly string[]).includes(DEFAULT_K_METHOD));
 });
 
-for (const method of ['silhouette', 'stability', 'eigengap'] as const) {
+for (const method of ['silhouette', 'stability', 'eigengap', 'bic'] as const) {
+  // bic's full covariances need samples: 60 per type in 8 dimensions (16 in 12 is too few: K = 2;
+  // with 40, two blobs 11 sd apart cost less log-likelihood as one stretched Gaussian than
+  // BIC's penalty for 45 more parameters, and K = 6 for 7)
+  const [per, dim] = method === 'bic' ? [60, 8] : [16, 12];
   test(`estimateKAsync '${method}' finds K on separated blobs (K = 3, 5, 7)`, async (t) => {
     for (const k of [3, 5, 7]) {
-      const { data, n } = blobs(k, 16, 12, 100 + k);
-      const r = await estimateKAsync(data, n, 12, { method, seed: 1 });
+      const { data, n } = blobs(k, per, dim, 100 + k);
+      const r = await estimateKAsync(data, n, dim, { method, seed: 1 });
       t.is(r.method, method);
       t.is(r.k, k, `${method} K=${k}: curve ${JSON.stringify(r.curve)}`);
       t.deepEqual(r.curve.map((p) => p.k), [2, 3, 4, 5, 6, 7, 8, 9, 10]);
@@ -48,6 +57,54 @@ test("estimateKAsync 'silhouette' gives exactly the synchronous estimateK's K an
   const s = estimateK(data, n, 10, { seed: 5, kMin: 2, kMax: 8 });
   t.is(a.k, s.k);
   t.deepEqual(a.curve, s.curve);
+});
+
+test("'bic': the mixture's log-likelihood is what scipy computes from its parameters, and as good as scikit-learn's fit", (t) => {
+  // Elongated, unequal blobs (full covariances matter): 4 types, 30 each, 5 dimensions.
+  const k = 4, dim = 5;
+  const { data, n } = sharedBlobs(k, 30, dim, 17, 1, 8);
+  for (let i = 0; i < n; i++) data[i * dim]! *= 1 + (i % k); // stretch the first axis per type
+  const p = prepare('test', data, n, dim);
+  const fit = fitGmm(p, k, 0, 3, 300, GMM_TOL, GMM_REG);
+  t.true(fit.converged);
+  t.true(Math.abs(fit.weights.reduce((a, b) => a + b, 0) - 1) < 1e-9);
+  const dir = tempDir();
+  const write = (name: string, a: ArrayLike<number>): string => {
+    const path = join(dir, name);
+    writeFileSync(path, Buffer.from(Float64Array.from(a).buffer));
+    return path;
+  };
+  const out = python(
+    `import sys, numpy as np
+from scipy.stats import multivariate_normal
+from scipy.special import logsumexp
+from sklearn.mixture import GaussianMixture
+k, d = ${k}, ${dim}
+x = np.fromfile(sys.argv[1]).reshape(-1, d)
+w = np.fromfile(sys.argv[2]); mu = np.fromfile(sys.argv[3]).reshape(k, d); cov = np.fromfile(sys.argv[4]).reshape(k, d, d)
+lp = np.stack([np.log(w[c]) + multivariate_normal(mu[c], cov[c]).logpdf(x) for c in range(k)], 1)
+reg = ${GMM_REG} * x.var(0).mean()
+g = GaussianMixture(k, covariance_type='full', n_init=3, random_state=0, reg_covar=reg, tol=${GMM_TOL}, max_iter=300).fit(x)
+print(repr(logsumexp(lp, 1).sum()), repr(g.score(x) * len(x)), repr(g.bic(x)))`,
+    [write('x', data), write('w', fit.weights), write('mu', fit.means), write('cov', fit.covariances)],
+  );
+  const [scipyLl, sklearnLl, sklearnBic] = out.trim().split(/\s+/).map(Number) as [number, number, number];
+  t.log(`log L: ours ${fit.logLikelihood.toFixed(6)}, scipy from our parameters ${scipyLl.toFixed(6)}, scikit-learn's fit ${sklearnLl.toFixed(6)}; BIC ours ${gmmBic(fit, n, dim).toFixed(3)}, scikit-learn ${sklearnBic.toFixed(3)}`);
+  t.true(Math.abs(fit.logLikelihood - scipyLl) <= 1e-8 * Math.abs(scipyLl));
+  // Both reach the same optimum on separated blobs (EM stops within tol per sample).
+  t.true(fit.logLikelihood >= sklearnLl - GMM_TOL * n, `ours ${fit.logLikelihood} vs scikit-learn ${sklearnLl}`);
+  t.true(Math.abs(gmmBic(fit, n, dim) - sklearnBic) <= 2 * GMM_TOL * n + 1e-6 * Math.abs(sklearnBic));
+});
+
+test("estimateKAsync 'bic' is deterministic for a seed and its curve is -BIC", async (t) => {
+  const { data, n } = blobs(3, 40, 8, 9);
+  const a = await estimateKAsync(data, n, 8, { method: 'bic', seed: 4, kMax: 6 });
+  const b = await estimateKAsync(data, n, 8, { method: 'bic', seed: 4, kMax: 6 });
+  t.deepEqual(a.curve, b.curve);
+  t.is(a.k, 3);
+  const p = prepare('test', data, n, 8);
+  for (const { k, score } of a.curve) t.true(Math.abs(score + gmmBic(fitGmm(p, k, 4, 3, 300, GMM_TOL, GMM_REG), n, 8)) <= 1e-9 * Math.abs(score));
+  t.regex(a.scoreName, /BIC/);
 });
 
 test("estimateKAsync 'eigengap' scores the spectral gaps and peaks at K", async (t) => {

@@ -132,13 +132,14 @@ test('discover: kFeatures descriptors / both estimate K on the region descriptor
     }
   }
   // The same run on the backbone gives its own curve (the option reaches the estimator);
-  // without kFeatures (and kMethod) the defaults apply: silhouette on descriptors.
+  // without kFeatures (and kMethod) the defaults apply: bic on descriptors.
   const b = await discover(items, { k: 'auto', kMethod: 'silhouette', kFeatures: 'backbone', kRange: [2, 6], masksAsMaps: true, arch: TINY_ARCH, epochs: 1, seed: 1, threads: 2, holdout: 0 });
   const d = await discover(items, { k: 'auto', kRange: [2, 6], masksAsMaps: true, arch: TINY_ARCH, epochs: 1, seed: 1, threads: 2, holdout: 0 });
   try {
     t.is(b.kChoice.features, 'backbone');
     t.is(d.kChoice.features, 'descriptors');
-    t.is(d.kChoice.method, 'silhouette');
+    t.is(d.kChoice.method, 'bic');
+    t.regex(d.kChoice.scoreName!, /BIC/);
     t.notDeepEqual(b.kChoice.curve, d.kChoice.curve);
   } finally {
     b.model.dispose();

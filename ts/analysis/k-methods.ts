@@ -12,6 +12,7 @@ import { jacobiEigen } from './pca.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { mulberry32 } from '../core/random.js';
 import { DEFAULT_TOL, kmeansCore } from './kmeans.js';
+import { fitGmm, gmmBic } from './gmm.js';
 import { evaluate, type ClassLabel } from './metrics.js';
 import { dot, rowNorms, type Prepared } from './samples.js';
 import { encodeLabels, silhouetteOf } from './silhouette.js';
@@ -284,6 +285,37 @@ export function eigengapCore(p: Prepared, kMin: number, kMax: number, neighbours
   let best: KPoint | undefined;
   for (let k = kMin; k <= kMax; k++) {
     const score = lam[k]! - lam[k - 1]!; // λ_{k+1} - λ_k, 1-based
+    curve.push({ k, score });
+    if (best === undefined || score > best.score) best = { k, score };
+  }
+  return { k: best!.k, curve };
+}
+
+/** EM tolerance on the mean log-likelihood (scikit-learn's default). */
+export const GMM_TOL = 1e-3;
+/** Covariance regularisation, relative to the mean per-feature variance (scikit-learn's absolute 1e-6 is too small for standardised features with discrete components; 1e-3 of unit variance). */
+export const GMM_REG = 1e-3;
+
+/**
+ * BIC (Fraley & Raftery 2002, model-based clustering): a Gaussian mixture with
+ * full covariance matrices for every K in `kMin..kMax` (EM from `nInit`
+ * k-means starts, `gmm.ts`), scored by the Bayesian information criterion
+ * `-2 log L + p log n` (p free parameters); K = the lowest BIC (the smaller K
+ * on ties). Unlike the silhouette it lets each type have its own spread and
+ * shape (a tight, distant group does not make the rest look like one), and
+ * unlike the eigengap it penalises a K the data cannot support. The curve
+ * holds `-BIC` (higher is better, like every curve). Full covariances need
+ * samples: with few samples per type in many dimensions the penalty wins and
+ * K is under-estimated (use it on region descriptors, not 48+-dimensional
+ * backbone features, unless n is large).
+ */
+export function bicCore(p: Prepared, kMin: number, kMax: number, seed: number, nInit: number, maxIter: number, stop: StopCheck): KCurveResult {
+  const curve: KPoint[] = [];
+  let best: KPoint | undefined;
+  for (let k = kMin; k <= kMax; k++) {
+    stop();
+    const fit = fitGmm(p, k, seed, nInit, maxIter, GMM_TOL, GMM_REG);
+    const score = -gmmBic(fit, p.n, p.dim);
     curve.push({ k, score });
     if (best === undefined || score > best.score) best = { k, score };
   }

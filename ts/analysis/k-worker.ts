@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AnomalyNCDError } from '../core/errors.js';
-import { eigengapCore, gcdCore, silhouetteCore, stabilityCore, type KCurveResult } from './k-methods.js';
+import { bicCore, eigengapCore, gcdCore, silhouetteCore, stabilityCore, type KCurveResult } from './k-methods.js';
 import { rowNorms, type Prepared } from './samples.js';
 import type { WorkerRequest } from './estimate-k-async.js';
 
@@ -27,6 +27,9 @@ try {
       break;
     case 'eigengap':
       r = eigengapCore(p, o.kMin, o.kMax, o.neighbours, o.seed, noStop);
+      break;
+    case 'bic':
+      r = bicCore(p, o.kMin, o.kMax, o.seed, o.nInit, o.maxIter, noStop);
       break;
     case 'gcd':
       r = gcdCore(p, req.labelledStart, req.labels, o.kMin, o.kMax, o.seed, o.nInit, o.maxIter, o.tolerance, noStop);

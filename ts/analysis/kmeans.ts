@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { defaulted, int, num, oneOf, type SchemaFor } from '../core/options.js';
-import { checkIntArg, dot, getGram, GRAM_MAX_N, prepare, resolveFor, sqDist, rowNorms, type Prepared, type SampleMatrix } from './samples.js';
+import { checkIntArg, dot, getGram, GRAM_MAX_N, meanFeatureVariance, prepare, resolveFor, sqDist, rowNorms, type Prepared, type SampleMatrix } from './samples.js';
 
 /** Which Lloyd implementation {@link kmeans} uses. */
 export type KMeansMethod = 'auto' | 'gram' | 'direct';
@@ -388,22 +388,7 @@ function lloydGram(
 export function kmeansCore(p: Prepared, k: number, seed: number, nInit: number, maxIter: number, tol: number, method: KMeansMethod): KMeansResult {
   const { x, xx, n, dim } = p;
   // scikit-learn's tolerance: tol * mean of per-feature variances
-  let meanVar = 0;
-  if (tol > 0) {
-    for (let t = 0; t < dim; t++) {
-      let m = 0;
-      for (let i = 0; i < n; i++) m += x[i * dim + t]!;
-      m /= n;
-      let v = 0;
-      for (let i = 0; i < n; i++) {
-        const d = x[i * dim + t]! - m;
-        v += d * d;
-      }
-      meanVar += v / n;
-    }
-    meanVar /= dim;
-  }
-  const tolAbs = tol * meanVar;
+  const tolAbs = tol > 0 ? tol * meanFeatureVariance(x, n, dim) : 0;
   const useGram = method === 'gram' || (method === 'auto' && preferGram(n, dim, k, nInit));
   const g = useGram ? getGram(p) : undefined;
   const sq = g !== undefined

@@ -81,6 +81,23 @@ export function sqDist(x: Float64Array, xo: number, y: Float64Array, yo: number,
   return (s0 + s1) + (s2 + s3);
 }
 
+/** Mean over the features of each feature's (population) variance; scikit-learn's scale for k-means' tol. */
+export function meanFeatureVariance(x: Float64Array, n: number, dim: number): number {
+  let meanVar = 0;
+  for (let t = 0; t < dim; t++) {
+    let m = 0;
+    for (let i = 0; i < n; i++) m += x[i * dim + t]!;
+    m /= n;
+    let v = 0;
+    for (let i = 0; i < n; i++) {
+      const d = x[i * dim + t]! - m;
+      v += d * d;
+    }
+    meanVar += v / n;
+  }
+  return meanVar / dim;
+}
+
 export function rowNorms(x: Float64Array, rows: number, dim: number, out = new Float64Array(rows)): Float64Array {
   for (let i = 0; i < rows; i++) out[i] = dot(x, i * dim, x, i * dim, dim);
   return out;

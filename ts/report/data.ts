@@ -375,6 +375,7 @@ function kDetailOf(choice: DiscoverResult['kChoice']): string {
     silhouette: 'best mean silhouette of k-means over the frozen image features',
     stability: 'most stable k-means clustering over subsample pairs (ARI) of the frozen image features',
     eigengap: 'largest eigengap of the kNN-graph Laplacian of the frozen image features',
+    bic: 'lowest BIC of a full-covariance Gaussian mixture over the frozen image features',
     gcd: 'best k-means accuracy on the labelled set (GCD-style bounded search)',
     mass: 'clusters holding real mass in a model trained with K_max clusters',
   };

@@ -35,14 +35,14 @@ export interface DiscoverOptions extends MebinOptions, MaskMapOptions {
   k: number | 'auto';
   /**
    * How `k: 'auto'` estimates K (ignored for a given k; default {@link DEFAULT_K_METHOD}):
-   * `'silhouette'`, `'stability'`, `'eigengap'` (the frozen image features), `'gcd'` (the
+   * `'silhouette'`, `'stability'`, `'eigengap'`, `'bic'` (the frozen image features), `'gcd'` (the
    * frozen features of the images and of `labelled`, which it needs), `'mass'` (one extra
    * training run with `kRange[1]` clusters, then the clusters holding real mass).
    * See `estimateKAsync` and README "Choosing K".
    */
   kMethod?: KMethod;
   /**
-   * What the feature methods (silhouette, stability, eigengap, gcd) estimate K from:
+   * What the feature methods (silhouette, stability, eigengap, bic, gcd) estimate K from:
    * `'backbone'` (the frozen [CLS] image features), `'descriptors'` (default: the images'
    * region descriptors: shape and appearance of their masks and pixels, standardised;
    * analysis/descriptors) or `'both'` (the two joined, each block z-scored and weighted

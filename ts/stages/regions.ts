@@ -210,6 +210,23 @@ export async function extractRegions(
       }),
     })),
     timings: { mebinMsPerMap: result.msPerMap, cropMsPerImage: result.msPerImage },
-    warnings: result.warnings,
+    warnings: [...result.warnings, ...fallbackWarning(result.items, result.searchRange, o.masksAsMaps, o.range !== undefined)],
   };
+}
+
+/**
+ * A warning when MEBin found no region in most maps (each crop then the whole image): the
+ * usual cause is a search range computed without defect-free maps, whose small maxima set
+ * its lower end (METHOD.md §2.1), so only the strongest pixels of each map are swept.
+ */
+function fallbackWarning(items: readonly { crops: readonly { maskArea: number }[] }[], range: [number, number], masksAsMaps: boolean, rangeGiven: boolean): string[] {
+  if (masksAsMaps || items.length < 4) return [];
+  const fellBack = items.filter((it) => it.crops.every((c) => c.maskArea === 0)).length;
+  if (fellBack * 2 <= items.length) return [];
+  return [
+    `MEBin found no anomaly region in ${fellBack} of ${items.length} maps (search range [${range[0]}, ${range[1]}]${rangeGiven ? ', given' : ''}): ` +
+      'their crops are whole images. The range starts at the smallest per-map maximum; without defect-free maps among ' +
+      "these it is high. Give the range of the whole category, good images' maps included (option 'range', " +
+      '`anomalyncd mebin --range`), or check the maps.',
+  ];
 }
