@@ -140,6 +140,9 @@ test('discover: kFeatures descriptors / both estimate K on the region descriptor
     t.is(d.kChoice.features, 'descriptors');
     t.is(d.kChoice.method, 'bic');
     t.regex(d.kChoice.scoreName!, /BIC/);
+    // 20 images: too few for bic's mixtures, and the run says so (the silhouette run does not).
+    t.true(d.warnings.some((w) => /kMethod 'bic' chose K = \d+ from 20 images/.test(w) && /eigengap/.test(w)), d.warnings.join('\n'));
+    t.false(b.warnings.some((w) => /kMethod 'bic'/.test(w)));
     t.notDeepEqual(b.kChoice.curve, d.kChoice.curve);
   } finally {
     b.model.dispose();

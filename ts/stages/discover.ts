@@ -347,6 +347,9 @@ function imageDescriptors(regions: RegionsResult, cropDescriptors: readonly Floa
   return { data: out, dim };
 }
 
+/** Below this many images per estimated type `bic` under-estimates K (bench/RESULTS.md: 12 per type, 2–3 every time; 40 per type, exact for K = 3 and 5): discover warns. */
+const BIC_IMAGES_PER_TYPE = 40;
+
 /** Fewer held-out images than this: no calibration. */
 const MIN_CALIBRATION_IMAGES = 5;
 
@@ -560,6 +563,11 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
     // mass may count fewer clusters than kMin (or, never, more than kMax): K stays in the range.
     K = Math.min(kMax, Math.max(kMin, est.k));
     if (K !== est.k) warnings.push(`kMethod '${method}' found ${est.k} clusters; K is kept within kRange [${kMin}, ${kMax}]: ${K}`);
+    if (method === 'bic' && items.length < BIC_IMAGES_PER_TYPE * K)
+      warnings.push(
+        `kMethod 'bic' chose K = ${K} from ${items.length} images: with fewer than ~${BIC_IMAGES_PER_TYPE} images per type its full-covariance ` +
+          "mixtures cannot pay BIC's penalty and K is under-estimated (bench/RESULTS.md, small sets). Consider kMethod 'eigengap' or 'mass', or give k.",
+      );
     Object.assign(kChoice, { method, curve: est.curve, scoreName: est.scoreName, ms: est.ms, ...(method !== 'mass' ? { features: o.kFeatures } : {}) });
   } else K = k;
   const baseline = await freeing(() => time('kmeansBaseline', async () => kmeans(imageFeatures, items.length, dim, Math.min(K, items.length), { seed })));
