@@ -142,7 +142,7 @@ function imageDescriptors(r: DiscoverResult, tauAlpha: number): FeatureBlock {
   const rows = r.regions.items.map((item) => {
     const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
     const out = new Float64Array(DESCRIPTOR_DIM);
-    item.crops.forEach((c, j) => regionDescriptor(c.image!, c.mask!).forEach((v, d) => (out[d]! += w[j]! * v)));
+    item.crops.forEach((c, j) => (c.descriptor ?? regionDescriptor(c.image!, c.mask!)).forEach((v, d) => (out[d]! += w[j]! * v)));
     return out;
   });
   const dim = rows[0]!.length;

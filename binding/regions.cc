@@ -41,7 +41,7 @@ class ExtractRegionsJob : public Job {
     out.Set("searchRange", rangeArray(env, result_.range));
     out.Set("device", result_.device);
     Napi::Array items = Napi::Array::New(env, result_.items.size());
-    double mebinTotal = 0, cropTotal = 0;
+    double mebinTotal = 0, cropTotal = 0, descriptorTotal = 0;
     for (size_t i = 0; i < result_.items.size(); ++i) {
       pipeline::ItemRegions& r = result_.items[i];
       Napi::Object item = mebinResultObject(env, r.mebin, r.mapHeight, r.mapWidth);
@@ -66,6 +66,11 @@ class ExtractRegionsJob : public Job {
           co.Set("image", matBuffer(env, c.image));
           co.Set("mask", matBuffer(env, c.mask));
         }
+        if (!r.descriptors.empty()) {
+          Napi::Float64Array d = Napi::Float64Array::New(env, crop::kDescriptorDim);
+          std::copy(r.descriptors[k].begin(), r.descriptors[k].end(), d.Data());
+          co.Set("descriptor", d);
+        }
         if (!r.imageFiles.empty()) {
           co.Set("imageFile", r.imageFiles[k]);
           co.Set("maskFile", r.maskFiles[k]);
@@ -76,10 +81,12 @@ class ExtractRegionsJob : public Job {
       items.Set(static_cast<uint32_t>(i), item);
       mebinTotal += r.mebinMs;
       cropTotal += r.cropMs;
+      descriptorTotal += r.descriptorMs;
     }
     out.Set("items", items);
     out.Set("msPerMap", mebinTotal / static_cast<double>(result_.items.size()));
     out.Set("msPerImage", cropTotal / static_cast<double>(result_.items.size()));
+    out.Set("descriptorMsPerImage", descriptorTotal / static_cast<double>(result_.items.size()));
     out.Set("warnings", warningsArray(env));
     return out;
   }

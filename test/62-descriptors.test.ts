@@ -1,6 +1,7 @@
 // Region descriptors (issue 11): known answers on synthetic shapes, standardisation, the
 // kNN novelty in descriptor space, K estimation on descriptors of clearly different shape
-// types, and typed errors.
+// types, typed errors; and the C++ descriptors (extractRegions({descriptors: true})) against
+// this TypeScript oracle on real MTD crops and synthetic ones.
 import test from 'ava';
 import {
   DESCRIPTOR_DIM,
@@ -16,7 +17,8 @@ import {
 import { estimateKAsync } from '../ts/analysis/estimate-k-async.js';
 import { InvalidArgumentError } from '../ts/core/errors.js';
 import { Tensor } from '../ts/core/tensor.js';
-import { prng } from './helpers.js';
+import { extractRegions, generateSynthetic, loadDataset } from 'anomalyncd';
+import { mtdDir, prng } from './helpers.js';
 
 const at = (name: (typeof DESCRIPTOR_NAMES)[number]): number => DESCRIPTOR_NAMES.indexOf(name);
 
@@ -169,4 +171,50 @@ test('descriptor novelty: a shape type missing from the bank scores higher than 
   const capped = descriptorModel(many, prng(2));
   t.is(capped.bank.length, MAX_DESCRIPTOR_BANK * DESCRIPTOR_DIM);
   t.true(Array.from(capped.bank).every((v) => Math.abs(v * 1e4 - Math.round(v * 1e4)) < 1e-6));
+});
+
+/** Largest |a - b| / max(|b|, 1e-300) over the crops' C++ descriptors against the oracle's; and how many values are identical. */
+function compareWithOracle(items: { crops: { image?: Tensor<'uint8'>; mask?: Tensor<'uint8'>; descriptor?: Float64Array }[] }[]): { rel: number; identical: number; values: number; crops: number } {
+  let rel = 0, identical = 0, values = 0, crops = 0;
+  for (const it of items)
+    for (const c of it.crops) {
+      crops++;
+      const oracle = regionDescriptor(c.image!, c.mask!);
+      if (c.descriptor?.length !== DESCRIPTOR_DIM) throw new Error('a crop has no descriptor');
+      for (let d = 0; d < DESCRIPTOR_DIM; d++) {
+        values++;
+        if (c.descriptor[d] === oracle[d]) identical++;
+        rel = Math.max(rel, Math.abs(c.descriptor[d]! - oracle[d]!) / Math.max(Math.abs(oracle[d]!), 1e-300));
+      }
+    }
+  return { rel, identical, values, crops };
+}
+
+test('C++ descriptors (extractRegions descriptors: true) equal the TypeScript oracle to 1e-14 on MTD crops and synthetic crops', async (t) => {
+  const data = await loadDataset({ kind: 'mtd', root: mtdDir, groundTruthAsMaps: true });
+  // every class, a few images each: masks as maps, and the same masks through MEBin
+  const byClass = new Map<string, typeof data.items>();
+  for (const it of data.items) byClass.set(it.label!, [...(byClass.get(it.label!) ?? []), it]);
+  const sample = [...byClass.values()].flatMap((list) => list.slice(0, 6));
+  const synth = generateSynthetic({ types: 8, perType: 3, good: 3, size: 96, mapSize: 48, seed: 12 });
+  const runs = [
+    ['MTD, masks as maps', await extractRegions(sample.map((i) => i.image), sample.map((i) => i.map), { threads: 2, descriptors: true, masksAsMaps: true })],
+    ['MTD, MEBin', await extractRegions(sample.map((i) => i.image), sample.map((i) => i.map), { threads: 2, descriptors: true })],
+    ['synthetic', await extractRegions(synth.map((s) => s.image), synth.map((s) => s.map), { threads: 2, descriptors: true })],
+  ] as const;
+  for (const [name, r] of runs) {
+    const c = compareWithOracle(r.items);
+    t.log(`${name}: ${c.crops} crops, ${c.identical} of ${c.values} values identical, largest relative difference ${c.rel.toExponential(2)}`);
+    t.true(c.crops >= sample.length / 2);
+    t.true(c.rel <= 1e-14, name);
+    t.true(r.timings.descriptorMsPerImage > 0);
+  }
+  // an empty map's whole-image crop is flagged empty, as by the oracle
+  const empty = runs[2][1].items.flatMap((it) => it.crops).filter((c) => c.maskArea === 0);
+  for (const c of empty) t.is(c.descriptor![at('empty')], 1);
+  // off by default: no descriptor, no time
+  const plain = await extractRegions(synth.slice(0, 3).map((s) => s.image), synth.slice(0, 3).map((s) => s.map), { threads: 1 });
+  t.true(plain.items.every((it) => it.crops.every((c) => c.descriptor === undefined)));
+  t.is(plain.timings.descriptorMsPerImage, 0);
+  await t.throwsAsync(extractRegions([synth[0]!.image], [synth[0]!.map], { descriptors: 'yes' as never }), { instanceOf: InvalidArgumentError, message: /descriptors/ });
 });

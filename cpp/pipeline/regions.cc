@@ -135,6 +135,15 @@ RegionsResult extractRegions(const std::vector<RegionsInput>& inputs, const Regi
                     ? crop::cropRegions(image, binary, binary, 0, 255, binarized.count, options.crop)
                     : crop::cropRegions(image, binary, map, set.range.minTh, set.range.maxTh, binarized.count, options.crop);
     r.cropMs = msSince(t0);
+    t0 = Clock::now();
+    if (options.descriptors)
+      for (size_t k = 0; k < r.regions.crops.size(); ++k) {
+        const crop::Crop& c = r.regions.crops[k];
+        if (c.image.empty() || c.mask.empty())
+          throw Error(code::kBadInput, "Crop " + std::to_string(k) + " of '" + inputs[i].name + "' is empty (box outside the image)");
+        r.descriptors.push_back(crop::regionDescriptor(c.image, c.mask));
+      }
+    r.descriptorMs = options.descriptors ? msSince(t0) : 0;
     r.mebin.threshold = binarized.threshold;
     r.mebin.count = binarized.count;
     r.mebin.sequence = binarized.sequence;

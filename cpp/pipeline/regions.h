@@ -10,6 +10,7 @@
 
 #include "common/cancel.h"
 #include "crop/crop.h"
+#include "crop/descriptor.h"
 #include "io/image_io.h"
 #include "io/map_source.h"
 #include "mebin/mebin.h"
@@ -38,6 +39,7 @@ struct RegionsOptions {
   // region is kept (METHOD.md §3.3). Crop scores come from the binarised map (range 0..255).
   bool masksAsMaps = false;
   int maskLevel = 128;       // 1..255
+  bool descriptors = false;  // compute each crop's region descriptor (crop/descriptor.h)
   std::string device = "cpu";  // MEBin's device: 'cpu' | 'cuda' | 'cuda:N' | 'auto'; crops stay on the CPU
 };
 
@@ -53,6 +55,7 @@ std::enable_if_t<std::is_same_v<std::remove_const_t<O>, RegionsOptions>> visitFi
   v("writeDir", o.writeDir);
   v("masksAsMaps", o.masksAsMaps);
   v("maskLevel", o.maskLevel);
+  v("descriptors", o.descriptors);
   v("device", o.device);
 }
 
@@ -61,7 +64,9 @@ struct ItemRegions {
   int mapHeight = 0, mapWidth = 0, imageHeight = 0, imageWidth = 0;
   crop::Regions regions;  // crop pixels released unless returnPixels
   std::vector<std::string> imageFiles, maskFiles;  // relative to writeDir, one per crop
+  std::vector<crop::Descriptor> descriptors;       // one per crop when options.descriptors
   double mebinMs = 0, cropMs = 0;  // compute only (decoding, writing and per-thread buffer growth excluded)
+  double descriptorMs = 0;         // with options.descriptors
 };
 
 struct RegionsResult {

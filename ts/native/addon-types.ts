@@ -81,6 +81,8 @@ export interface RawRegionsOptions extends RawMebinOptions, RawCropOptions {
   /** Each map binarised at maskLevel (value >= maskLevel) and used as the binary map (no MEBin). */
   masksAsMaps: boolean;
   maskLevel: number;
+  /** Compute each crop's region descriptor (C++ crop/descriptor.h). */
+  descriptors: boolean;
   /** MEBin's device request. */
   device: string;
 }
@@ -96,6 +98,8 @@ export interface RawCrop {
   mask?: ArrayBuffer;
   imageFile?: string;
   maskFile?: string;
+  /** With `descriptors`: the crop's region descriptor (17 values). */
+  descriptor?: Float64Array;
 }
 
 export interface RawRegionsItem extends Omit<RawMebinMap, 'binary'> {
@@ -111,6 +115,8 @@ export interface RawRegionsResult {
   items: RawRegionsItem[];
   msPerMap: number;
   msPerImage: number;
+  /** With `descriptors`: mean descriptor compute time per image (ms). */
+  descriptorMsPerImage: number;
   warnings: string[];
 }
 

@@ -310,8 +310,10 @@ export async function predict(model: TrainedModel, images: readonly ImageInput[]
   const range = model.searchRange;
   if (!masksAsMaps && !range) throw new InvalidArgumentError('This model has no saved MEBin search range (train it through discover() or pass searchRange to fit())');
   const { signal, onProgress } = options;
+  const scoring = scoringOf(model);
   const regions = await extractRegions(images, maps, {
     ...(masksAsMaps ? { masksAsMaps, maskLevel } : { range: range! }),
+    descriptors: scoring.score === 'descriptor',
     threads,
     sampleRate,
     minIntervalLen,
@@ -320,10 +322,10 @@ export async function predict(model: TrainedModel, images: readonly ImageInput[]
     ...(signal ? { signal } : {}),
     ...(onProgress ? { onProgress } : {}),
   });
-  const crops = regions.items.flatMap((item) => item.crops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score })));
-  const scoring = scoringOf(model);
+  const regionCrops = regions.items.flatMap((item) => item.crops);
+  const crops = regionCrops.map((c) => ({ image: c.image!, mask: c.mask!, score: c.score }));
   const prediction = await model.predict(crops, { threads, precision, logits: true, embeddings: scoring.score === 'prototype', ...(signal ? { signal } : {}) });
-  const descriptorsOf = () => crops.map((c) => regionDescriptor(c.image, c.mask));
+  const descriptorsOf = () => regionCrops.map((c) => c.descriptor!);
   return mergeImages(regions, prediction.probabilities, cropScores(prediction, scoring, descriptorsOf), tauAlpha, scoring);
 }
 
@@ -407,6 +409,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
         masksAsMaps: o.masksAsMaps,
         maskLevel: o.maskLevel,
         device: o.device,
+        // the descriptor novelty score and kFeatures use them; C++, on the regions threads
+        descriptors: true,
         ...(o.range !== undefined ? { range: o.range } : {}),
         onProgress: (p) => report('regions', p.done, p.total),
       },
@@ -422,8 +426,10 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   if (o.holdout > 0 && heldOut.size === 0)
     warnings.push(`holdout ${o.holdout} of ${items.length} images leaves fewer than ${MIN_CALIBRATION_IMAGES} images to calibrate the novelty threshold: every image trains, 'unknown' is not calibrated`);
   const fitCrops = heldOut.size ? trainCrops.filter((_, j) => !heldOut.has(crops[j]!.image)) : trainCrops;
-  // Region descriptors of every crop (the descriptor novelty score and kFeatures use them).
-  const cropDescriptors = await time('descriptors', async () => trainCrops.map((c) => regionDescriptor(c.image, c.mask)));
+  // Region descriptors of every crop, computed with the crops (timings: their compute time
+  // summed over the regions threads, part of 'regions').
+  const cropDescriptors = crops.map(({ crop }) => crop.descriptor!);
+  timings.descriptors = regions.timings.descriptorMsPerImage * items.length;
   let backboneFacts: DiscoverResult['backbone'] | undefined;
 
   // 2. Frozen features → image features (region-merge weights) → K and the k-means baseline.

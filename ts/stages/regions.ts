@@ -46,6 +46,8 @@ export interface RegionCrop {
   imageFile?: string;
   /** With `cropDir`: the mask's PNG, relative to `cropDir`. */
   maskFile?: string;
+  /** With `descriptors: true`: the crop's region descriptor (`DESCRIPTOR_NAMES`; computed in C++). */
+  descriptor?: Float64Array;
 }
 
 /** Regions of one (image, map) pair. */
@@ -74,6 +76,8 @@ export interface RegionsResult {
     mebinMsPerMap: number;
     /** Mean cropping compute time per image (decoding and file writing excluded). */
     cropMsPerImage: number;
+    /** With `descriptors`: mean compute time of the image's crop descriptors (0 without). */
+    descriptorMsPerImage: number;
   };
   warnings: string[];
 }
@@ -114,6 +118,12 @@ export interface ExtractRegionsOptions extends MebinOptions, MaskMapOptions, Cro
   names?: readonly string[];
   /** MEBin's device (default `'auto'`): `'cpu' | 'cuda' | 'cuda:N' | 'auto'`; crops stay on the CPU. */
   device?: DeviceRequest;
+  /**
+   * Also compute each crop's region descriptor (`crop.descriptor`; default false): the 17
+   * shape and appearance measurements of `regionDescriptor` (analysis/descriptors), computed in
+   * C++ on the worker threads while the crop is at hand.
+   */
+  descriptors?: boolean;
 }
 
 /**
@@ -133,6 +143,7 @@ const REGIONS_FIELDS = {
   ...MASK_MAP_FIELDS,
   threads: defaulted(threadsField),
   returnPixels: defaulted(bool({ default: true })),
+  descriptors: defaulted(bool({ default: false })),
   cropDir: str(),
   device: deviceField,
 } as const satisfies Schema;
@@ -181,6 +192,7 @@ export async function extractRegions(
     writeDir: o.cropDir ?? '',
     masksAsMaps: o.masksAsMaps,
     maskLevel: o.maskLevel,
+    descriptors: o.descriptors,
     device: o.device,
   };
   const inputs: RawRegionsInput[] = images.map((image, i) => ({
@@ -206,10 +218,11 @@ export async function extractRegions(
         if (c.mask) crop.mask = new Tensor('uint8', [c.height, c.width], new Uint8Array(c.mask));
         if (c.imageFile !== undefined) crop.imageFile = c.imageFile;
         if (c.maskFile !== undefined) crop.maskFile = c.maskFile;
+        if (c.descriptor !== undefined) crop.descriptor = c.descriptor;
         return crop;
       }),
     })),
-    timings: { mebinMsPerMap: result.msPerMap, cropMsPerImage: result.msPerImage },
+    timings: { mebinMsPerMap: result.msPerMap, cropMsPerImage: result.msPerImage, descriptorMsPerImage: result.descriptorMsPerImage },
     warnings: [...result.warnings, ...fallbackWarning(result.items, result.searchRange, o.masksAsMaps, o.range !== undefined)],
   };
 }
