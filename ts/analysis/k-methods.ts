@@ -13,7 +13,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { mulberry32 } from '../core/random.js';
 import { DEFAULT_TOL, kmeansCore } from './kmeans.js';
 import { fitGmm, gmmBic } from './gmm.js';
-import { evaluate, type ClassLabel } from './metrics.js';
+import { adjustedRandIndex, evaluate, type ClassLabel } from './metrics.js';
 import { dot, rowNorms, type Prepared } from './samples.js';
 import { encodeLabels, silhouetteOf } from './silhouette.js';
 
@@ -38,33 +38,6 @@ function subset(p: Prepared, idx: ArrayLike<number>): Prepared {
   const y = new Float64Array(m * dim);
   for (let i = 0; i < m; i++) y.set(x.subarray(idx[i]! * dim, idx[i]! * dim + dim), i * dim);
   return { x: y, xx: rowNorms(y, m, dim), n: m, dim };
-}
-
-/** Plain adjusted Rand index of two integer labelings (Hubert & Arabie). */
-export function adjustedRand(a: Int32Array, b: Int32Array): number {
-  const n = a.length;
-  let ka = 0, kb = 0;
-  for (let i = 0; i < n; i++) {
-    if (a[i]! + 1 > ka) ka = a[i]! + 1;
-    if (b[i]! + 1 > kb) kb = b[i]! + 1;
-  }
-  const table = new Float64Array(ka * kb);
-  const ra = new Float64Array(ka), rb = new Float64Array(kb);
-  for (let i = 0; i < n; i++) {
-    table[a[i]! * kb + b[i]!]! += 1;
-    ra[a[i]!]! += 1;
-    rb[b[i]!]! += 1;
-  }
-  const c2 = (v: number): number => (v * (v - 1)) / 2;
-  let sumT = 0, sumA = 0, sumB = 0;
-  for (const v of table) sumT += c2(v);
-  for (const v of ra) sumA += c2(v);
-  for (const v of rb) sumB += c2(v);
-  const total = c2(n);
-  const expected = total > 0 ? (sumA * sumB) / total : 0;
-  const max = (sumA + sumB) / 2;
-  if (max === expected) return 1; // both trivial partitions: identical
-  return (sumT - expected) / (max - expected);
 }
 
 /**
@@ -132,7 +105,7 @@ export function stabilityCore(
       stop();
       const la = kmeansCore(pa, k, seed + 2 * b, nInit, maxIter, DEFAULT_TOL, 'auto').labels;
       const lb = kmeansCore(pb, k, seed + 2 * b + 1, nInit, maxIter, DEFAULT_TOL, 'auto').labels;
-      sums[k]! += adjustedRand(Int32Array.from(sharedA, (j) => la[j]!), Int32Array.from(sharedB, (j) => lb[j]!));
+      sums[k]! += adjustedRandIndex(Int32Array.from(sharedA, (j) => la[j]!), Int32Array.from(sharedB, (j) => lb[j]!));
     }
   }
   const curve: KPoint[] = [];

@@ -234,6 +234,60 @@ function checkInputs(truth: ArrayLike<ClassLabel>, pred: ArrayLike<number>): { t
   return { t, p };
 }
 
+/** The contingency table of two labelings. */
+interface Contingency {
+  n: number;
+  classes: ReturnType<typeof uniqueInverse<ClassLabel>>;
+  clusters: ReturnType<typeof uniqueInverse<number>>;
+  /** Contingency rows (classes) and columns (clusters). */
+  nr: number;
+  nc: number;
+  /** Sparse cells keyed column-major (cluster * nr + class). */
+  cells: Map<number, number>;
+  /** The keys ascending: scipy.sparse.find order after CSR -> COO -> sum_duplicates (lexsorted by (col, row)). */
+  keys: number[];
+}
+
+function contingency(t: ClassLabel[], p: number[]): Contingency {
+  const n = t.length;
+  const classes = uniqueInverse(t);
+  const clusters = uniqueInverse(p);
+  const nr = classes.values.length;
+  const nc = clusters.values.length;
+  const cells = new Map<number, number>();
+  for (let s = 0; s < n; s++) {
+    const key = clusters.inverse[s]! * nr + classes.inverse[s]!;
+    cells.set(key, (cells.get(key) ?? 0) + 1);
+  }
+  return { n, classes, clusters, nr, nc, cells, keys: [...cells.keys()].sort((a, b) => a - b) };
+}
+
+/** ARI from exact integer pair counts, as sklearn's `adjusted_rand_score` with Python ints. */
+function ariOf({ n, classes, clusters, nr, cells, keys }: Contingency): number {
+  let sumSquares = 0n, rowDot = 0n, colDot = 0n;
+  for (const key of keys) {
+    const col = Math.floor(key / nr);
+    const row = key - col * nr;
+    const val = BigInt(cells.get(key)!);
+    sumSquares += val * val;
+    rowDot += val * BigInt(clusters.counts[col]!);
+    colDot += val * BigInt(classes.counts[row]!);
+  }
+  const bn = BigInt(n);
+  const tp = sumSquares - bn;
+  const fp = rowDot - sumSquares;
+  const fn = colDot - sumSquares;
+  const tn = bn * bn - fp - fn - sumSquares;
+  if (fn === 0n && fp === 0n) return 1.0;
+  return (2.0 * Number(tp * tn - fn * fp)) / Number((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn));
+}
+
+/** The adjusted Rand index alone (the ARI of {@link evaluate}), for callers that need no NMI or matching. @internal */
+export function adjustedRandIndex(truth: ArrayLike<ClassLabel>, pred: ArrayLike<number>): number {
+  const { t, p } = checkInputs(truth, pred);
+  return ariOf(contingency(t, p));
+}
+
 /**
  * Evaluates a clustering against ground truth exactly as the reference
  * (METHOD.md §8): NMI (`normalized_mutual_info_score`, arithmetic), ARI
@@ -248,20 +302,8 @@ function checkInputs(truth: ArrayLike<ClassLabel>, pred: ArrayLike<number>): { t
  */
 export function evaluate(truth: ArrayLike<ClassLabel>, pred: ArrayLike<number>): EvaluationResult {
   const { t, p } = checkInputs(truth, pred);
-  const n = t.length;
-  const classes = uniqueInverse(t);
-  const clusters = uniqueInverse(p);
-  const nr = classes.values.length; // contingency rows = classes
-  const nc = clusters.values.length; // contingency cols = clusters
-
-  // Sparse contingency, keyed column-major (scipy.sparse.find order after
-  // CSR -> COO -> sum_duplicates, which lexsorts by (col, row)).
-  const cells = new Map<number, number>();
-  for (let s = 0; s < n; s++) {
-    const key = clusters.inverse[s]! * nr + classes.inverse[s]!;
-    cells.set(key, (cells.get(key) ?? 0) + 1);
-  }
-  const keys = [...cells.keys()].sort((a, b) => a - b);
+  const c = contingency(t, p);
+  const { n, classes, clusters, nr, nc, cells, keys } = c;
 
   // ---- NMI ----
   let nmi: number;
@@ -297,24 +339,7 @@ export function evaluate(truth: ArrayLike<ClassLabel>, pred: ArrayLike<number>):
     }
   }
 
-  // ---- ARI (exact integer pair counts, as sklearn with Python ints) ----
-  let sumSquares = 0n, rowDot = 0n, colDot = 0n;
-  for (const key of keys) {
-    const col = Math.floor(key / nr);
-    const row = key - col * nr;
-    const val = BigInt(cells.get(key)!);
-    sumSquares += val * val;
-    rowDot += val * BigInt(clusters.counts[col]!);
-    colDot += val * BigInt(classes.counts[row]!);
-  }
-  const bn = BigInt(n);
-  const tp = sumSquares - bn;
-  const fp = rowDot - sumSquares;
-  const fn = colDot - sumSquares;
-  const tn = bn * bn - fp - fn - sumSquares;
-  let ari: number;
-  if (fn === 0n && fp === 0n) ari = 1.0;
-  else ari = (2.0 * Number(tp * tn - fn * fp)) / Number((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn));
+  const ari = ariOf(c);
 
   // ---- Hungarian-matched accuracy (rows = clusters, cols = classes) ----
   const w = new Float64Array(nc * nr);
