@@ -15,25 +15,21 @@
 process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE'; // before the addon (libgomp) loads
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { loadBackbone, nativeVersions, Tensor, type Backbone } from 'anomalyncd';
 import { modelAddon } from '../ts/native/loader.js';
+import { repoRoot, resultsPath, writeResultsSection } from './cli-args.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: number): number => {
   const i = argv.indexOf(name);
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 };
-const SELF = fileURLToPath(import.meta.url);
-let repoRoot = dirname(SELF);
-while (!existsSync(join(repoRoot, 'package.json'))) repoRoot = dirname(repoRoot);
 const PY = process.env['EMBED_BENCH_PYTHON'] ?? '/usr/bin/python3';
 const PY_SCRIPT = join(repoRoot, 'bench', 'embed_eager.py');
-const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
 const START = '<!-- bf16-bench:start -->';
 const END = '<!-- bf16-bench:end -->';
 const THREADS = arg('--threads', 2);
@@ -214,10 +210,8 @@ async function main(): Promise<void> {
     const section = lines.join('\n');
     process.stdout.write(section + '\n');
     if (argv.includes('--write')) {
-      const text = readFileSync(RESULTS, 'utf8');
-      const a = text.indexOf(START), z = text.indexOf(END);
-      writeFileSync(RESULTS, a >= 0 && z > a ? text.slice(0, a) + section + text.slice(z + END.length) : text.trimEnd() + '\n\n' + section + '\n');
-      log(`written to ${RESULTS}`);
+      writeResultsSection('bf16-bench', section);
+      log(`written to ${resultsPath}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

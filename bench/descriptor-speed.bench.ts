@@ -5,12 +5,10 @@
 // extractRegions with descriptors over without, and the native per-image compute time it reports.
 // Also checks the two agree (largest relative difference).
 // Usage: node dist/bench/descriptor-speed.bench.js [--reps 5] [--threads 2] [--write]
-import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { extractRegions, generateSynthetic, loadDataset } from 'anomalyncd';
 import { regionDescriptor } from '../ts/analysis/descriptors.js';
-import { args, flag, mtdRoot, repoRoot } from './cli-args.js';
+import { args, flag, mtdRoot, writeResultsSection } from './cli-args.js';
 
 const reps = Number(flag('reps') ?? 5);
 const threads = Number(flag('threads') ?? cpus().length);
@@ -71,9 +69,4 @@ const section = `<!-- descriptor-speed:start -->
 ${rows.join('\n')}
 <!-- descriptor-speed:end -->`;
 process.stdout.write(section + '\n');
-if (args.includes('--write')) {
-  const path = join(repoRoot, 'bench', 'RESULTS.md');
-  const text = readFileSync(path, 'utf8');
-  const re = /<!-- descriptor-speed:start -->[\s\S]*<!-- descriptor-speed:end -->/;
-  writeFileSync(path, re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`);
-}
+if (args.includes('--write')) writeResultsSection('descriptor-speed', section);

@@ -9,7 +9,6 @@
 //     standardised descriptors; 25 % of the known images as known test images).
 // Usage: node dist/bench/descriptors.bench.js [--per-type 12] [--subsamples 10] [--threads 1]
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { loadDataset } from '../ts/io/datasets.js';
 import { extractRegions } from '../ts/stages/regions.js';
 import { DESCRIPTOR_DIM, DESCRIPTOR_NAMES, descriptorNovelty, fitScaler, regionDescriptor, standardise } from '../ts/analysis/descriptors.js';
@@ -19,7 +18,7 @@ import { evaluate } from '../ts/analysis/metrics.js';
 import { estimateKAsync } from '../ts/analysis/estimate-k-async.js';
 import { auroc, imageNovelty } from '../ts/analysis/novelty.js';
 import { mulberry32 } from '../ts/core/random.js';
-import { flag, mtdRoot, repoRoot as root } from './cli-args.js';
+import { flag, mtdRoot } from './cli-args.js';
 
 const perType = Number(flag('per-type') ?? 12);
 const subsamples = Number(flag('subsamples') ?? 10);

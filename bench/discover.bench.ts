@@ -4,11 +4,9 @@
 // AnomalyNCD vs the k-means baseline on the same frozen features, and the
 // per-stage times. Usage:
 //   node dist/bench/discover.bench.js [--epochs N] [--arch JSON] [--backbone FILE] [--write]
-import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { discover, loadDataset, nativeVersions } from 'anomalyncd';
-import { args, flag, mtdRoot as mtd, repoRoot as root } from './cli-args.js';
+import { args, flag, mtdRoot as mtd, writeResultsSection } from './cli-args.js';
 
 const epochs = Number(flag('epochs') ?? 10);
 const arch = JSON.parse(flag('arch') ?? '{"patchSize":16,"embedDim":192,"depth":6,"numHeads":3,"maskLayers":3}');
@@ -61,10 +59,5 @@ ${stages.map(([s, ms]) => `| ${s} | ${ms.toFixed(s.endsWith('PerMap') || s.endsW
 With a random backbone the features carry little semantic information, so these numbers measure the machinery, not the method; rerun with \`--backbone dino_vitbase8_pretrain.pth --arch dino_vitb8 --epochs 50\` on a machine that has the checkpoint (and preferably a GPU) to compare with the paper.
 <!-- discover-bench:end -->`;
 process.stdout.write(section + '\n');
-if (args.includes('--write')) {
-  const path = join(root, 'bench', 'RESULTS.md');
-  const text = readFileSync(path, 'utf8');
-  const re = /<!-- discover-bench:start -->[\s\S]*<!-- discover-bench:end -->/;
-  writeFileSync(path, re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`);
-}
+if (args.includes('--write')) writeResultsSection('discover-bench', section);
 result.model.dispose();

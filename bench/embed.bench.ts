@@ -31,33 +31,22 @@
 // OpenBLAS settings are compared in fresh children. The whole run is kept within the budget
 // (6 minutes on the 2-core machine; ViT-B/8 batch 32 is not run, see PLAN).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { loadBackbone, nativeVersions, Tensor, type Backbone } from 'anomalyncd';
 import { blasCoretype } from '../ts/native/loader.js';
+import { repoRoot, resultsPath, writeResultsSection } from './cli-args.js';
 
 // ---------------------------------------------------------------------------------------
 // Configuration
 
 const argv = process.argv.slice(2);
 const SELF = fileURLToPath(import.meta.url);
-const repoRoot = (() => {
-  let dir = dirname(SELF);
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the repository root (package.json)');
-    dir = up;
-  }
-  return dir;
-})();
 const PY = process.env['EMBED_BENCH_PYTHON'] ?? '/usr/bin/python3';
 const PY_SCRIPT = join(repoRoot, 'bench', 'embed_eager.py');
-const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
-const START = '<!-- embed-bench:start -->';
-const END = '<!-- embed-bench:end -->';
 const IMG = 224;
 
 type Arch = 'dino_vits16' | 'dino_vitb8';
@@ -565,8 +554,8 @@ async function orchestrate(opts: Opts): Promise<void> {
     if (opts.write) {
       if (opts.quick) log('--quick figures are not written (drop --quick to record)');
       else {
-        writeResults(section);
-        log(`wrote ${RESULTS}`);
+        writeResultsSection('embed-bench', section);
+        log(`wrote ${resultsPath}`);
       }
     }
   } finally {
@@ -845,15 +834,6 @@ function renderSection(r: {
   return L.join('\n');
 }
 
-function writeResults(section: string): void {
-  const block = `${START}\n${section}\n${END}`;
-  let text = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '# Benchmark results\n';
-  const a = text.indexOf(START);
-  const b = text.indexOf(END);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
-  else text = text.replace(/\s*$/, '\n\n') + block + '\n';
-  writeFileSync(RESULTS, text);
-}
 
 // ---------------------------------------------------------------------------------------
 // Entry

@@ -23,7 +23,7 @@
 //          than "backbone" the section is written between k-estimation-desc markers)
 //          --mtd-per-type N / --syn-per-type N (images per type)  --no-downstream (K̂ only)
 //          --marker NAME (write between NAME markers instead)
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -43,7 +43,7 @@ import { regionWeights } from '../ts/analysis/merge.js';
 import { DESCRIPTOR_DIM, joinStandardised, regionDescriptor, type FeatureBlock, type KFeatures } from '../ts/analysis/descriptors.js';
 import * as regionsModule from '../ts/stages/regions.js';
 import { mulberry32 } from '../ts/core/random.js';
-import { args, flag, mtdRoot, repoRoot as root } from './cli-args.js';
+import { args, flag, mtdRoot, repoRoot as root, writeResultsSection } from './cli-args.js';
 
 const reduced = args.includes('--reduced');
 const seeds = Number(flag('seeds') ?? 3);
@@ -272,9 +272,4 @@ Per method, over every configuration it ran on:
 ${summary.join('\n')}
 <!-- ${marker}:end -->`;
 process.stdout.write(section + '\n');
-if (args.includes('--write')) {
-  const path = join(root, 'bench', 'RESULTS.md');
-  const text = readFileSync(path, 'utf8');
-  const re = new RegExp(`<!-- ${marker}:start -->[\\s\\S]*<!-- ${marker}:end -->`);
-  writeFileSync(path, re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`);
-}
+if (args.includes('--write')) writeResultsSection(marker, section);

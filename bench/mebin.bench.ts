@@ -16,12 +16,11 @@
 //  2. binarize() single pass vs the per-threshold OpenCV oracle, one thread, same
 //     run, median of the native per-map compute time, outputs compared field by field;
 //  3. extractRegions() over the MTD .jpg images with their 256² maps, 1 and 2 threads.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus, loadavg, availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { binarize, extractRegions, nativeVersions, type BinarizeResult, type Tensor } from 'anomalyncd';
 import { detectorMap, exportUint8, selectSamples, type Sample } from './mtd-maps.js';
-import { mtdRoot, repoRoot } from './cli-args.js';
+import { mtdRoot, writeResultsSection, resultsPath } from './cli-args.js';
 
 // ---------------------------------------------------------------------------------------
 // Configuration
@@ -60,9 +59,6 @@ const PER_MAP_ORACLE_REPS = QUICK ? 1 : 3;
 const CROP_THREADS = [1, 2];
 
 const MTD = mtdRoot;
-const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
-const START = '<!-- mebin-bench:start -->';
-const END = '<!-- mebin-bench:end -->';
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -319,8 +315,8 @@ async function main(): Promise<void> {
   console.log(md);
   if (WRITE) {
     if (QUICK) throw new Error('--quick figures are not written; run without --quick');
-    writeResults(md);
-    log(`wrote ${RESULTS}`);
+    writeResultsSection('mebin-bench', md);
+    log(`wrote ${resultsPath}`);
   }
   if (mebinRows.some((r) => !r.identical)) process.exitCode = 1;
 }
@@ -460,38 +456,5 @@ function report(r: {
   return lines.join('\n');
 }
 
-function writeResults(section: string): void {
-  const block = `${START}\n${section}\n${END}`;
-  let text: string;
-  if (existsSync(RESULTS)) {
-    text = readFileSync(RESULTS, 'utf8');
-    const a = text.indexOf(START);
-    const b = text.indexOf(END);
-    if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
-    else text = text.replace(/\s*$/, '\n\n') + block + '\n';
-  } else {
-    text = [
-      '# Benchmark results',
-      '',
-      'Figures recorded by the scripts in `bench/`. Each script prints a Markdown section; with `--write` it replaces',
-      'its own section below (between its `<!-- name:start -->` / `<!-- name:end -->` markers) and leaves the rest alone.',
-      '',
-      '```sh',
-      'npx tsc -p tsconfig.json                   # or: npm run build:ts',
-      'node dist/bench/mebin.bench.js             # print only (npm run bench)',
-      'node dist/bench/mebin.bench.js --write     # and update this file (npm run bench -- --write)',
-      'node dist/bench/mebin.bench.js --quick     # smoke run, fewer maps and repetitions',
-      '```',
-      '',
-      'The benches read the real MTD dataset at `<repo>/../shared/data/mtd` (or `$MTD_ROOT`) at run time; nothing of it',
-      'is stored in the project. Run them on an otherwise idle machine where you can: the figures below say when they',
-      'were taken under load.',
-      '',
-      block,
-      '',
-    ].join('\n');
-  }
-  writeFileSync(RESULTS, text);
-}
 
 await main();

@@ -8,9 +8,7 @@
 // novelty score: AUROC (held-out type vs known test images), TPR and the false-alarm
 // rate on known test images at the calibrated threshold. Usage:
 //   node dist/bench/open-set.bench.js [--per-class N] [--epochs N] [--arch JSON] [--threads T] [--folds a,b] [--write]
-import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
 import { loadDataset } from '../ts/io/datasets.js';
 import { discover, predict, type DiscoverItem } from '../ts/stages/discover.js';
 import { extractRegions } from '../ts/stages/regions.js';
@@ -19,7 +17,7 @@ import type { TrainedModel } from '../ts/stages/train.js';
 import { auroc, calibrateThreshold, NOVELTY_SCORES, type NoveltyScore } from '../ts/analysis/novelty.js';
 import { mulberry32 } from '../ts/core/random.js';
 import { nativeVersions } from '../ts/native/versions.js';
-import { args, flag, mtdRoot as mtd, repoRoot as root } from './cli-args.js';
+import { args, flag, mtdRoot as mtd, writeResultsSection } from './cli-args.js';
 
 const perClass = Number(flag('per-class') ?? 1000);
 const epochs = Number(flag('epochs') ?? 10);
@@ -138,9 +136,4 @@ ${rows.map((r) => `| ${r.type} | ${r.nNovel} / ${r.nKnownTest} / ${r.nTrain} / $
 | **mean** | | ${NOVELTY_SCORES.map((s) => `**${f(mean(s, 'auroc'))}** | ${f(mean(s, 'tpr'))} | ${f(mean(s, 'far'))}`).join(' | ')} |
 <!-- open-set:end -->`;
 process.stdout.write(section + '\n');
-if (args.includes('--write')) {
-  const path = join(root, 'bench', 'RESULTS.md');
-  const text = readFileSync(path, 'utf8');
-  const re = /<!-- open-set:start -->[\s\S]*<!-- open-set:end -->/;
-  writeFileSync(path, re.test(text) ? text.replace(re, section) : `${text.trimEnd()}\n\n${section}\n`);
-}
+if (args.includes('--write')) writeResultsSection('open-set', section);

@@ -17,13 +17,13 @@
 //     written as PNG files): the CLI's reported ms/map against the bench's in-process figure
 //     (`binarize(maps, {threads: 1, returnBinary: false})`, median of 25 calls) in the same run.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { binarize, nativeVersions } from 'anomalyncd';
 import { encodeTensorPng } from '../ts/io/png.js';
 import { benchMaps, selectSamples } from './mtd-maps.js';
-import { mtdRoot, repoRoot } from './cli-args.js';
+import { mtdRoot, repoRoot, writeResultsSection, resultsPath } from './cli-args.js';
 
 const argv = process.argv.slice(2);
 const WRITE = argv.includes('--write');
@@ -42,9 +42,6 @@ const CLI_REPS = QUICK ? 3 : 9;
 const BENCH_REPS = QUICK ? 5 : 25;
 
 const MTD = mtdRoot;
-const RESULTS = join(repoRoot, 'bench', 'RESULTS.md');
-const START = '<!-- startup-bench:start -->';
-const END = '<!-- startup-bench:end -->';
 const CLI = join(repoRoot, 'dist', 'ts', 'cli', 'main.js');
 const CORE_ADDON = join(repoRoot, 'build', 'Release', 'anomalyncd_core.node');
 
@@ -197,13 +194,8 @@ async function main(): Promise<void> {
     console.log(md);
     if (WRITE) {
       if (QUICK) throw new Error('--quick figures are not written; run without --quick');
-      let text = readFileSync(RESULTS, 'utf8');
-      const a = text.indexOf(START);
-      const b = text.indexOf(END);
-      const block = `${START}\n${md}\n${END}`;
-      text = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + END.length) : text.replace(/\s*$/, '\n\n') + block + '\n';
-      writeFileSync(RESULTS, text);
-      log(`wrote ${RESULTS}`);
+      writeResultsSection('startup-bench', md);
+      log(`wrote ${resultsPath}`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -10,18 +10,17 @@
 //
 // Crops: MTD images (read at run time from <repo>/../shared/data/mtd or $MTD_ROOT) cut by
 // extractRegions with their ground-truth masks (>= 128) as maps.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { extractRegions, fit, nativeVersions, readCropFiles, Tensor, type FitOptions, type TrainCrop, type TrainEvent } from 'anomalyncd';
-import { mtdRoot, repoRoot } from './cli-args.js';
+import { mtdRoot, writeResultsSection, resultsPath } from './cli-args.js';
 
 const args = new Set(process.argv.slice(2));
 const WRITE = args.has('--write');
 const QUICK = args.has('--quick');
 for (const a of args) if (a !== '--write' && a !== '--quick') throw new Error(`Unknown argument ${a} (expected --write, --quick)`);
 
-const root = repoRoot;
 const mtd = mtdRoot;
 if (!existsSync(mtd)) throw new Error(`MTD not found at ${mtd} (set MTD_ROOT)`);
 const CLASSES = ['MT_Blowhole', 'MT_Break', 'MT_Crack', 'MT_Fray', 'MT_Free', 'MT_Uneven'];
@@ -149,14 +148,8 @@ async function main(): Promise<void> {
   const section = lines.join('\n');
   process.stdout.write(section + '\n');
   if (WRITE) {
-    const path = join(root, 'bench', 'RESULTS.md');
-    const text = readFileSync(path, 'utf8');
-    const start = '<!-- train-bench:start -->', end = '<!-- train-bench:end -->';
-    const block = `${start}\n${section}\n${end}`;
-    const a = text.indexOf(start), b = text.indexOf(end);
-    const next = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : text.replace(/\s*$/, '\n\n') + block + '\n';
-    writeFileSync(path, next);
-    process.stderr.write(`updated ${path}\n`);
+    writeResultsSection('train-bench', section);
+    process.stderr.write(`updated ${resultsPath}\n`);
   }
 }
 
