@@ -112,3 +112,9 @@ test('CLI: --k auto --k-method picks the method; predictions.json, the JSON summ
   t.is(cli(['discover', '--dataset', 'synthetic', '--k', '3', '--k-method', 'silhouette', '--out', join(dir, 'b')]).status, 2);
   t.false(existsSync(join(dir, 'b', 'predictions.json')));
 });
+
+test('discover refuses an unknown option (a typo is not silently ignored) and names the closest one', async (t) => {
+  const e = await t.throwsAsync(discover(items, { k: 'auto', kMethd: 'bic' } as never), { instanceOf: InvalidArgumentError });
+  t.regex(e!.message, /unknown option 'kMethd' \(did you mean 'kMethod'\?\)/);
+  await t.throwsAsync(discover(items, { k: 3, colour: 'red' } as never), { instanceOf: InvalidArgumentError, message: /unknown option 'colour'; known options: .*kMethod/ });
+});

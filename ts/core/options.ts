@@ -225,6 +225,37 @@ export function resolveOptions<S extends Schema>(schema: S, input: unknown, pref
   return out as Resolved<S>;
 }
 
+/** Levenshtein distance (for "did you mean"). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * Refuses option keys a call does not know (a typo such as `kMethd` would otherwise be
+ * ignored silently and the default used), naming the closest known key when one is near.
+ */
+export function rejectUnknownOptions(fn: string, input: unknown, known: Iterable<string>): void {
+  if (input === undefined || input === null || typeof input !== 'object') return;
+  const names = [...known];
+  const allowed = new Set(names);
+  for (const key of Object.keys(input)) {
+    if (allowed.has(key)) continue;
+    let best = '', bestD = Infinity;
+    for (const k of names) {
+      const d = editDistance(key.toLowerCase(), k.toLowerCase());
+      if (d < bestD) [best, bestD] = [k, d];
+    }
+    const hint = bestD <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${best}'?)` : '';
+    throw new InvalidArgumentError(`${fn}: unknown option '${key}'${hint}; known options: ${names.slice().sort().join(', ')}`);
+  }
+}
+
 /** The defaults of a schema (for docs, `--help` and tests). */
 export function defaultsOf<S extends Schema>(schema: S): Partial<Record<keyof S, unknown>> {
   const out: Partial<Record<keyof S, unknown>> = {};

@@ -7,7 +7,7 @@
 import { kmeans, type KScore } from '../analysis/cluster.js';
 import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod } from '../analysis/estimate-k-async.js';
 import { InvalidArgumentError, shown } from '../core/errors.js';
-import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, rejectUnknownOptions, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type ClassLabel, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
@@ -279,6 +279,12 @@ const DISCOVER_FIELDS = {
   precision: precisionField,
 } as const;
 
+/** The {@link DiscoverOptions} that the field table does not check (objects and callbacks, checked where used). */
+const DISCOVER_OTHER_KEYS = ['arch', 'labelled', 'training', 'signal', 'onProgress', 'onTrainEvent'] as const satisfies readonly (keyof DiscoverOptions)[];
+// Every DiscoverOptions key is known to the check (compile-time).
+const everyDiscoverKeyKnown: Exclude<keyof DiscoverOptions, keyof typeof DISCOVER_FIELDS | (typeof DISCOVER_OTHER_KEYS)[number]> extends never ? true : never = true;
+void everyDiscoverKeyKnown;
+
 /** Options of {@link predict}. */
 export interface PredictImagesOptions extends Omit<MebinOptions, 'range'>, MaskMapOptions {
   /** Region-merging temperature (default: the model's recorded one, else 50; 100 for MVTec AD). */
@@ -380,6 +386,7 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   items.forEach((item, i) => {
     if (typeof item !== 'object' || item === null) throw new InvalidArgumentError(`discover(): items[${i}] must be an object {image, map} (got ${shown(item)})`);
   });
+  rejectUnknownOptions('discover()', options, [...Object.keys(DISCOVER_FIELDS), ...DISCOVER_OTHER_KEYS]);
   const o = resolveOptions(DISCOVER_FIELDS, options);
   const { k, threads, tauAlpha, seed } = o;
   // Checked before any work: nothing (no loaded backbone) needs freeing yet.
