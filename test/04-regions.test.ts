@@ -152,3 +152,8 @@ test('a warning when MEBin finds no region in most maps (a range without defect-
   t.true(withRange.items.filter((it) => it.crops.every((c) => c.maskArea === 0)).length * 2 <= defects.length);
   t.false(withRange.warnings.some((w) => /no anomaly region/.test(w)));
 });
+
+test('extractRegions refuses an unknown option and names the closest known one', async (t) => {
+  const s = generateSynthetic({ types: 1, perType: 1, good: 0, size: 32, mapSize: 16, seed: 1 });
+  await t.throwsAsync(extractRegions([s[0]!.image], [s[0]!.map], { maskLevl: 100 } as never), { instanceOf: InvalidArgumentError, message: /unknown option 'maskLevl' \(did you mean 'maskLevel'\?\)/ });
+});

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, deviceField, int, num, optionsObject, resolveOptions, str, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, int, num, optionsObject, rejectUnknownOptions, resolveOptions, str, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -148,6 +148,12 @@ const REGIONS_FIELDS = {
   device: deviceField,
 } as const satisfies Schema;
 
+/** The {@link ExtractRegionsOptions} outside the field table (checked where used). */
+const REGIONS_OTHER_KEYS = ['names', 'signal', 'onProgress'] as const satisfies readonly (keyof ExtractRegionsOptions)[];
+// Every ExtractRegionsOptions key is known to the unknown-option check (compile-time).
+const everyRegionsKeyKnown: Exclude<keyof ExtractRegionsOptions, keyof typeof REGIONS_FIELDS | (typeof REGIONS_OTHER_KEYS)[number]> extends never ? true : never = true;
+void everyRegionsKeyKnown;
+
 function rawImage(value: unknown, label: string): string | RawTensor {
   if (typeof value === 'string') {
     if (value.length === 0) throw new InvalidArgumentError(`${label} is an empty path`);
@@ -178,6 +184,7 @@ export async function extractRegions(
   const names: unknown[] | undefined = Array.isArray(given) ? [...(given as unknown[])] : undefined;
   if (given !== undefined && (!names || names.length !== images.length || !names.every((n) => typeof n === 'string' && /^[^/\\]+$/.test(n))))
     throw new InvalidArgumentError("Option 'names' must hold one file stem (no '/') per image");
+  rejectUnknownOptions('extractRegions()', options, [...Object.keys(REGIONS_FIELDS), ...REGIONS_OTHER_KEYS]);
   const o = resolveOptions(REGIONS_FIELDS, options);
   const raw: RawRegionsOptions = {
     sampleRate: o.sampleRate,
