@@ -158,3 +158,8 @@ test('bad map files give typed errors naming the file; 1x1 maps follow the refer
   t.is(r.maps.length, 2);
   t.true(r.warnings.some((w) => /tiny\.png.*1x1/.test(w)));
 });
+
+test('binarize refuses an unknown option and names the closest known one', async (t) => {
+  const map = new Tensor('uint8', [8, 8], new Uint8Array(64).fill(7));
+  await t.throwsAsync(binarize([map], { sampelRate: 4 } as never), { instanceOf: InvalidArgumentError, message: /unknown option 'sampelRate' \(did you mean 'sampleRate'\?\)/ });
+});

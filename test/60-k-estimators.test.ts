@@ -218,3 +218,8 @@ test('the synthetic generator draws up to 8 defect types that simple shape/brigh
   const b = generateSynthetic({ perType: 1, good: 1, size: 32, mapSize: 16, types: 4 });
   t.deepEqual(a.map((s) => [s.name, [...s.image.data]]), b.map((s) => [s.name, [...s.image.data]]));
 });
+
+test('estimateKAsync refuses an unknown option and names the closest known one', async (t) => {
+  const { data, n } = blobs(3, 10, 4, 2);
+  await t.throwsAsync(estimateKAsync(data, n, 4, { methd: 'bic' } as never), { instanceOf: InvalidArgumentError, message: /unknown option 'methd' \(did you mean 'method'\?\)/ });
+});

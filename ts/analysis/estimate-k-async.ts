@@ -21,7 +21,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { AbortError, errorFromCode, InvalidArgumentError } from '../core/errors.js';
-import { defaulted, int, num, oneOf, type Schema } from '../core/options.js';
+import { defaulted, int, num, oneOf, rejectUnknownOptions, type AllKeysKnown, type Schema } from '../core/options.js';
 import type { ClassLabel } from './metrics.js';
 import { massCore, type KPoint } from './k-methods.js';
 import type { KScore } from './estimate-k.js';
@@ -119,6 +119,11 @@ const BASE_FIELDS = {
   tolerance: defaulted(num({ min: 0, max: 1, default: 0.02 })),
 } satisfies Schema;
 
+/** The {@link EstimateKAsyncOptions} outside BASE_FIELDS (their ranges depend on n). */
+const ESTIMATE_OTHER_KEYS = ['kMin', 'kMax', 'nInit', 'neighbours', 'labelled', 'signal'] as const satisfies readonly (keyof EstimateKAsyncOptions)[];
+const everyEstimateKeyKnown: AllKeysKnown<EstimateKAsyncOptions, keyof typeof BASE_FIELDS | (typeof ESTIMATE_OTHER_KEYS)[number]> = true;
+void everyEstimateKeyKnown;
+
 function runWorker(req: WorkerRequest, signal: AbortSignal | undefined): Promise<{ k: number; curve: KPoint[] }> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new AbortError());
@@ -167,6 +172,7 @@ function runWorker(req: WorkerRequest, signal: AbortSignal | undefined): Promise
 export async function estimateKAsync(data: SampleMatrix, n: number, dim: number, options: EstimateKAsyncOptions = {}): Promise<KEstimate> {
   const fn = 'estimateKAsync';
   const t0 = performance.now();
+  rejectUnknownOptions(`${fn}()`, options, [...Object.keys(BASE_FIELDS), ...ESTIMATE_OTHER_KEYS]);
   const o = resolveFor(fn, BASE_FIELDS, options);
   const d = checkData(fn, data, n, dim);
   if (d.n < 3) throw new InvalidArgumentError(`${fn}: needs at least 3 samples (got n = ${d.n})`);

@@ -236,6 +236,9 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** Compile-time: `true` when every key of the options type `O` is among `K` (keeps the known lists complete). */
+export type AllKeysKnown<O, K extends PropertyKey> = Exclude<keyof O, K> extends never ? true : never;
+
 /**
  * Refuses option keys a call does not know (a typo such as `kMethd` would otherwise be
  * ignored silently and the default used), naming the closest known key when one is near.

@@ -7,7 +7,7 @@
 import { kmeans, type KScore } from '../analysis/cluster.js';
 import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod } from '../analysis/estimate-k-async.js';
 import { InvalidArgumentError, shown } from '../core/errors.js';
-import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, rejectUnknownOptions, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, rejectUnknownOptions, resolveOptions, str, threadsField, type AllKeysKnown, type DeviceRequest, type Field, type Precision } from '../core/options.js';
 import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
 import { evaluate, type ClassLabel, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
@@ -279,10 +279,15 @@ const DISCOVER_FIELDS = {
   precision: precisionField,
 } as const;
 
+/** A job's options outside the field tables. */
+const JOB_CALLBACK_KEYS = ['signal', 'onProgress'] as const;
+const everyPredictKeyKnown: AllKeysKnown<PredictImagesOptions, keyof typeof PREDICT_IMAGES_FIELDS | (typeof JOB_CALLBACK_KEYS)[number]> = true;
+void everyPredictKeyKnown;
+
 /** The {@link DiscoverOptions} that the field table does not check (objects and callbacks, checked where used). */
 const DISCOVER_OTHER_KEYS = ['arch', 'labelled', 'training', 'signal', 'onProgress', 'onTrainEvent'] as const satisfies readonly (keyof DiscoverOptions)[];
 // Every DiscoverOptions key is known to the check (compile-time).
-const everyDiscoverKeyKnown: Exclude<keyof DiscoverOptions, keyof typeof DISCOVER_FIELDS | (typeof DISCOVER_OTHER_KEYS)[number]> extends never ? true : never = true;
+const everyDiscoverKeyKnown: AllKeysKnown<DiscoverOptions, keyof typeof DISCOVER_FIELDS | (typeof DISCOVER_OTHER_KEYS)[number]> = true;
 void everyDiscoverKeyKnown;
 
 /** Options of {@link predict}. */
@@ -308,6 +313,7 @@ export type PredictedImage = Omit<DiscoveredImage, 'name' | 'label' | 'baselineC
  */
 export async function predict(model: TrainedModel, images: readonly ImageInput[], maps: readonly MapInput[], options: PredictImagesOptions = {}): Promise<PredictedImage[]> {
   if (!(model instanceof TrainedModel)) throw new InvalidArgumentError('predict(model, images, maps) needs a TrainedModel');
+  rejectUnknownOptions('predict()', options, [...Object.keys(PREDICT_IMAGES_FIELDS), ...JOB_CALLBACK_KEYS]);
   const { threads, sampleRate, minIntervalLen, erode, device, precision, ...given } = resolveOptions(PREDICT_IMAGES_FIELDS, options);
   const tauAlpha = given.tauAlpha ?? model.inference?.tauAlpha ?? 50;
   // Masks as maps as the model recorded it (an explicit option overrides the record).

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, deviceField, int, intRange, optionsObject, resolveOptions, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, optionsObject, rejectUnknownOptions, resolveOptions, threadsField, type AllKeysKnown, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
 import type { RawBinarizeOptions, RawTensor } from '../native/addon-types.js';
@@ -94,6 +94,11 @@ const BINARIZE_FIELDS = {
   device: deviceField,
 } as const satisfies Schema;
 
+/** The {@link BinarizeOptions} outside the field table (checked where used). */
+const BINARIZE_OTHER_KEYS = ['binaryDir', 'binaryNames', 'signal', 'onProgress'] as const satisfies readonly (keyof BinarizeOptions)[];
+const everyBinarizeKeyKnown: AllKeysKnown<BinarizeOptions, keyof typeof BINARIZE_FIELDS | (typeof BINARIZE_OTHER_KEYS)[number]> = true;
+void everyBinarizeKeyKnown;
+
 /** Checks a map argument. @internal */
 export function rawMap(value: unknown, label: string): string | RawTensor {
   if (typeof value === 'string') {
@@ -113,6 +118,7 @@ export function rawMap(value: unknown, label: string): string | RawTensor {
  */
 export async function binarize(maps: readonly MapInput[], options: BinarizeOptions = {}): Promise<BinarizeResult> {
   if (!Array.isArray(maps) || maps.length === 0) throw new InvalidArgumentError('binarize() needs a non-empty array of maps');
+  rejectUnknownOptions('binarize()', options, [...Object.keys(BINARIZE_FIELDS), ...BINARIZE_OTHER_KEYS]);
   const o = resolveOptions(BINARIZE_FIELDS, options);
   const raw: RawBinarizeOptions = {
     sampleRate: o.sampleRate,

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import { runJob, type JobOptions } from '../core/jobs.js';
-import { bool, defaulted, deviceField, int, num, optionsObject, rejectUnknownOptions, resolveOptions, str, threadsField, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
+import { bool, defaulted, deviceField, int, num, optionsObject, rejectUnknownOptions, resolveOptions, str, threadsField, type AllKeysKnown, type DeviceRequest, type Schema, type SchemaFor } from '../core/options.js';
 import { MEBIN_FIELDS, rawMap, type MapInput, type MebinOptions } from './mebin.js';
 import { coreAddon } from '../native/loader.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -151,7 +151,7 @@ const REGIONS_FIELDS = {
 /** The {@link ExtractRegionsOptions} outside the field table (checked where used). */
 const REGIONS_OTHER_KEYS = ['names', 'signal', 'onProgress'] as const satisfies readonly (keyof ExtractRegionsOptions)[];
 // Every ExtractRegionsOptions key is known to the unknown-option check (compile-time).
-const everyRegionsKeyKnown: Exclude<keyof ExtractRegionsOptions, keyof typeof REGIONS_FIELDS | (typeof REGIONS_OTHER_KEYS)[number]> extends never ? true : never = true;
+const everyRegionsKeyKnown: AllKeysKnown<ExtractRegionsOptions, keyof typeof REGIONS_FIELDS | (typeof REGIONS_OTHER_KEYS)[number]> = true;
 void everyRegionsKeyKnown;
 
 function rawImage(value: unknown, label: string): string | RawTensor {
