@@ -1,10 +1,11 @@
 /**
  * Gaussian mixtures with full covariance matrices, fitted by EM, for the `bic`
- * K estimator (k-methods.ts). Same model and procedure as scikit-learn's
+ * K estimator (k-methods.ts). The model and EM of scikit-learn's
  * `GaussianMixture(covariance_type='full', init_params='kmeans')`: each restart
- * starts from one k-means clustering (hard responsibilities), EM runs until the
- * mean log-likelihood changes by less than `tol`, and the restart with the
- * highest log-likelihood is kept. `reg` is added to every covariance's
+ * starts from a k-means clustering (hard responsibilities; here the best of 10
+ * k-means runs, scikit-learn takes one), EM runs until the mean log-likelihood
+ * changes by less than `tol`, and the restart with the highest log-likelihood
+ * is kept. `reg` is added to every covariance's
  * diagonal; here it is relative (times the mean per-feature variance), so the
  * fit does not depend on the features' scale.
  * @internal
