@@ -299,3 +299,9 @@ test('with a seed, runs are bit-reproducible for the same libtorch thread count,
   t.notDeepEqual(lossesOnly(c.history), lossesOnly(a.history), 'another seed gives another run');
   for (const m of [a, b, c]) m.dispose();
 });
+
+test('fit refuses an unknown option and names the closest known one', async (t) => {
+  const lib = await import('anomalyncd');
+  const data = await makeData(lib);
+  await t.throwsAsync(fit(data, { ...OPTIONS, epoch: 3 } as never), { instanceOf: InvalidArgumentError, message: /unknown option 'epoch' \(did you mean 'epochs'\?\)/ });
+});

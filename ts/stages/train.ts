@@ -22,7 +22,7 @@ import { readManifest } from '../io/files.js';
 import { extractRegions } from './regions.js';
 import { BadInputError, InvalidArgumentError, IoError } from '../core/errors.js';
 import { runJob, type Progress } from '../core/jobs.js';
-import { bool, defaulted, deviceField, int, intRange, num, optionsObject, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision, type Resolved } from '../core/options.js';
+import { bool, defaulted, deviceField, int, intRange, num, optionsObject, precisionField, resolveOptions, str, threadsField, type DeviceRequest, type Field, type Precision, type Resolved, rejectUnknownOptions, type AllKeysKnown } from '../core/options.js';
 import { modelAddon, testingAddon } from '../native/loader.js';
 import { Backbone, rawBackbone, resolveArch, type ArchSpec, type VitConfig } from './model.js';
 import { isTensorLike, Tensor } from '../core/tensor.js';
@@ -588,6 +588,11 @@ export class TrainedModel {
   }
 }
 
+/** fit()'s options outside its field table. */
+const FIT_OTHER_KEYS = ['signal', 'onProgress'] as const satisfies readonly (keyof FitOptions)[];
+const everyFitKeyKnown: AllKeysKnown<FitOptions, keyof typeof fitTable | (typeof FIT_OTHER_KEYS)[number]> = true;
+void everyFitKeyKnown;
+
 /**
  * Trains the NCD model (METHOD.md §5) on worker threads and resolves with the trained
  * model. With `checkpointDir`, a resumable bundle is written after every epoch and a
@@ -599,6 +604,7 @@ export async function fit(dataset: TrainDataset, options: FitOptions): Promise<T
     throw new InvalidArgumentError('fit() needs a dataset { unlabelled: TrainCrop[], labelled?: LabelledCrop[] }');
   if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('fit() needs options with k (the number of novel classes)');
   if (dataset.unlabelled.length === 0) throw new InvalidArgumentError('fit() needs at least one unlabelled crop');
+  rejectUnknownOptions('fit()', options, [...Object.keys(fitTable), ...FIT_OTHER_KEYS]);
   const o = resolveOptions(fitTable, options);
   const k = o.k;
   const labelled = dataset.labelled ?? [];
