@@ -34,6 +34,8 @@ export const K_METHODS = ['silhouette', 'mass', 'stability', 'gcd', 'eigengap', 
 export type KMethod = (typeof K_METHODS)[number];
 /** The estimators that work on features alone (or features + a labelled set). */
 export type FeatureKMethod = Exclude<KMethod, 'mass'>;
+/** The methods {@link estimateKAsync} runs (all but `mass`). */
+const FEATURE_K_METHODS = K_METHODS.filter((m): m is FeatureKMethod => m !== 'mass');
 /**
  * The default of `discover({k: 'auto'})` and `--k auto`: the method that won `bench/k-estimation`
  * on whole datasets (bench/RESULTS.md, "K estimation on whole datasets", 2026-11-30: `bic` on
@@ -111,7 +113,7 @@ export interface WorkerRequest {
 }
 
 const BASE_FIELDS = {
-  method: defaulted(oneOf(['silhouette', 'stability', 'gcd', 'eigengap', 'bic'] as const, { default: 'silhouette' })),
+  method: defaulted(oneOf(FEATURE_K_METHODS, { default: 'silhouette' })),
   seed: defaulted(int({ min: 0, max: 0xffffffff, default: 0 })),
   maxIter: defaulted(int({ min: 1, max: 1e9, default: 300 })),
   resamples: defaulted(int({ min: 1, max: 1000, default: 10 })),

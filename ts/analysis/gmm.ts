@@ -24,9 +24,6 @@ export interface GmmFit {
   covariances: Float64Array;
   /** Sum over the samples of log p(x). */
   logLikelihood: number;
-  /** Most probable component of each sample. */
-  labels: Int32Array;
-  iterations: number;
   converged: boolean;
 }
 
@@ -73,7 +70,7 @@ export function fitGmm(p: Prepared, k: number, seed: number, nInit: number, maxI
   const cov = new Float64Array(k * dim * dim);
   const chol = new Float64Array(k * dim * dim);
   const logDet = new Float64Array(k);
-  const logProb = new Float64Array(n * k);
+  const logProb = new Float64Array(k); // one sample's, per component
   const diff = new Float64Array(dim);
 
   const mStep = (): void => {
@@ -137,13 +134,13 @@ export function fitGmm(p: Prepared, k: number, seed: number, nInit: number, maxI
           maha += diff[a]! * diff[a]!;
         }
         const lp = Math.log(weights[c]!) - 0.5 * (dim * LOG_2PI + logDet[c]! + maha);
-        logProb[i * k + c] = lp;
+        logProb[c] = lp;
         if (lp > top) top = lp;
       }
       let s = 0;
-      for (let c = 0; c < k; c++) s += Math.exp(logProb[i * k + c]! - top);
+      for (let c = 0; c < k; c++) s += Math.exp(logProb[c]! - top);
       const lse = top + Math.log(s);
-      for (let c = 0; c < k; c++) resp[i * k + c] = Math.exp(logProb[i * k + c]! - lse);
+      for (let c = 0; c < k; c++) resp[i * k + c] = Math.exp(logProb[c]! - lse);
       total += lse;
     }
     return total;
@@ -158,8 +155,7 @@ export function fitGmm(p: Prepared, k: number, seed: number, nInit: number, maxI
     mStep();
     let ll = -Infinity;
     let converged = false;
-    let it = 0;
-    for (it = 1; it <= maxIter; it++) {
+    for (let it = 1; it <= maxIter; it++) {
       const next = eStep() / n;
       mStep();
       const change = next - ll;
@@ -169,17 +165,10 @@ export function fitGmm(p: Prepared, k: number, seed: number, nInit: number, maxI
         break;
       }
     }
-    // the log-likelihood of the final parameters (and their posteriors for the labels)
+    // the log-likelihood of the final parameters
     const logLikelihood = eStep();
-    if (best === undefined || logLikelihood > best.logLikelihood) {
-      const labels = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        let b = 0;
-        for (let c = 1; c < k; c++) if (resp[i * k + c]! > resp[i * k + b]!) b = c;
-        labels[i] = b;
-      }
-      best = { k, weights: weights.slice(), means: means.slice(), covariances: cov.slice(), logLikelihood, labels, iterations: Math.min(it, maxIter), converged };
-    }
+    if (best === undefined || logLikelihood > best.logLikelihood)
+      best = { k, weights: weights.slice(), means: means.slice(), covariances: cov.slice(), logLikelihood, converged };
   }
   return best!;
 }

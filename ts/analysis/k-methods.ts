@@ -46,15 +46,22 @@ function subset(p: Prepared, idx: ArrayLike<number>): Prepared {
  * Same clusterings and scores as the synchronous `estimateK`.
  */
 export function silhouetteCore(p: Prepared, kMin: number, kMax: number, seed: number, nInit: number, maxIter: number, stop: StopCheck): KCurveResult {
+  return scanK(kMin, kMax, stop, (k) => {
+    const clustering = kmeansCore(p, k, seed, nInit, maxIter, DEFAULT_TOL, 'auto');
+    const { idx, count } = encodeLabels('silhouette', clustering.labels, p.n);
+    return count < 2 ? -1 : silhouetteOf(p, idx, count);
+  });
+}
+
+/** Scores every K in `kMin..kMax` (checking `stop` before each) and picks the highest (the smaller K on ties). */
+function scanK(kMin: number, kMax: number, stop: StopCheck, score: (k: number) => number): KCurveResult {
   const curve: KPoint[] = [];
   let best: KPoint | undefined;
   for (let k = kMin; k <= kMax; k++) {
     stop();
-    const clustering = kmeansCore(p, k, seed, nInit, maxIter, DEFAULT_TOL, 'auto');
-    const { idx, count } = encodeLabels('silhouette', clustering.labels, p.n);
-    const score = count < 2 ? -1 : silhouetteOf(p, idx, count);
-    curve.push({ k, score });
-    if (best === undefined || score > best.score) best = { k, score };
+    const point = { k, score: score(k) };
+    curve.push(point);
+    if (best === undefined || point.score > best.score) best = point;
   }
   return { k: best!.k, curve };
 }
@@ -283,16 +290,7 @@ export const GMM_REG = 1e-3;
  * backbone features, unless n is large).
  */
 export function bicCore(p: Prepared, kMin: number, kMax: number, seed: number, nInit: number, maxIter: number, stop: StopCheck): KCurveResult {
-  const curve: KPoint[] = [];
-  let best: KPoint | undefined;
-  for (let k = kMin; k <= kMax; k++) {
-    stop();
-    const fit = fitGmm(p, k, seed, nInit, maxIter, GMM_TOL, GMM_REG);
-    const score = -gmmBic(fit, p.n, p.dim);
-    curve.push({ k, score });
-    if (best === undefined || score > best.score) best = { k, score };
-  }
-  return { k: best!.k, curve };
+  return scanK(kMin, kMax, stop, (k) => -gmmBic(fitGmm(p, k, seed, nInit, maxIter, GMM_TOL, GMM_REG), p.n, p.dim));
 }
 
 /**
