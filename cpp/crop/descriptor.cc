@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "common/error.h"
 
 namespace anomalyncd::crop {
@@ -33,97 +35,32 @@ int ringRadius(int64_t area) {
   return static_cast<int>(std::max(2.0, std::min(15.0, std::round(std::sqrt(static_cast<double>(area)) / 4))));
 }
 
-// Square (Chebyshev) dilation by r with running counts (pixels outside the crop do not
-// count), into `out` (`tmp`: scratch); both resized here.
-void dilate(const std::vector<uint8_t>& m, int h, int w, int r, std::vector<uint8_t>& tmp, std::vector<uint8_t>& out) {
-  tmp.resize(m.size());
-  out.resize(m.size());
-  for (int y = 0; y < h; ++y) {
-    int c = 0;
-    for (int x = 0; x < std::min(w, r); ++x) c += m[y * w + x];
-    for (int x = 0; x < w; ++x) {
-      if (x + r < w) c += m[y * w + x + r];
-      if (x - r - 1 >= 0) c -= m[y * w + x - r - 1];
-      tmp[y * w + x] = c > 0;
-    }
-  }
-  for (int x = 0; x < w; ++x) {
-    int c = 0;
-    for (int y = 0; y < std::min(h, r); ++y) c += tmp[y * w + x];
-    for (int y = 0; y < h; ++y) {
-      if (y + r < h) c += tmp[(y + r) * w + x];
-      if (y - r - 1 >= 0) c -= tmp[(y - r - 1) * w + x];
-      out[y * w + x] = c > 0;
-    }
-  }
+// The ring around the mask: its square (Chebyshev) dilation by r. Pixels outside the crop
+// do not count (OpenCV's default dilation border), as in the oracle.
+cv::Mat dilateSquare(const cv::Mat& m, int r) {
+  cv::Mat out;
+  cv::dilate(m, out, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2 * r + 1, 2 * r + 1)));
+  return out;
 }
 
-// Number of 8-connected components of a 0/1 mask.
-int components(const std::vector<uint8_t>& m, int h, int w, std::vector<uint8_t>& seen, std::vector<int>& stack) {
-  seen.assign(m.size(), 0);
-  stack.clear();
-  int count = 0;
-  for (int s = 0; s < h * w; ++s) {
-    if (!m[s] || seen[s]) continue;
-    ++count;
-    seen[s] = 1;
-    stack.push_back(s);
-    while (!stack.empty()) {
-      const int p = stack.back();
-      stack.pop_back();
-      const int py = p / w, px = p - py * w;
-      for (int dy = -1; dy <= 1; ++dy)
-        for (int dx = -1; dx <= 1; ++dx) {
-          const int y = py + dy, x = px + dx;
-          if (y < 0 || y >= h || x < 0 || x >= w) continue;
-          const int q = y * w + x;
-          if (m[q] && !seen[q]) {
-            seen[q] = 1;
-            stack.push_back(q);
-          }
-        }
-    }
-  }
-  return count;
-}
-
-// Area of the convex hull of the mask's pixel squares (monotone chain over each row's
-// extreme corners; integer coordinates, so exact in double).
-double hullArea(const std::vector<uint8_t>& m, int h, int w) {
-  using Pt = std::pair<double, double>;
-  std::vector<Pt> pts;
-  for (int y = 0; y < h; ++y) {
+// Area of the convex hull of the mask's pixel squares: the hull of each row's extreme
+// corners (integer coordinates, so the area is exact).
+double hullArea(const cv::Mat& m) {
+  std::vector<cv::Point> pts;
+  for (int y = 0; y < m.rows; ++y) {
+    const uint8_t* row = m.ptr<uint8_t>(y);
     int lo = -1, hi = -1;
-    for (int x = 0; x < w; ++x)
-      if (m[y * w + x]) {
+    for (int x = 0; x < m.cols; ++x)
+      if (row[x]) {
         if (lo < 0) lo = x;
         hi = x;
       }
     if (lo < 0) continue;
     pts.insert(pts.end(), {{lo, y}, {lo, y + 1}, {hi + 1, y}, {hi + 1, y + 1}});
   }
-  std::sort(pts.begin(), pts.end());
-  const auto cross = [](const Pt& o, const Pt& a, const Pt& b) {
-    return (a.first - o.first) * (b.second - o.second) - (a.second - o.second) * (b.first - o.first);
-  };
-  std::vector<Pt> lower, upper;
-  for (const Pt& p : pts) {
-    while (lower.size() >= 2 && cross(lower[lower.size() - 2], lower.back(), p) <= 0) lower.pop_back();
-    lower.push_back(p);
-  }
-  for (auto it = pts.rbegin(); it != pts.rend(); ++it) {
-    while (upper.size() >= 2 && cross(upper[upper.size() - 2], upper.back(), *it) <= 0) upper.pop_back();
-    upper.push_back(*it);
-  }
-  std::vector<Pt> hull(lower.begin(), lower.end() - 1);
-  hull.insert(hull.end(), upper.begin(), upper.end() - 1);
-  double a = 0;
-  for (size_t i = 0; i < hull.size(); ++i) {
-    const Pt& p = hull[i];
-    const Pt& q = hull[(i + 1) % hull.size()];
-    a += p.first * q.second - q.first * p.second;
-  }
-  return std::fabs(a) / 2;
+  std::vector<cv::Point> hull;
+  cv::convexHull(pts, hull);
+  return cv::contourArea(hull);
 }
 
 struct Stats {
@@ -152,8 +89,7 @@ Stats stats(const std::vector<float>& g, const std::vector<float>& grad, Sel sel
 // faults than the descriptor's arithmetic.
 struct Workspace {
   std::vector<float> g, grad, padded;
-  std::vector<uint8_t> m, tmp, ring, seen;
-  std::vector<int> stack;
+  std::vector<uint8_t> m;
 };
 
 }  // namespace
@@ -241,8 +177,10 @@ Descriptor regionDescriptor(const cv::Mat& image, const cv::Mat& mask) {
   const double tr = cxx + cyy, half = (cxx - cyy) / 2,
                disc = std::sqrt(std::max(0.0, half * half + cxy * cxy));
   const double l1 = tr / 2 + disc, l2 = std::max(1e-12, tr / 2 - disc);
-  dilate(m, h, w, ringRadius(A), ws.tmp, ws.ring);
-  const std::vector<uint8_t>& ring = ws.ring;
+  const cv::Mat mask01(h, w, CV_8UC1, m.data());
+  const cv::Mat ringMat = dilateSquare(mask01, ringRadius(A));
+  cv::Mat labels;  // 8-connected components, as MEBin counts them
+  const uint8_t* ring = ringMat.ptr<uint8_t>();
   const Stats inside = stats(g, grad, [&](size_t i) { return m[i] == 1; });
   Stats outside = stats(g, grad, [&](size_t i) { return ring[i] == 1 && m[i] == 0; });
   if (outside.count == 0) outside = inside;  // the mask fills the crop
@@ -257,8 +195,8 @@ Descriptor regionDescriptor(const cv::Mat& image, const cv::Mat& mask) {
        0.5 * std::log(l1 / l2),
        std::log((2 * a) / P),
        a / (static_cast<double>(x1 - x0 + 1) * (y1 - y0 + 1)),
-       std::min(1.0, a / std::max(1.0, hullArea(m, h, w))),
-       std::log(static_cast<double>(components(m, h, w, ws.seen, ws.stack))),
+       std::min(1.0, a / std::max(1.0, hullArea(mask01))),
+       std::log(static_cast<double>(cv::connectedComponents(mask01, labels, 8, CV_32S) - 1)),
        inside.mean,
        inside.std,
        outside.mean,
