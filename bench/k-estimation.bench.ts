@@ -39,7 +39,7 @@ import {
   type KMethod,
   type LabelledCrop,
 } from 'anomalyncd';
-import { regionWeights } from '../ts/analysis/merge.js';
+import { poolCropRows } from '../ts/analysis/merge.js';
 import { DESCRIPTOR_DIM, joinStandardised, regionDescriptor, type FeatureBlock, type KFeatures } from '../ts/analysis/descriptors.js';
 import * as regionsModule from '../ts/stages/regions.js';
 import { mulberry32 } from '../ts/core/random.js';
@@ -124,29 +124,14 @@ async function makeConfig(name: string, seed: number): Promise<Config> {
 
 function imageFeatures(r: DiscoverResult, tauAlpha: number): { data: Float32Array; dim: number } {
   const dim = r.crops[0]!.frozen.length;
-  const out = new Float32Array(r.images.length * dim);
-  let first = 0;
-  r.regions.items.forEach((item, i) => {
-    const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
-    item.crops.forEach((_, j) => {
-      const f = r.crops[first + j]!.frozen;
-      for (let d = 0; d < dim; d++) out[i * dim + d]! += w[j]! * f[d]!;
-    });
-    first += item.crops.length;
-  });
-  return { data: out, dim };
+  return { data: poolCropRows(r.regions.items, (j) => r.crops[j]!.frozen, dim, tauAlpha, new Float32Array(r.images.length * dim)), dim };
 }
 
 /** Each image's region descriptor (crops' descriptors merged with the region weights), as discover does. */
 function imageDescriptors(r: DiscoverResult, tauAlpha: number): FeatureBlock {
-  const rows = r.regions.items.map((item) => {
-    const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
-    const out = new Float64Array(DESCRIPTOR_DIM);
-    item.crops.forEach((c, j) => (c.descriptor ?? regionDescriptor(c.image!, c.mask!)).forEach((v, d) => (out[d]! += w[j]! * v)));
-    return out;
-  });
-  const dim = rows[0]!.length;
-  return { data: Float64Array.from(rows.flatMap((x) => Array.from(x))), dim };
+  const crops = r.regions.items.flatMap((item) => item.crops);
+  const rows = (j: number) => crops[j]!.descriptor ?? regionDescriptor(crops[j]!.image!, crops[j]!.mask!);
+  return { data: poolCropRows(r.regions.items, rows, DESCRIPTOR_DIM, tauAlpha, new Float64Array(r.images.length * DESCRIPTOR_DIM)), dim: DESCRIPTOR_DIM };
 }
 
 interface Row {

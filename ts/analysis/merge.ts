@@ -46,6 +46,26 @@ export function regionWeights(maskAreas: readonly number[], tauAlpha: number): F
 }
 
 /**
+ * Each image's row from its crops' rows (crops in image order: crop `j` is `row(j)`), summed
+ * with the region-merge weights into `out` (images x dim, zeroed). Accumulates in `out`'s
+ * own precision, crop by crop.
+ */
+export function poolCropRows<T extends Float32Array | Float64Array>(
+  items: readonly { crops: readonly { maskArea: number }[] }[], row: (j: number) => ArrayLike<number>, dim: number, tauAlpha: number, out: T,
+): T {
+  let first = 0;
+  items.forEach((item, i) => {
+    const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
+    item.crops.forEach((_, r) => {
+      const f = row(first + r);
+      for (let d = 0; d < dim; d++) out[i * dim + d]! += w[r]! * f[d]!;
+    });
+    first += item.crops.length;
+  });
+  return out;
+}
+
+/**
  * Merges the regions of one image with temperature `tauAlpha` (100 for MVTec
  * AD, 50 otherwise in the reference). One region: its own probabilities.
  */

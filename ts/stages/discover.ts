@@ -8,7 +8,7 @@ import { kmeans, type KScore } from '../analysis/cluster.js';
 import { countMassK, DEFAULT_K_METHOD, estimateKAsync, K_METHODS, type KMethod } from '../analysis/estimate-k-async.js';
 import { InvalidArgumentError, shown } from '../core/errors.js';
 import { bool, defaulted, deviceField, int, intRange, num, oneOf, precisionField, rejectUnknownOptions, resolveOptions, str, threadsField, type AllKeysKnown, type DeviceRequest, type Field, type Precision } from '../core/options.js';
-import { mergeRegions, argmax, regionWeights } from '../analysis/merge.js';
+import { mergeRegions, argmax, poolCropRows } from '../analysis/merge.js';
 import { evaluate, type ClassLabel, type EvaluationResult } from '../analysis/metrics.js';
 import { loadBackbone, type ArchSpec, type Backbone, type BackboneInfo, type VitConfig } from './model.js';
 import { extractRegions, MASK_MAP_FIELDS, type Box, type ImageInput, type MaskMapOptions, type RegionsResult } from './regions.js';
@@ -351,14 +351,7 @@ function l2normalised(v: Float32Array): Float32Array {
 /** Each image's region descriptor: its crops' descriptors merged with the region weights (crops in image order). */
 function imageDescriptors(regions: RegionsResult, cropDescriptors: readonly Float64Array[], tauAlpha: number): { data: Float64Array; dim: number } {
   const dim = cropDescriptors[0]!.length;
-  const out = new Float64Array(regions.items.length * dim);
-  let first = 0;
-  regions.items.forEach((item, i) => {
-    const w = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
-    item.crops.forEach((_, r) => cropDescriptors[first + r]!.forEach((v, d) => (out[i * dim + d]! += w[r]! * v)));
-    first += item.crops.length;
-  });
-  return { data: out, dim };
+  return { data: poolCropRows(regions.items, (j) => cropDescriptors[j]!, dim, tauAlpha, new Float64Array(regions.items.length * dim)), dim };
 }
 
 /** Below this many images per estimated type `bic` under-estimates K (bench/RESULTS.md: 12 per type, 2–3 every time; 40 per type, exact for K = 3 and 5): discover warns. */
@@ -486,16 +479,8 @@ export async function discover(items: readonly DiscoverItem[], options: Discover
   });
   if (!o.backbone) warnings.push('No --backbone given: the ViT is RANDOMLY INITIALISED, so features carry little meaning. Pass a DINO checkpoint for real results.');
   const dim = frozen[0]!.length;
-  const imageFeatures = new Float32Array(items.length * dim);
-  // Crops are in image order: each image's crop features, pooled with its region-merge weights.
-  let first = 0;
-  regions.items.forEach((item, i) => {
-    const weights = regionWeights(item.crops.map((c) => c.maskArea), tauAlpha);
-    item.crops.forEach((_, r) => {
-      for (let d = 0; d < dim; d++) imageFeatures[i * dim + d]! += weights[r]! * frozen[first + r]![d]!;
-    });
-    first += item.crops.length;
-  });
+  // Each image's crop features, pooled with its region-merge weights.
+  const imageFeatures = poolCropRows(regions.items, (j) => frozen[j]!, dim, tauAlpha, new Float32Array(items.length * dim));
   // Until fit() takes it over, a failure frees the loaded backbone at once.
   const freeing = async <T>(work: () => Promise<T>): Promise<T> => {
     try {
