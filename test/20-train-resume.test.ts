@@ -173,20 +173,21 @@ test('bundles load back (predictions identical) and broken bundles are refused n
   const n = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
   header.__metadata__['anomalyncd.format_version'] = '99';
-  let text = JSON.stringify(header);
-  while (text.length % 8) text += ' ';
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(text.length));
+  // The header length counts UTF-8 bytes (the metadata holds non-ASCII text, e.g. '§'), padded to 8.
+  const withHeader = (h: unknown): Buffer => {
+    let bytes = Buffer.from(JSON.stringify(h));
+    bytes = Buffer.concat([bytes, Buffer.alloc((8 - (bytes.length % 8)) % 8, ' ')]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(bytes.length));
+    return Buffer.concat([len, bytes, buf.subarray(8 + n)]);
+  };
   const v99 = join(dir, 'v99.safetensors');
-  writeFileSync(v99, Buffer.concat([len, Buffer.from(text), buf.subarray(8 + n)]));
+  writeFileSync(v99, withHeader(header));
   await t.throwsAsync(loadTrainedModel(v99), { instanceOf: CheckpointError, message: /v99\.safetensors.*version '99'/ });
   // A safetensors file that is not a bundle.
   delete header.__metadata__['anomalyncd.format_version'];
-  text = JSON.stringify(header);
-  while (text.length % 8) text += ' ';
-  len.writeBigUInt64LE(BigInt(text.length));
   const plain = join(dir, 'plain.safetensors');
-  writeFileSync(plain, Buffer.concat([len, Buffer.from(text), buf.subarray(8 + n)]));
+  writeFileSync(plain, withHeader(header));
   await t.throwsAsync(loadTrainedModel(plain), { instanceOf: CheckpointError, message: /plain\.safetensors.*not an anomalyncd training bundle/ });
   // A corrupt tensor table.
   const bad = join(dir, 'bad.safetensors');
